@@ -1,0 +1,122 @@
+"""The in-memory Dataset: id maps, interactions in internal indices, item and user tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.idmap import IdMap
+from recsys.data.io import read_tables
+
+Weighting = Literal["binary", "count", "log", "recency", "bm25"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything a model needs, in dense internal indices. Frozen: derive new datasets, never mutate.
+
+    `items` covers the whole catalog (also products nobody bought yet, which hybrid models can rank)
+    and `users` every customer, so splits of one dataset share the same id maps.
+    """
+
+    users: IdMap
+    items: IdMap
+    interactions: pd.DataFrame  # user_idx, item_idx, timestamp, quantity, value, discount, channel, basket_id
+    items_table: pd.DataFrame  # row i describes item i
+    users_table: pd.DataFrame  # row u describes user u
+    offers: pd.DataFrame | None = None
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, pd.DataFrame]) -> Dataset:
+        customers, products = tables["customers"], tables["products"]
+        users = IdMap(customers["customer_id"], "customer")
+        items = IdMap(products["product_id"], "product")
+        inter = tables["interactions"]
+        frame = inter.drop(columns=["customer_id", "product_id"]).assign(
+            user_idx=users.to_internal(inter["customer_id"]).astype(np.int32),
+            item_idx=items.to_internal(inter["product_id"]).astype(np.int32),
+        )
+        frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        return cls(
+            users=users,
+            items=items,
+            interactions=frame,
+            items_table=products.reset_index(drop=True),
+            users_table=customers.reset_index(drop=True),
+            offers=tables.get("offers"),
+        )
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Dataset:
+        return cls.from_tables(read_tables(data_dir))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def with_interactions(self, interactions: pd.DataFrame) -> Dataset:
+        """Same id maps and tables, a subset of the interactions (how splits are made)."""
+        return replace(self, interactions=interactions.reset_index(drop=True))
+
+    def user_item_matrix(
+        self,
+        weighting: Weighting = "count",
+        half_life_days: float = 60.0,
+        now: pd.Timestamp | None = None,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+    ) -> sp.csr_matrix:
+        """users x items CSR matrix of purchase strength.
+
+        count: purchase lines; log: log1p(count); recency: lines weighted by exp(-ln2 * age/half_life)
+        (age relative to `now`, default the latest interaction); bm25: count re-weighted like
+        implicit's bm25_weight so that staples bought by everyone weigh less.
+        """
+        inter = self.interactions
+        rows = inter["user_idx"].to_numpy()
+        cols = inter["item_idx"].to_numpy()
+        if weighting == "recency":
+            ts = inter["timestamp"].to_numpy(dtype="datetime64[ns]")
+            ref = (
+                np.datetime64(now if now is not None else ts.max(), "ns")
+                if len(ts)
+                else np.datetime64(0, "ns")
+            )
+            age_days = (ref - ts).astype("timedelta64[s]").astype(np.float64) / 86400.0
+            data = np.exp(-np.log(2.0) * np.clip(age_days, 0, None) / half_life_days)
+        else:
+            data = np.ones(len(inter), dtype=np.float64)
+        shape = (self.n_users, self.n_items)
+        matrix = sp.csr_matrix((data, (rows, cols)), shape=shape, dtype=np.float64)  # duplicates summed
+        matrix.sum_duplicates()
+        if weighting == "binary":
+            matrix.data[:] = 1.0
+        elif weighting == "log":
+            matrix.data = np.log1p(matrix.data)
+        elif weighting == "bm25":
+            matrix = bm25_weight(matrix, bm25_k1, bm25_b)
+        elif weighting not in ("count", "recency"):
+            raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
+        return matrix.astype(np.float32).tocsr()
+
+
+def bm25_weight(matrix: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+    """BM25 weighting of a users x items matrix (items play the role of terms)."""
+    coo = matrix.tocoo()
+    n_users = matrix.shape[0]
+    item_df = np.bincount(coo.col, minlength=matrix.shape[1])
+    idf = np.log(n_users) - np.log1p(item_df)
+    row_sums = np.asarray(matrix.sum(axis=1)).ravel()
+    avg = row_sums.mean() if n_users else 1.0
+    length_norm = (1.0 - b) + b * row_sums / max(avg, 1e-12)
+    data = coo.data * (k1 + 1.0) / (k1 * length_norm[coo.row] + coo.data) * idf[coo.col]
+    return sp.csr_matrix((data, (coo.row, coo.col)), shape=matrix.shape)

@@ -1,0 +1,195 @@
+"""Recommender contract: one base class does ids, seen items, masks, fallback, top-k and persistence.
+
+Subclasses write only `_fit`, `_score` and (for persistence) `_get_state`/`_set_state`. Parameters
+live in `__init__`'s signature only (scikit-learn style), so `get_params()` feeds MLflow and Optuna.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.dataset import Dataset
+from recsys.data.idmap import IdMap
+from recsys.ranking.topk import top_k
+
+FORMAT_VERSION = 1
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+class Recommender:
+    """Base class. Learned state ends in `_`; `__init__` only stores keyword parameters."""
+
+    name: ClassVar[str] = "base"
+    registry: ClassVar[dict[str, type[Recommender]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name != "base" and not inspect.isabstract(cls):
+            Recommender.registry[cls.name] = cls
+
+    # ---- parameters -------------------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ---- fitting ----------------------------------------------------------------------------
+    def fit(self, dataset: Dataset) -> Recommender:
+        self.users_ = dataset.users
+        self.items_ = dataset.items
+        seen = dataset.user_item_matrix("binary")
+        self.seen_ = seen
+        self.item_popularity_ = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32)
+        self._fit(dataset)
+        return self
+
+    def _fit(self, dataset: Dataset) -> None:
+        raise NotImplementedError
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        """(len(user_idx), n_items) scores for known users; higher is better."""
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+
+    # ---- scoring and recommending -----------------------------------------------------------
+    def score(self, user_idx: np.ndarray | list[int]) -> np.ndarray:
+        """Scores for internal user indices; -1 (unknown user) gets the popularity fallback."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
+        known = user_idx >= 0
+        if known.any():
+            out[known] = self._score(user_idx[known])
+        if (~known).any():
+            out[~known] = self.fallback_scores()
+        return out
+
+    def fallback_scores(self) -> np.ndarray:
+        """Non-personalised scores for customers the model does not know (or may not personalise)."""
+        return self.item_popularity_
+
+    def recommend_idx(
+        self,
+        user_idx: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exclude_seen: bool = False,
+        scores: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores for internal user indices (batch); masks apply before top-k."""
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if scores is None:
+            scores = self.score(user_idx)
+        if exclude_seen:
+            known = user_idx >= 0
+            seen = np.zeros(scores.shape, dtype=bool)
+            if known.any():
+                seen[known] = self.seen_[user_idx[known]].toarray() > 0
+            allowed = ~seen if allowed is None else (np.asarray(allowed, dtype=bool) & ~seen)
+        return top_k(scores, k, allowed)
+
+    def recommend(
+        self,
+        users: list[str] | np.ndarray | pd.Series,
+        k: int = 10,
+        allowed: np.ndarray | None = None,
+        exclude_seen: bool = False,
+        batch_size: int = 1024,
+    ) -> pd.DataFrame:
+        """user_id, item_id, rank, score with external ids; unknown users get the fallback list."""
+        self._check_fitted()
+        users = [str(u) for u in users]
+        user_idx = self.users_.to_internal(users, strict=False)
+        frames = []
+        for start in range(0, len(users), batch_size):
+            batch = user_idx[start : start + batch_size]
+            items, scores = self.recommend_idx(batch, k, allowed=allowed, exclude_seen=exclude_seen)
+            rows, ranks = np.nonzero(items >= 0)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user_id": np.asarray(users[start : start + batch_size], dtype=object)[rows],
+                        "item_id": self.items_.to_external(items[rows, ranks]),
+                        "rank": ranks + 1,
+                        "score": scores[rows, ranks],
+                    }
+                )
+            )
+        if not frames:
+            return pd.DataFrame(columns=["user_id", "item_id", "rank", "score"])
+        return pd.concat(frames, ignore_index=True)
+
+    # ---- persistence (numpy + JSON, no pickle) ----------------------------------------------
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+    def save(self, directory: Path) -> Path:
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "params": self.get_params(),
+            "users": self.users_.to_list(),
+            "items": self.items_.to_list(),
+        }
+        (directory / "model.json").write_text(json.dumps(meta))
+        seen = self.seen_.tocsr()
+        arrays = {
+            "seen_indptr": seen.indptr,
+            "seen_indices": seen.indices,
+            "item_popularity": self.item_popularity_,
+        }
+        arrays.update({f"state_{k}": v for k, v in self._get_state().items()})
+        np.savez_compressed(directory / "arrays.npz", **arrays)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender:
+        directory = Path(directory)
+        meta = json.loads((directory / "model.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{directory}: unsupported model format {meta.get('format_version')}")
+        model_cls = Recommender.registry.get(meta["model"])
+        if model_cls is None:
+            raise ValueError(f"{directory}: unknown model type {meta['model']!r}")
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise ValueError(f"{directory} holds a {meta['model']} model, not {cls.name}")
+        model = model_cls(**meta["params"])
+        model.users_ = IdMap(meta["users"], "customer")
+        model.items_ = IdMap(meta["items"], "product")
+        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        n_users, n_items = len(model.users_), len(model.items_)
+        indices = arrays["seen_indices"]
+        model.seen_ = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, arrays["seen_indptr"]),
+            shape=(n_users, n_items),
+        )
+        model.item_popularity_ = arrays["item_popularity"]
+        model._set_state({k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")})
+        return model
