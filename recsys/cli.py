@@ -1,103 +1,27 @@
-"""`recsys` command line: the composition root. Heavy imports happen inside each command."""
+"""`recsys` command line: the composition root. Heavy imports happen inside each command.
+
+Each command module exposes `add_commands(subparsers)`; modules listed here are imported cheaply
+(their handlers import numpy/implicit/mlflow/bentoml lazily).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-import time
-from pathlib import Path
 
-EXIT_BAD_INPUT = 2
+from recsys.commands.common import EXIT_BAD_INPUT
 
-
-def _cmd_data_prepare(args: argparse.Namespace) -> int:
-    from recsys.data.io import import_dir, read_tables, write_tables
-    from recsys.data.progress import Progress
-    from recsys.data.summary import summarize
-
-    start = time.perf_counter()
-    out = Path(args.out)
-    if args.source == "completejourney":
-        from recsys.data.completejourney import load_completejourney
-
-        progress = Progress(6)
-        tables, report = load_completejourney(progress)
-        with progress.step(f"validating and writing {out}"):
-            info = write_tables(tables, out, {"source": "completejourney"})
-        print("Complete Journey raw sizes: " + ", ".join(f"{k} {v:,}" for k, v in report.raw_sizes.items()))
-        for reason, n in report.dropped.items():
-            print(f"Dropped {n:,} {reason}")
-    elif args.source == "synthetic":
-        from recsys.data.synthetic import generate, write_synthetic
-
-        progress = Progress(2)
-        with progress.step(f"generating {args.customers:,} customers x {args.products:,} products"):
-            data = generate(
-                n_customers=args.customers, n_products=args.products, weeks=args.weeks, seed=args.seed
-            )
-        with progress.step(f"validating and writing {out}"):
-            write_synthetic(data, out)
-        tables = data.tables
-    else:
-        progress = Progress(1)
-        with progress.step(f"importing {args.source}"):
-            info = import_dir(Path(args.source), out)
-        tables = read_tables(out)
-    del info
-    print(summarize(tables))
-    print(f"\nWrote {out} in {time.perf_counter() - start:.1f}s")
-    return 0
-
-
-def _cmd_data_validate(args: argparse.Namespace) -> int:
-    from recsys.data.io import MANIFEST, read_source_dir, read_tables
-    from recsys.data.validation import validate_tables
-
-    path = Path(args.dir)
-    if (path / MANIFEST).exists():
-        tables, files = read_tables(path), {}
-    else:
-        tables, files = read_source_dir(path)
-    _, problems = validate_tables(tables, files)
-    if args.report:
-        import pandas as pd
-
-        pd.DataFrame(
-            [p.__dict__ for p in problems], columns=["file", "row", "field", "value", "reason"]
-        ).to_csv(args.report, index=False)
-    if problems:
-        for p in problems[: args.show]:
-            print(p, file=sys.stderr)
-        if len(problems) > args.show:
-            print(f"... and {len(problems) - args.show} more (use --report FILE for all)", file=sys.stderr)
-        print(f"INVALID: {len(problems)} problem(s) in {path}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"OK: {path} is valid (" + ", ".join(f"{k} {len(v):,}" for k, v in tables.items()) + ")")
-    return 0
+COMMAND_MODULES = ("recsys.commands.data",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsys", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="recsys", description="Grocery personalisation: data, models, serving."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    data = sub.add_parser("data", help="prepare, import and validate data").add_subparsers(
-        dest="data_command", required=True
-    )
-    prep = data.add_parser("prepare", help="build a canonical data directory (Parquet)")
-    prep.add_argument(
-        "--source", required=True, help="completejourney | synthetic | DIR of canonical CSV/Parquet tables"
-    )
-    prep.add_argument("--out", required=True, help="output data directory (replaced atomically)")
-    prep.add_argument("--customers", type=int, default=2000, help="synthetic: number of customers")
-    prep.add_argument("--products", type=int, default=3000, help="synthetic: number of products")
-    prep.add_argument("--weeks", type=int, default=26, help="synthetic: weeks of history")
-    prep.add_argument("--seed", type=int, default=0, help="synthetic: random seed")
-    prep.set_defaults(func=_cmd_data_prepare)
-    val = data.add_parser("validate", help="check a data directory or a directory of CSV/Parquet tables")
-    val.add_argument("dir")
-    val.add_argument("--report", help="write every problem to this CSV file")
-    val.add_argument("--show", type=int, default=50, help="problems printed (default 50)")
-    val.set_defaults(func=_cmd_data_validate)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 
