@@ -118,7 +118,10 @@ PRODUCTS = Table(
         Column("price", "float", nullable=True, min_value=0.0, doc="typical shelf price per unit"),
         Column("package_size", "str", nullable=True),
         Column("is_food", "tristate", doc="eaten or drunk; diet rules only clear non-food items"),
-        *(Column(a, "tristate", doc="yes/no/unknown; unknown is excluded under a hard rule") for a in DIET_ATTRIBUTES),
+        *(
+            Column(a, "tristate", doc="yes/no/unknown; unknown is excluded under a hard rule")
+            for a in DIET_ATTRIBUTES
+        ),
         Column("co2e_per_kg", "float", nullable=True, min_value=0.0, doc="kg CO2e per kg of food"),
     ),
     primary_key=("product_id",),
@@ -156,7 +159,9 @@ OFFERS = Table(
         Column("expires_at", "timestamp", required=False, nullable=True),
         Column("channel", "str", allowed=CHANNELS + ("email", "mail")),
         Column("redeemed_at", "timestamp", nullable=True),
-        Column("propensity", "float", required=False, nullable=True, min_value=0.0, doc="logging policy P(level)"),
+        Column(
+            "propensity", "float", required=False, nullable=True, min_value=0.0, doc="logging policy P(level)"
+        ),
         Column("campaign_id", "id", required=False, nullable=True),
     ),
     primary_key=("offer_id",),

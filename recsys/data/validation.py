@@ -112,13 +112,13 @@ def _coerce(raw: pd.Series, col: Column, out: _Collector) -> pd.Series:
             )
         if getattr(result.dt, "tz", None) is not None:
             result = result.dt.tz_convert("UTC").dt.tz_localize(None)
-        result = result.astype("datetime64[ns]")
         bad = ~missing & result.isna().to_numpy()
         out.rows(raw, bad, col.name, "not an ISO-8601 timestamp")
         latest = pd.Timestamp.now(tz="UTC").tz_localize(None) + MAX_FUTURE
         out_of_range = ~result.isna().to_numpy() & ((result < MIN_TIMESTAMP) | (result > latest)).to_numpy()
         out.rows(raw, out_of_range, col.name, f"timestamp out of range {MIN_TIMESTAMP.date()}..now")
-        result = result.where(~out_of_range)
+        # Range check first: years like 2999 do not fit nanosecond precision.
+        result = result.where(~out_of_range).astype("datetime64[ns]")
     else:  # pragma: no cover - schema is static
         raise AssertionError(col.kind)
 

@@ -1,0 +1,120 @@
+"""A bad file is rejected whole, every bad row is named, and nothing is written."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recsys.data.io import import_dir, read_tables
+from recsys.data.validation import ValidationError, validate_tables
+from tests.data.conftest import write_csv_dir
+
+
+def _problems(tables):
+    _, problems = validate_tables(tables, {n: f"{n}.csv" for n in tables})
+    return problems
+
+
+def test_valid_tables_have_no_problems(tables):
+    typed, problems = validate_tables(tables)
+    assert problems == []
+    assert typed["interactions"]["quantity"].dtype == "float64"
+    assert str(typed["interactions"]["timestamp"].dtype) == "datetime64[ns]"
+    assert typed["customers"]["consent_personalisation"].tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "row", "value", "reason"),
+    [
+        ("interactions", "quantity", 2, "-3", "negative value not allowed"),
+        ("interactions", "quantity", 1, "two", "not a number"),
+        ("interactions", "timestamp", 3, "1970-01-01T00:00:00", "timestamp out of range"),
+        ("interactions", "timestamp", 4, "yesterday", "not an ISO-8601 timestamp"),
+        ("interactions", "timestamp", 5, "2999-01-01T00:00:00", "timestamp out of range"),
+        ("interactions", "channel", 1, "fax", "must be one of store, online, app"),
+        ("interactions", "product_id", 2, "p99", "unknown products product_id"),
+        ("interactions", "customer_id", 3, "c99", "unknown customers customer_id"),
+        ("products", "contains_gluten", 2, "maybe", "must be one of yes/no/unknown"),
+        ("products", "price", 1, "-1", "negative value not allowed"),
+        ("customers", "consent_marketing", 2, "perhaps", "not a boolean"),
+        ("products", "product_id", 3, "p1", "duplicate id"),
+        ("customers", "customer_id", 2, "", "required value is missing"),
+    ],
+)
+def test_each_kind_of_bad_row_is_named(tables, table, column, row, value, reason):
+    tables[table].loc[row - 1, column] = value
+    problems = _problems(tables)
+    match = [p for p in problems if p.field == column and p.row == row and reason in p.reason]
+    assert match, f"expected {reason!r} for {table} row {row}; got {[str(p) for p in problems]}"
+    assert match[0].file == f"{table}.csv"
+    if value:
+        assert match[0].value == value
+
+
+def test_missing_and_unknown_columns_are_file_level_problems(tables):
+    tables["interactions"] = tables["interactions"].drop(columns=["quantity"]).assign(qty="1")
+    problems = _problems(tables)
+    reasons = {(p.field, p.reason.split(" (")[0]) for p in problems if p.row is None}
+    assert ("quantity", "missing required column") in reasons
+    assert ("qty", "unknown column") in reasons
+
+
+def test_missing_required_table(tables):
+    del tables["products"]
+    assert any("required table 'products' is missing" in p.reason for p in _problems(tables))
+
+
+def test_every_bad_row_is_listed_not_just_the_first(tables):
+    tables["interactions"]["quantity"] = "-1"
+    problems = [p for p in _problems(tables) if p.field == "quantity"]
+    assert [p.row for p in problems] == [1, 2, 3, 4, 5]
+
+
+def test_import_rejects_whole_directory_and_writes_nothing(tables, tmp_path):
+    tables["interactions"].loc[4, "quantity"] = "-2"
+    write_csv_dir(tables, tmp_path / "in")
+    out = tmp_path / "out"
+    with pytest.raises(ValidationError) as err:
+        import_dir(tmp_path / "in", out)
+    assert "interactions.csv row 5: field 'quantity' value '-2': negative value not allowed" in str(err.value)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]  # no temp leftovers either
+
+
+def test_failed_reimport_keeps_previous_good_data(tables, tmp_path):
+    write_csv_dir(tables, tmp_path / "good")
+    out = tmp_path / "out"
+    import_dir(tmp_path / "good", out)
+    before = read_tables(out)["interactions"]
+    bad = {k: v.copy() for k, v in tables.items()}
+    bad["products"].loc[0, "contains_meat"] = "perhaps"
+    write_csv_dir(bad, tmp_path / "bad")
+    with pytest.raises(ValidationError):
+        import_dir(tmp_path / "bad", out)
+    pd.testing.assert_frame_equal(read_tables(out)["interactions"], before)
+
+
+def test_import_round_trips_csv_and_parquet(tables, tmp_path):
+    write_csv_dir(tables, tmp_path / "csv")
+    import_dir(tmp_path / "csv", tmp_path / "a")
+    typed = read_tables(tmp_path / "a")
+    (tmp_path / "pq").mkdir()
+    for name, df in typed.items():
+        df.to_parquet(tmp_path / "pq" / f"{name}.parquet")
+    import_dir(tmp_path / "pq", tmp_path / "b")
+    for name in typed:
+        pd.testing.assert_frame_equal(read_tables(tmp_path / "b")[name], typed[name])
+
+
+def test_cli_validate_reports_rows_and_exits_2(tables, tmp_path, capsys):
+    from recsys.cli import main
+
+    tables["interactions"].loc[1, "product_id"] = "nope"
+    write_csv_dir(tables, tmp_path / "in")
+    assert main(["data", "validate", str(tmp_path / "in"), "--report", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "interactions.csv row 2: field 'product_id' value 'nope': unknown products product_id" in err
+    report = pd.read_csv(tmp_path / "r.csv")
+    assert report[["row", "field"]].values.tolist() == [[2, "product_id"]]
+    assert main(["data", "prepare", "--source", str(tmp_path / "in"), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
