@@ -76,6 +76,13 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_schema(args: argparse.Namespace) -> int:
+    from recsys.data.schema import schema_markdown
+
+    print(schema_markdown())
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="prepare, import and validate data").add_subparsers(
         dest="data_command", required=True
@@ -95,3 +102,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--report", help="write every problem to this CSV file")
     val.add_argument("--show", type=int, default=50, help="problems printed (default 50)")
     val.set_defaults(func=_cmd_data_validate)
+    schema = data.add_parser("schema", help="print the canonical schema as Markdown")
+    schema.set_defaults(func=_cmd_data_schema)

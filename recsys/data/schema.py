@@ -85,9 +85,11 @@ CUSTOMERS = Table(
             nullable=True,
             doc="soft preferences 'name:strength' comma separated, strength in (0,1] (e.g. 'sugar:0.5')",
         ),
-        Column("household_size", "int", required=False, nullable=True, min_value=1),
-        Column("age_band", "str", required=False, nullable=True),
-        Column("income_band", "str", required=False, nullable=True),
+        Column(
+            "household_size", "int", required=False, nullable=True, min_value=1, doc="people in the household"
+        ),
+        Column("age_band", "str", required=False, nullable=True, doc="coarse band (e.g. 45-54); optional"),
+        Column("income_band", "str", required=False, nullable=True, doc="coarse band; optional"),
     ),
     primary_key=("customer_id",),
     doc="one row per loyalty customer (household)",
@@ -97,7 +99,7 @@ HOUSEHOLD_MEMBERS = Table(
     "household_members",
     (
         Column("customer_id", "id"),
-        Column("member_id", "id"),
+        Column("member_id", "id", doc="pseudonymous, unique within the household"),
         Column("diet_exclusions", "str", nullable=True, doc="the member's hard exclusions; all apply"),
     ),
     primary_key=("customer_id", "member_id"),
@@ -109,8 +111,8 @@ HOUSEHOLD_MEMBERS = Table(
 PRODUCTS = Table(
     "products",
     (
-        Column("product_id", "id"),
-        Column("name", "str"),
+        Column("product_id", "id", doc="the retailer's product id"),
+        Column("name", "str", doc="display name"),
         Column("department", "str"),
         Column("category", "str", nullable=True),
         Column("type", "str", nullable=True),
@@ -133,13 +135,13 @@ INTERACTIONS = Table(
     (
         Column("customer_id", "id"),
         Column("product_id", "id"),
-        Column("timestamp", "timestamp"),
+        Column("timestamp", "timestamp", doc="UTC, naive ISO-8601 in CSV"),
         Column("quantity", "float", min_value=0.0),
         Column("value", "float", min_value=0.0, doc="amount paid"),
         Column("discount", "float", min_value=0.0, doc="discount granted on the line"),
         Column("channel", "str", allowed=CHANNELS),
-        Column("basket_id", "id"),
-        Column("store_id", "id", required=False, nullable=True),
+        Column("basket_id", "id", doc="one id per checkout"),
+        Column("store_id", "id", required=False, nullable=True, doc="store of the purchase"),
     ),
     foreign_keys=(
         ForeignKey("customer_id", "customers", "customer_id"),
@@ -151,18 +153,18 @@ INTERACTIONS = Table(
 OFFERS = Table(
     "offers",
     (
-        Column("offer_id", "id"),
+        Column("offer_id", "id", doc="unique per offer sent"),
         Column("customer_id", "id"),
         Column("product_group", "str", doc="a product category, or 'campaign:<id>' for a coupon campaign"),
         Column("discount_level", "float", nullable=True, min_value=0.0, doc="fraction off, 0.10 = 10%"),
-        Column("sent_at", "timestamp"),
-        Column("expires_at", "timestamp", required=False, nullable=True),
+        Column("sent_at", "timestamp", doc="when the offer was sent (UTC)"),
+        Column("expires_at", "timestamp", required=False, nullable=True, doc="end of the offer window"),
         Column("channel", "str", allowed=CHANNELS + ("email", "mail")),
-        Column("redeemed_at", "timestamp", nullable=True),
+        Column("redeemed_at", "timestamp", nullable=True, doc="first redemption; empty = not redeemed"),
         Column(
             "propensity", "float", required=False, nullable=True, min_value=0.0, doc="logging policy P(level)"
         ),
-        Column("campaign_id", "id", required=False, nullable=True),
+        Column("campaign_id", "id", required=False, nullable=True, doc="campaign the offer belongs to"),
     ),
     primary_key=("offer_id",),
     foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
@@ -191,3 +193,32 @@ TABLE_ORDER: tuple[str, ...] = (
     "offers",
     "campaign_products",
 )
+
+
+def schema_markdown() -> str:
+    """The canonical schema as Markdown (README's schema section is generated from this)."""
+    lines: list[str] = []
+    for name in TABLE_ORDER:
+        table = TABLES[name]
+        key = f" Key: `{', '.join(table.primary_key)}`." if table.primary_key else ""
+        fks = "".join(f" `{fk.column}` -> `{fk.table}.{fk.target}`." for fk in table.foreign_keys)
+        need = "required" if table.required else "optional"
+        lines += [f"#### `{name}` ({need})", "", f"{table.doc[:1].upper()}{table.doc[1:]}.{key}{fks}", ""]
+        lines += [
+            "| column | type | required | null | rule | meaning |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for c in table.columns:
+            rule = []
+            if c.min_value is not None:
+                rule.append(f">= {c.min_value:g}")
+            if c.allowed:
+                rule.append(" / ".join(c.allowed))
+            if c.kind == "tristate":
+                rule.append("yes / no / unknown")
+            lines.append(
+                f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'yes' if c.nullable else 'no'} "
+                f"| {', '.join(rule)} | {c.doc} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

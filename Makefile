@@ -1,0 +1,25 @@
+# Two entry points (see README): `make main` and `make test`. Both create .venv and install first.
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+export OPENBLAS_NUM_THREADS := 1
+
+.PHONY: main test lint install
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+main: $(STAMP)
+	$(VENV)/bin/recsys pipeline
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
