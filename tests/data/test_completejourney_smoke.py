@@ -1,0 +1,34 @@
+"""The one smoke path on the real Complete Journey data: adapter -> validated Parquet -> Dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys.data.dataset import Dataset
+from recsys.data.io import read_manifest, write_tables
+from recsys.data.schema import DIET_ATTRIBUTES
+
+
+@pytest.mark.realdata
+def test_completejourney_prepares_valid_canonical_tables(tmp_path):
+    from recsys.data.completejourney import load_completejourney
+
+    tables, report = load_completejourney()
+    assert report.raw_sizes["transactions"] == 1_469_307
+    assert report.raw_sizes["products"] == 92_331
+    assert len(tables["customers"]) == 2_469
+    # every raw line is either kept or counted as dropped, with its reason
+    kept = len(tables["interactions"])
+    dropped = sum(n for reason, n in report.dropped.items() if reason.startswith("lines"))
+    assert kept + dropped == 1_469_307
+    products = tables["products"]
+    assert not products["department"].isin(["COUPON", "FUEL", "KIOSK-GAS", "MISCELLANEOUS"]).any()
+    for attr in DIET_ATTRIBUTES:
+        assert set(products[attr].unique()) <= {"yes", "no", "unknown"}
+    offers = tables["offers"]
+    assert len(offers) == 6_589 and offers["redeemed_at"].notna().sum() > 0
+
+    info = write_tables(tables, tmp_path / "cj", {"source": "completejourney"})
+    assert read_manifest(tmp_path / "cj")["digest"] == info["digest"]
+    dataset = Dataset.load(tmp_path / "cj")
+    assert dataset.n_users == 2_469 and dataset.user_item_matrix().nnz > 1_000_000
