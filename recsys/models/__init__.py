@@ -1,0 +1,8 @@
+"""Recommenders. Importing this package registers every model in `Recommender.registry`."""
+
+from recsys.models.base import NotFittedError, Recommender
+from recsys.models.buy_again import BuyAgain
+from recsys.models.implicit_models import ALS, BPR, ItemKNN
+from recsys.models.popularity import Popularity
+
+__all__ = ["ALS", "BPR", "BuyAgain", "ItemKNN", "NotFittedError", "Popularity", "Recommender"]

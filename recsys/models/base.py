@@ -31,6 +31,9 @@ class Recommender:
 
     name: ClassVar[str] = "base"
     registry: ClassVar[dict[str, type[Recommender]]] = {}
+    #: Users in the id map with no training history get the fallback instead of `_score`
+    #: (a zero factor vector would otherwise rank arbitrary items). Hybrid models may turn this off.
+    needs_history: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -73,11 +76,13 @@ class Recommender:
 
     # ---- scoring and recommending -----------------------------------------------------------
     def score(self, user_idx: np.ndarray | list[int]) -> np.ndarray:
-        """Scores for internal user indices; -1 (unknown user) gets the popularity fallback."""
+        """Scores for internal user indices; -1 (unknown user) gets the non-personalised fallback."""
         self._check_fitted()
         user_idx = np.asarray(user_idx, dtype=np.int64)
         out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
         known = user_idx >= 0
+        if self.needs_history and known.any():
+            known[known] = np.diff(self.seen_.indptr)[user_idx[known]] > 0
         if known.any():
             out[known] = self._score(user_idx[known])
         if (~known).any():
@@ -114,7 +119,7 @@ class Recommender:
         k: int = 10,
         allowed: np.ndarray | None = None,
         exclude_seen: bool = False,
-        batch_size: int = 1024,
+        batch_size: int = 256,
     ) -> pd.DataFrame:
         """user_id, item_id, rank, score with external ids; unknown users get the fallback list."""
         self._check_fitted()
@@ -138,6 +143,75 @@ class Recommender:
         if not frames:
             return pd.DataFrame(columns=["user_id", "item_id", "rank", "score"])
         return pd.concat(frames, ignore_index=True)
+
+    # ---- baskets and similar items ----------------------------------------------------------
+    @property
+    def supports_basket(self) -> bool:
+        return type(self).score_basket is not Recommender.score_basket
+
+    def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
+        """(n_items,) scores for "what goes with this basket" given internal item indices.
+
+        Models that can fold in fresh events (item-kNN, ALS, buy-again on a history row) override
+        this; serving uses it to score a live basket or a history that is newer than the model.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot score a basket")
+
+    def complete_basket(
+        self, item_ids: list[str], k: int = 10, allowed: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """item_id, rank, score: items to add to a basket (basket items themselves excluded).
+
+        Unknown item ids are ignored; an empty or fully unknown basket gets the fallback list.
+        """
+        self._check_fitted()
+        idx = self.items_.to_internal([str(i) for i in item_ids], strict=False)
+        idx = np.unique(idx[idx >= 0])
+        scores = self.score_basket(idx) if len(idx) else self.fallback_scores()
+        keep = np.ones(len(self.items_), dtype=bool)
+        keep[idx] = False
+        if allowed is not None:
+            keep &= np.asarray(allowed, dtype=bool)
+        items, top = top_k(np.asarray(scores, dtype=np.float32)[None, :], k, keep)
+        ok = items[0] >= 0
+        return pd.DataFrame(
+            {
+                "item_id": self.items_.to_external(items[0][ok]),
+                "rank": np.arange(1, ok.sum() + 1),
+                "score": top[0][ok],
+            }
+        )
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        """(len(item_idx), n_items) similarities; default: cosine of purchase co-occurrence."""
+        seen = self.seen_.tocsc()
+        cols = seen[:, item_idx]  # users x q
+        co = (cols.T @ seen).toarray().astype(np.float32)  # q x items: users who bought both
+        norms = np.sqrt(np.maximum(self.item_popularity_, 1e-12)).astype(np.float32)
+        return co / norms[item_idx][:, None] / norms[None, :]
+
+    def similar_items(
+        self, item_ids: list[str], k: int = 10, allowed: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """item_id, similar_item_id, rank, score: nearest neighbours of each item (itself excluded)."""
+        self._check_fitted()
+        item_ids = [str(i) for i in item_ids]
+        idx = self.items_.to_internal(item_ids)  # an unknown item id is a caller error
+        sims = self._item_similarity(idx)
+        keep = np.ones(sims.shape, dtype=bool)
+        keep[np.arange(len(idx)), idx] = False
+        if allowed is not None:
+            keep &= np.asarray(allowed, dtype=bool)
+        items, top = top_k(sims, k, keep)
+        rows, ranks = np.nonzero(items >= 0)
+        return pd.DataFrame(
+            {
+                "item_id": np.asarray(item_ids, dtype=object)[rows],
+                "similar_item_id": self.items_.to_external(items[rows, ranks]),
+                "rank": ranks + 1,
+                "score": top[rows, ranks],
+            }
+        )
 
     # ---- persistence (numpy + JSON, no pickle) ----------------------------------------------
     def _get_state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,195 @@
+"""ALS, BPR and item-kNN from `implicit`, behind the Recommender contract.
+
+Fitting runs with BLAS pinned to one thread (implicit parallelises itself and warns otherwise).
+State is plain arrays: factor matrices for ALS/BPR, the sparse similarity matrix for item-kNN.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from recsys.data.dataset import Dataset
+from recsys.models.base import Recommender
+
+Weighting = Literal["binary", "count", "log", "bm25"]
+
+
+def _csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    m = m.tocsr()
+    return {
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_data": m.data,
+        f"{prefix}_shape": np.asarray(m.shape),
+    }
+
+
+def _csr_from(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
+        shape=tuple(state[f"{prefix}_shape"]),
+    )
+
+
+class _FactorModel(Recommender):
+    """Shared scoring for matrix factorisation: score = user_factors @ item_factors.T."""
+
+    name = "base"
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx] @ self.item_factors_.T
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        f = self.item_factors_
+        norms = np.linalg.norm(f, axis=1)
+        norms[norms == 0] = 1.0
+        return (f[item_idx] / norms[item_idx, None]) @ (f / norms[:, None]).T
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = state["user_factors"]
+        self.item_factors_ = state["item_factors"]
+
+
+class ALS(_FactorModel):
+    """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) on a weighted user x item matrix."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        weighting: Weighting = "bm25",
+        random_state: int = 0,
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.weighting = weighting
+        self.random_state = random_state
+
+    def _model(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
+
+    def _fit(self, dataset: Dataset) -> None:
+        matrix = dataset.user_item_matrix(self.weighting)
+        model = self._model()
+        with threadpool_limits(1, "blas"):
+            model.fit(matrix, show_progress=False)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+    def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
+        """Fold the basket in as a new user (one exact least-squares step, `recalculate_user`)."""
+        item_idx = np.unique(np.asarray(item_idx, dtype=np.int64))
+        model = self._model()
+        model.item_factors = self.item_factors_
+        model.user_factors = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
+        row = sp.csr_matrix(
+            (np.ones(len(item_idx), dtype=np.float32), (np.zeros(len(item_idx), dtype=int), item_idx)),
+            shape=(1, self.item_factors_.shape[0]),
+        )
+        with threadpool_limits(1, "blas"):
+            user = model.recalculate_user(0, row)
+        return np.asarray(user, dtype=np.float32) @ self.item_factors_.T
+
+
+class BPR(_FactorModel):
+    """Bayesian Personalised Ranking (pairwise SGD) from implicit; item factors carry a bias column."""
+
+    name = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        random_state: int = 0,
+    ):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.random_state = random_state
+
+    def _fit(self, dataset: Dataset) -> None:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        model = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
+        with threadpool_limits(1, "blas"):
+            model.fit(dataset.user_item_matrix("binary"), show_progress=False)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+
+class ItemKNN(Recommender):
+    """Item-item nearest neighbours (cosine or BM25 similarity, K neighbours per item).
+
+    score(user) = weighted purchase row @ similarity; a basket is scored the same way, so it folds in
+    fresh events without refitting.
+    """
+
+    name = "item_knn"
+
+    def __init__(
+        self, similarity: Literal["cosine", "bm25"] = "bm25", K: int = 100, weighting: Weighting = "log"
+    ):
+        self.similarity = similarity
+        self.K = K
+        self.weighting = weighting
+
+    def _fit(self, dataset: Dataset) -> None:
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+
+        if self.similarity == "cosine":
+            model = CosineRecommender(K=self.K)
+        elif self.similarity == "bm25":
+            model = BM25Recommender(K=self.K)
+        else:
+            raise ValueError(f"similarity must be 'cosine' or 'bm25', got {self.similarity!r}")
+        with threadpool_limits(1, "blas"):
+            model.fit(dataset.user_item_matrix("count"), show_progress=False)
+        self.sim_ = model.similarity.tocsr().astype(np.float32)
+        self.user_items_ = dataset.user_item_matrix(self.weighting)
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return (self.user_items_[user_idx] @ self.sim_).toarray()
+
+    def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
+        item_idx = np.unique(np.asarray(item_idx, dtype=np.int64))
+        return np.asarray(self.sim_[item_idx].sum(axis=0)).ravel().astype(np.float32)
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        return self.sim_[item_idx].toarray()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {**_csr_state("sim", self.sim_), **_csr_state("ui", self.user_items_)}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.sim_ = _csr_from("sim", state)
+        self.user_items_ = _csr_from("ui", state)
