@@ -1,0 +1,233 @@
+"""The library API that serving and batch jobs call: products, recipes and substitutes, diet-safe.
+
+A thin composition: the model scores, `ConstraintEngine` builds the one allowed mask (diet & filters &
+stock & mode), `rerank` (which ends in `recsys.ranking.topk`) orders the list. There is no second
+top-k and no path that skips the mask, so every list is as safe as the mask. Unknown customers get the
+model's non-personalised fallback, through exactly the same mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.dataset import Dataset
+from recsys.data.idmap import IdMap
+from recsys.data.schema import DIET_ATTRIBUTES
+from recsys.diet.constraints import ConstraintEngine, ItemFilters
+from recsys.diet.profiles import DietProfile, as_profile
+from recsys.ranking.rerank import DEFAULT_POOL, co2e_summary, rerank
+from recsys.ranking.substitutes import substitute_idx
+
+Mode = Literal["mixed", "buy_again", "discover"]
+MODES: tuple[str, ...] = ("mixed", "buy_again", "discover")
+ProfileLike = DietProfile | str | Iterable[str] | None
+
+
+def align_items(items_table: pd.DataFrame, items: IdMap) -> pd.DataFrame:
+    """Items table re-ordered so row i is the model's item i.
+
+    Products the table does not describe get every diet attribute 'unknown' (so any hard exclusion
+    removes them: fail-closed) and no CO2e.
+    """
+    table = items_table.copy()
+    table["product_id"] = table["product_id"].astype(str)
+    table = table.drop_duplicates("product_id").set_index("product_id")
+    aligned = table.reindex(pd.Index(items.to_list(), name="product_id")).reset_index()
+    missing = ~aligned["product_id"].isin(table.index)
+    if missing.any():
+        for column in ("is_food", *DIET_ATTRIBUTES):
+            if column in aligned:
+                aligned[column] = aligned[column].astype(object)
+            aligned.loc[missing, column] = "unknown"
+    return aligned
+
+
+def _filters(value: ItemFilters | Mapping[str, Any] | None) -> ItemFilters | None:
+    if value is None or isinstance(value, ItemFilters):
+        return value
+    return ItemFilters.make(**dict(value))
+
+
+class Personalizer:
+    """Products, recipes and substitutes for one fitted model and its catalog.
+
+    `data` is the Dataset the model was trained on (its interactions then give "recent purchases" for
+    recipe coverage) or just an items table. `recipes` is a recipe catalog for `RecipeRecommender`
+    (None loads the shipped one on first use). `stock` maps store id -> item indices in stock.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        data: Dataset | pd.DataFrame,
+        recipes: Any = None,
+        stock: Mapping[object, Iterable[int]] | None = None,
+        pool: int = DEFAULT_POOL,
+        recent_days: float = 28.0,
+    ):
+        model._check_fitted()
+        self.model = model
+        self.dataset = data if isinstance(data, Dataset) else None
+        table = data.items_table if isinstance(data, Dataset) else data
+        self.items_table = align_items(table, model.items_)
+        self.engine = ConstraintEngine(self.items_table, stock)
+        co2e = self.items_table.get("co2e_per_kg", pd.Series(np.nan, index=self.items_table.index))
+        self.co2e = pd.to_numeric(co2e, errors="coerce").to_numpy(dtype=np.float64)
+        self.categories = self.items_table["category"].astype(object).fillna("").to_numpy()
+        self.pool = pool
+        self.recent_days = recent_days
+        self._recipes = recipes
+        self._recipe_recommender: Any = None
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def user_index(self, user_id: object) -> int:
+        """Internal index, or -1 for a customer the model does not know."""
+        return int(self.model.users_.to_internal([str(user_id)], strict=False)[0])
+
+    def _seen(self, uidx: int) -> np.ndarray:
+        if uidx < 0:
+            return np.zeros(len(self.items_table), dtype=bool)
+        return np.asarray(self.model.seen_[uidx].toarray()).ravel() > 0
+
+    def _item_mask(self, item_ids: Iterable[object] | None) -> np.ndarray:
+        mask = np.zeros(len(self.items_table), dtype=bool)
+        if item_ids:
+            idx = self.model.items_.to_internal([str(i) for i in item_ids], strict=False)
+            mask[idx[idx >= 0]] = True
+        return mask
+
+    def recent_items(self, uidx: int) -> np.ndarray:
+        """Bool mask of what the customer bought in the last `recent_days` days (all history without a Dataset)."""
+        if uidx < 0:
+            return np.zeros(len(self.items_table), dtype=bool)
+        if self.dataset is None:
+            return self._seen(uidx)
+        inter = self.dataset.interactions
+        if inter.empty:
+            return np.zeros(len(self.items_table), dtype=bool)
+        start = inter["timestamp"].max() - pd.Timedelta(days=self.recent_days)
+        rows = inter[(inter["user_idx"] == uidx) & (inter["timestamp"] >= start)]
+        mask = np.zeros(len(self.items_table), dtype=bool)
+        mask[rows["item_idx"].to_numpy()] = True
+        return mask
+
+    # ---- products ----------------------------------------------------------------------------
+    def recommend_products(
+        self,
+        user_id: object,
+        k: int = 10,
+        profile: ProfileLike = None,
+        filters: ItemFilters | Mapping[str, Any] | None = None,
+        co2_weight: float = 0.0,
+        mode: Mode = "mixed",
+        basket: Iterable[object] | None = None,
+        diversity: float = 0.0,
+    ) -> pd.DataFrame:
+        """item_id, score, rank, reason; `attrs` holds the list's mean CO2e per kg and unknown count.
+
+        mode: "buy_again" keeps products the customer bought before, "discover" only new ones,
+        "mixed" both (an unknown customer always gets the non-personalised list). Items already in
+        `basket` are not recommended. Soft preferences of the profile lower scores; hard exclusions
+        and filters are masks.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        profile = as_profile(profile)
+        uidx = self.user_index(user_id)
+        seen = self._seen(uidx)
+        allowed = self.engine.mask(profile, _filters(filters)) & ~self._item_mask(basket)
+        if uidx >= 0 and mode == "buy_again":
+            allowed &= seen
+        elif uidx >= 0 and mode == "discover":
+            allowed &= ~seen
+        scores = self.model.score(np.array([uidx]))
+        items, top = rerank(
+            scores,
+            k,
+            allowed,
+            co2e=self.co2e,
+            co2_weight=co2_weight,
+            penalty=self.engine.preference_penalty(profile),
+            categories=self.categories,
+            diversity=diversity,
+            pool=self.pool,
+        )
+        ok = items[0] >= 0
+        idx, top = items[0][ok], top[0][ok]
+        if uidx < 0:
+            reasons = ["popular"] * len(idx)
+        else:
+            reasons = ["bought before" if seen[i] else "you may like" for i in idx]
+        out = pd.DataFrame(
+            {
+                "item_id": self.model.items_.to_external(idx),
+                "score": top.astype(np.float64),
+                "rank": np.arange(1, len(idx) + 1),
+                "reason": reasons,
+            }
+        )
+        summary = co2e_summary(idx, self.co2e)
+        out.attrs.update(mean_co2e_per_kg=summary.mean, co2e_unknown=summary.n_unknown)
+        return out
+
+    # ---- substitutes -------------------------------------------------------------------------
+    def substitutes(
+        self, item_id: object, profile: ProfileLike = None, k: int = 5, store: object | None = None
+    ) -> pd.DataFrame:
+        """item_id, score, rank, reason: compliant alternatives to `item_id` (never the item itself)."""
+        item_idx = int(self.model.items_.to_internal([str(item_id)])[0])
+        allowed = self.engine.mask(as_profile(profile), ItemFilters.make(store=store))
+        idx, scores, reasons = substitute_idx(item_idx, allowed, self.items_table, k, model=self.model)
+        return pd.DataFrame(
+            {
+                "item_id": self.model.items_.to_external(idx),
+                "score": scores,
+                "rank": np.arange(1, len(idx) + 1),
+                "reason": reasons,
+            }
+        )
+
+    # ---- recipes -----------------------------------------------------------------------------
+    @property
+    def recipe_recommender(self) -> Any:
+        if self._recipe_recommender is None:
+            from recsys.recipes.recommend import RecipeRecommender
+
+            self._recipe_recommender = RecipeRecommender(self.items_table, self._recipes, engine=self.engine)
+        return self._recipe_recommender
+
+    def recommend_recipes(
+        self,
+        user_id: object,
+        k: int = 5,
+        profile: ProfileLike = None,
+        max_steps: int | None = None,
+        max_minutes: float | None = None,
+        basket: Iterable[object] | None = None,
+        store: object | None = None,
+    ) -> pd.DataFrame:
+        """recipe_id, name, rank, score, steps, minutes, coverage, missing_product_ids, missing_ingredients.
+
+        Missing ingredients come as concrete compliant products (in stock at `store` when given),
+        the best-scoring for this customer; pantry staples and what the basket or recent purchases
+        already cover are never missing.
+        """
+        uidx = self.user_index(user_id)
+        scores = self.model.score(np.array([uidx]))[0]
+        owned = self.recent_items(uidx) | self._item_mask(basket)
+        return self.recipe_recommender.recommend(
+            scores,
+            k,
+            profile=as_profile(profile),
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            owned=owned,
+            store=store,
+            item_ids=self.model.items_,
+        )
