@@ -1,0 +1,1 @@
+"""Recipe catalog data (YAML); a package so the files ship in the wheel."""
