@@ -150,7 +150,9 @@ def _check_table(df: pd.DataFrame, table: Table, out: _Collector) -> pd.DataFram
     if key and len(key) == len(table.primary_key):
         dup = result.duplicated(subset=key, keep="first").to_numpy()
         label = "+".join(key)
-        raw_key = result[key].astype(str).agg("|".join, axis=1) if len(key) > 1 else result[key[0]]
+        raw_key = result[key[0]].astype(str)
+        for extra in key[1:]:  # vectorised concatenation; also fine on an empty table
+            raw_key = raw_key + "|" + result[extra].astype(str)
         out.rows(raw_key, dup, label, "duplicate id")
     return result
 

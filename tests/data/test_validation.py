@@ -118,3 +118,20 @@ def test_cli_validate_reports_rows_and_exits_2(tables, tmp_path, capsys):
     assert report[["row", "field"]].values.tolist() == [[2, "product_id"]]
     assert main(["data", "prepare", "--source", str(tmp_path / "in"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_empty_optional_table_with_composite_key_is_valid(tables):
+    import pandas as pd
+
+    tables["campaign_products"] = pd.DataFrame({"campaign_id": [], "product_id": []}, dtype=object)
+    assert _problems(tables) == []
+
+
+def test_duplicate_composite_key_is_named(tables):
+    import pandas as pd
+
+    tables["campaign_products"] = pd.DataFrame({"campaign_id": ["1", "1"], "product_id": ["p1", "p1"]})
+    problems = _problems(tables)
+    assert [(p.row, p.field, p.value, p.reason) for p in problems] == [
+        (2, "campaign_id+product_id", "1|p1", "duplicate id")
+    ]
