@@ -73,10 +73,10 @@ def _coerce(raw: pd.Series, col: Column, out: _Collector) -> pd.Series:
     """Typed column; rows that do not parse are reported and become NA."""
     missing = _is_missing(raw)
     if col.kind in ("id", "str"):
-        result = raw.astype("string").str.strip().astype(object).where(~missing, None)
+        result = raw.astype("str").str.strip().where(~missing)
         bad = np.zeros(len(raw), dtype=bool)
     elif col.kind == "tristate":
-        result = raw.astype("string").str.strip().str.lower().astype(object)
+        result = raw.astype("str").str.strip().str.lower()
         bad = ~missing & ~result.isin(["yes", "no", "unknown"]).to_numpy()
         out.rows(raw, bad, col.name, "must be one of yes/no/unknown")
         result = result.where(~missing & ~bad, None)
