@@ -1,0 +1,242 @@
+"""Recipe recommendations: recipes as composite items scored through the product model.
+
+A recipe is allowed for a profile only if its derived attribute is 'no' for every hard exclusion
+(the catalog's fail-closed roll-up over required ingredients, so 'unknown' is excluded), it fits
+max_steps / max_minutes, and every ingredient the customer still has to buy can be bought as a
+COMPLIANT product (in stock when a store is given). The score is
+
+    mean over shopping ingredients of affinity + coverage_weight * coverage - step_penalty * n_steps
+
+where an ingredient's affinity is the customer's best percentile score (0..1, model-scale free) among
+the compliant products on its shelf (its category/type), and coverage is the share of shopping
+ingredients the basket or recent purchases already hold (with a compliant product). Ranking goes
+through recsys.ranking.topk with the recipe mask, like products. Missing ingredients are returned as
+the best-scoring compliant product on the shelf; pantry staples are never missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.idmap import IdMap
+from recsys.diet.constraints import ConstraintEngine
+from recsys.diet.profiles import DietProfile, as_profile
+from recsys.ranking.topk import top_k
+
+COLUMNS = [
+    "recipe_id",
+    "name",
+    "rank",
+    "score",
+    "steps",
+    "minutes",
+    "coverage",
+    "missing_product_ids",
+    "missing_ingredients",
+]
+
+
+def _key(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip().upper()
+
+
+def percentile_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores mapped to (0, 1] by rank, so recipes do not depend on a model's score scale."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.arange(1, len(s) + 1)
+    return ranks / max(len(s), 1)
+
+
+class RecipeRecommender:
+    """Recipes for one catalog of products; shelves and recipe masks are precomputed once.
+
+    `items_table` row i is item i (the model's item space); `catalog` is a `RecipeCatalog` (None:
+    the shipped recipes); `engine` may be shared with product recommendations (one mask cache).
+    """
+
+    def __init__(
+        self,
+        items_table: pd.DataFrame,
+        catalog: Any = None,
+        engine: ConstraintEngine | None = None,
+        coverage_weight: float = 0.5,
+        step_penalty: float = 0.02,
+    ):
+        if catalog is None:
+            from recsys.recipes.catalog import load_recipes
+
+            catalog = load_recipes()
+        self.catalog = catalog
+        self.recipes = list(catalog)
+        self.engine = engine if engine is not None else ConstraintEngine(items_table)
+        if self.engine.n_items != len(items_table):
+            raise ValueError("the constraint engine and the items table describe different catalogs")
+        self.coverage_weight = coverage_weight
+        self.step_penalty = step_penalty
+        self._build_shelves(items_table)
+        self.n_steps = np.array([r.n_steps for r in self.recipes], dtype=np.int64)
+        self.minutes = np.array([r.minutes for r in self.recipes], dtype=np.float64)
+        self._diet_cache: dict[frozenset[str], np.ndarray] = {}
+
+    def _build_shelves(self, items_table: pd.DataFrame) -> None:
+        """Shelf = an ingredient's (category, type): the products that can stand in for it.
+
+        A type the catalog does not stock falls back to the whole category.
+        """
+        cats = items_table["category"].map(_key).to_numpy() if "category" in items_table else None
+        types = items_table["type"].map(_key).to_numpy() if "type" in items_table else None
+        n_items = len(items_table)
+        shelf_ids: dict[tuple[str, str], int] = {}
+        shelf_items: list[np.ndarray] = []
+        rows, cols = [], []
+        self.shopping: list[list[tuple[str, int]]] = []  # per recipe: (ingredient name, shelf)
+        for r, recipe in enumerate(self.recipes):
+            lines = []
+            for ing in recipe.shopping_ingredients():
+                key = (_key(ing.category), _key(ing.type))
+                if key not in shelf_ids:
+                    if cats is None or not key[0]:
+                        idx = np.empty(0, dtype=np.int64)
+                    else:
+                        in_cat = cats == key[0]
+                        same_type = in_cat & (types == key[1]) if key[1] and types is not None else in_cat
+                        idx = np.flatnonzero(same_type if same_type.any() else in_cat)
+                    shelf_ids[key] = len(shelf_items)
+                    shelf_items.append(idx)
+                lines.append((ing.name, shelf_ids[key]))
+                rows.append(r)
+                cols.append(shelf_ids[key])
+            self.shopping.append(lines)
+        self.shelf_items = shelf_items
+        n_shelves = len(shelf_items)
+        self._recipe_shelf = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(len(self.recipes), n_shelves)
+        )
+        self._n_shopping = np.maximum(np.asarray(self._recipe_shelf.sum(axis=1)).ravel(), 1.0)
+        s_rows = np.repeat(np.arange(n_shelves), [len(i) for i in shelf_items])
+        s_cols = np.concatenate(shelf_items) if shelf_items else np.empty(0, dtype=np.int64)
+        self._shelf_item = sp.csr_matrix(
+            (np.ones(len(s_cols), dtype=bool), (s_rows, s_cols)), shape=(n_shelves, n_items)
+        )
+
+    # ---- masks -------------------------------------------------------------------------------
+    def diet_allowed(self, profile: DietProfile | str | None) -> np.ndarray:
+        """Recipes whose derived attribute is 'no' for every hard exclusion (cached per profile)."""
+        key = as_profile(profile).exclusions
+        if key not in self._diet_cache:
+            ok = np.ones(len(self.recipes), dtype=bool)
+            for attr in key:
+                ok &= np.array([r.attributes.get(attr, "unknown") == "no" for r in self.recipes])
+            ok.setflags(write=False)
+            self._diet_cache[key] = ok
+        return self._diet_cache[key]
+
+    def _best_on_shelves(self, values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per shelf: best value and its item among `usable` items (-inf / -1 when none)."""
+        best = np.full(len(self.shelf_items), -np.inf)
+        arg = np.full(len(self.shelf_items), -1, dtype=np.int64)
+        for s, idx in enumerate(self.shelf_items):
+            cand = idx[usable[idx]]
+            if cand.size:
+                j = int(np.argmax(values[cand]))
+                best[s], arg[s] = values[cand[j]], cand[j]
+        return best, arg
+
+    # ---- recommending ------------------------------------------------------------------------
+    def recommend(
+        self,
+        scores: np.ndarray,
+        k: int = 5,
+        profile: DietProfile | str | None = None,
+        max_steps: int | None = None,
+        max_minutes: float | None = None,
+        owned: np.ndarray | Iterable[int] | None = None,
+        store: object | None = None,
+        item_ids: IdMap | None = None,
+        require_available: bool = True,
+    ) -> pd.DataFrame:
+        """Top-k recipes for one customer's product `scores` (n_items,).
+
+        `owned` is a bool mask (or indices) of items in the basket or bought recently. With
+        `require_available`, a recipe whose missing ingredient has no compliant product (in stock)
+        is left out: we cannot tell the customer what to buy. Columns: see COLUMNS; the product ids
+        are external ids when `item_ids` is given, else item indices.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if max_minutes is not None and max_minutes < 1:
+            raise ValueError(f"max_minutes must be >= 1, got {max_minutes}")
+        profile = as_profile(profile)
+        n_items = self.engine.n_items
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        if len(scores) != n_items:
+            raise ValueError(f"scores cover {len(scores)} items, the catalog has {n_items}")
+        owned_mask = np.zeros(n_items, dtype=bool)
+        if owned is not None:
+            o = np.asarray(owned)
+            if o.dtype == bool:
+                owned_mask |= o
+            elif o.size:
+                owned_mask[o.astype(np.int64)] = True
+        compliant = self.engine.allowed(profile)
+        buyable = compliant & self.engine.in_stock(store)
+
+        affinity, _ = self._best_on_shelves(percentile_scores(scores), compliant)
+        _, best_item = self._best_on_shelves(scores, buyable)
+        has_owned = np.asarray(self._shelf_item.multiply(owned_mask & compliant).sum(axis=1)).ravel() > 0
+        affinity = np.where(has_owned, 1.0, np.where(np.isfinite(affinity), affinity, 0.0))
+        missing_unbuyable = (~has_owned & (best_item < 0)).astype(np.float64)
+
+        rs = self._recipe_shelf
+        coverage = (rs @ has_owned.astype(np.float64)) / self._n_shopping
+        recipe_scores = (
+            (rs @ affinity) / self._n_shopping
+            + self.coverage_weight * coverage
+            - self.step_penalty * self.n_steps
+        )
+        allowed = self.diet_allowed(profile).copy()
+        if max_steps is not None:
+            allowed &= self.n_steps <= max_steps
+        if max_minutes is not None:
+            allowed &= self.minutes <= max_minutes
+        if require_available:
+            allowed &= (rs @ missing_unbuyable) == 0
+        top, top_scores = top_k(recipe_scores[None, :], k, allowed)
+        rows = []
+        for rank, (r, score) in enumerate(zip(top[0], top_scores[0], strict=True), start=1):
+            if r < 0:
+                break
+            recipe = self.recipes[r]
+            products, names = [], []
+            for name, shelf in self.shopping[r]:
+                if has_owned[shelf]:
+                    continue
+                names.append(name)
+                if best_item[shelf] >= 0 and best_item[shelf] not in products:
+                    products.append(int(best_item[shelf]))
+            ids = list(item_ids.to_external(products)) if item_ids is not None else products
+            rows.append(
+                {
+                    "recipe_id": recipe.id,
+                    "name": recipe.name,
+                    "rank": rank,
+                    "score": float(score),
+                    "steps": recipe.n_steps,
+                    "minutes": recipe.minutes,
+                    "coverage": float(coverage[r]),
+                    "missing_product_ids": ids,
+                    "missing_ingredients": names,
+                }
+            )
+        return pd.DataFrame(rows, columns=COLUMNS)

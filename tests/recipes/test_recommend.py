@@ -1,0 +1,267 @@
+"""Recipe recommendations: diet-safe recipes and missing products, coverage boost, filters, bad input."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys.data.schema import DIET_ATTRIBUTES
+from recsys.models.popularity import Popularity
+from recsys.personalize import Personalizer
+from recsys.recipes.catalog import Ingredient, Recipe, RecipeCatalog, load_recipes, recipe_attributes
+from recsys.recipes.recommend import RecipeRecommender
+from tests.diet.catalogs import CATEGORIES, TRISTATE, catalogs, make_dataset, product_row, profiles, violates
+
+VEG = "VEGETABLES - ALL OTHERS"
+
+
+def products() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            product_row("beef", "BEEF", "LEAN", 99.0, contains_meat="yes"),
+            product_row("onion", VEG, "ONIONS", 0.5),
+            product_row("garlic", VEG, "GARLIC", 0.5),
+            product_row("pasta", "PASTA", "DRY PASTA", 1.6, contains_gluten="yes"),
+            product_row("gf-pasta", "PASTA", "DRY PASTA", 1.6),
+            product_row("cheddar", "CHEESE", "SHREDDED CHEESE", 24.0, contains_dairy="yes"),
+            product_row("vegan-cheese", "CHEESE", "VEGAN CHEESE ALTERNATIVE", 3.0),
+            product_row("chicken-broth", "SOUP", "BROTH", 10.0, contains_meat="yes"),
+            product_row("veg-broth", "SOUP", "BROTH", 1.0),
+            product_row("mystery-broth", "SOUP", "BROTH", 1.0, contains_meat="unknown"),
+        ]
+    )
+
+
+def keyword_labeler(text, category=None, type=None):
+    """A stand-in for the product labeler: enough keywords for these recipes."""
+    out = dict.fromkeys(DIET_ATTRIBUTES, "no")
+    if any(w in text for w in ("beef", "chicken")):
+        out["contains_meat"] = "yes"
+    if "cheese" in text and "vegan" not in text:
+        out["contains_dairy"] = "yes"
+    if "pasta" in text and "gluten-free" not in text:
+        out["contains_gluten"] = "yes"
+    if "mystery" in text:
+        out["contains_meat"] = "unknown"
+    return out
+
+
+RECIPES = [
+    {"id": "beef-stew", "name": "Beef stew", "minutes": 120, "steps": ["brown", "simmer", "serve"],
+     "ingredients": [{"name": "stewing beef", "category": "BEEF", "type": "LEAN"}, {"name": "onion"},
+                     {"name": "beef stock", "category": "SOUP", "type": "BROTH"}]},
+    {"id": "chicken-stock-soup", "name": "Onion soup with chicken stock", "minutes": 40, "steps": ["fry", "simmer"],
+     "ingredients": [{"name": "onion"}, {"name": "garlic"}, {"name": "chicken stock", "category": "SOUP", "type": "BROTH"}]},
+    {"id": "veg-soup", "name": "Onion soup", "minutes": 40, "steps": ["fry", "simmer"],
+     "ingredients": [{"name": "onion"}, {"name": "garlic"}, {"name": "vegetable stock", "category": "SOUP", "type": "BROTH"}]},
+    {"id": "mac-cheese", "name": "Mac and cheese", "minutes": 30, "steps": ["boil", "melt", "mix", "bake", "rest", "serve"],
+     "ingredients": [{"name": "pasta", "category": "PASTA", "type": "DRY PASTA"},
+                     {"name": "cheddar cheese", "category": "CHEESE", "type": "SHREDDED CHEESE"}]},
+    {"id": "vegan-pasta", "name": "Vegan cheesy pasta", "minutes": 25, "steps": ["boil", "mix"],
+     "ingredients": [{"name": "pasta", "category": "PASTA", "type": "DRY PASTA"},
+                     {"name": "vegan cheese", "category": "CHEESE", "type": "VEGAN CHEESE ALTERNATIVE"},
+                     {"name": "garlic"},
+                     {"name": "parmesan cheese", "category": "CHEESE", "type": "SHREDDED CHEESE", "optional": True}]},
+    {"id": "mystery-soup", "name": "Mystery soup", "minutes": 20, "steps": ["heat"],
+     "ingredients": [{"name": "mystery stock", "category": "SOUP", "type": "BROTH"}, {"name": "onion"}]},
+]  # fmt: skip
+VOCAB = {"onion": {"category": VEG, "type": "ONIONS"}, "garlic": {"category": VEG, "type": "GARLIC"}}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> RecipeCatalog:
+    path = tmp_path_factory.mktemp("recipes") / "test.yaml"
+    recipes = [
+        {
+            **r,
+            "cuisine": "Test",
+            "servings": 4,
+            "ingredients": [{"quantity": 1, "unit": "piece", **i} for i in r["ingredients"]]
+            + [{"name": "salt", "quantity": 1, "unit": "tsp", "category": "SPICES", "pantry": True}],
+        }
+        for r in RECIPES
+    ]
+    path.write_text(yaml.safe_dump(recipes))
+    return load_recipes(path, vocabulary=VOCAB, labeler=keyword_labeler)
+
+
+@pytest.fixture(scope="module")
+def personalizer(catalog) -> Personalizer:
+    items = products()
+    lines = [("c0", "chicken-broth")] * 5 + [
+        ("c0", "cheddar"),
+        ("c0", "onion"),
+        ("c1", "beef"),
+        ("c2", "pasta"),
+    ]
+    lines += [("c2", "chicken-broth")]
+    data = make_dataset(items, lines)
+    stock = {"s1": [i for i in range(len(items)) if items["product_id"][i] != "veg-broth"]}
+    return Personalizer(Popularity().fit(data), data, recipes=catalog, stock=stock)
+
+
+def ids(frame: pd.DataFrame) -> set[str]:
+    return set(frame["recipe_id"])
+
+
+def test_vegan_gets_no_beef_stew_and_vegetarian_no_chicken_stock(personalizer):
+    assert "beef-stew" in ids(personalizer.recommend_recipes("c0", 10))
+    vegan = personalizer.recommend_recipes("c0", 10, profile="vegan")
+    assert ids(vegan) == {"veg-soup", "vegan-pasta"}  # the optional parmesan does not count
+    vegan_pasta = vegan.set_index("recipe_id").loc["vegan-pasta"]
+    assert "parmesan cheese" not in vegan_pasta["missing_ingredients"]
+    assert ids(personalizer.recommend_recipes("c0", 10, profile="vegan,gluten-free")) == {"veg-soup"}
+    vegetarian = personalizer.recommend_recipes("c0", 10, profile="vegetarian")
+    assert "chicken-stock-soup" not in ids(vegetarian) and "beef-stew" not in ids(vegetarian)
+    assert "mystery-soup" not in ids(vegetarian)  # unknown never passes a hard exclusion
+
+
+def test_missing_products_are_compliant_best_scoring_and_pantry_never_missing(personalizer):
+    plain = personalizer.recommend_recipes("c1", 10).set_index("recipe_id")
+    # chicken broth is the most popular broth: the best one for the soup without a diet...
+    assert plain.loc["veg-soup", "missing_product_ids"][-1] == "chicken-broth"
+    veg = personalizer.recommend_recipes("c1", 10, profile="vegetarian").set_index("recipe_id")
+    # ...but never for a vegetarian, and never the unknown one
+    assert veg.loc["veg-soup", "missing_product_ids"][-1] == "veg-broth"
+    assert all("salt" not in names for names in plain["missing_ingredients"])
+    c0 = personalizer.recommend_recipes("c0", 10, profile="vegetarian").set_index("recipe_id")
+    assert "onion" not in c0.loc["veg-soup", "missing_ingredients"]  # bought recently
+    assert "vegetable stock" in c0.loc["veg-soup", "missing_ingredients"]  # chicken broth does not cover it
+
+
+def test_basket_coverage_boosts_and_store_stock_applies(personalizer):
+    base = personalizer.recommend_recipes("c1", 10, profile="vegetarian").set_index("recipe_id")
+    boosted = personalizer.recommend_recipes("c1", 10, profile="vegetarian", basket=["garlic", "onion"])
+    boosted = boosted.set_index("recipe_id")
+    assert boosted.loc["veg-soup", "coverage"] > base.loc["veg-soup", "coverage"]
+    assert boosted.loc["veg-soup", "score"] > base.loc["veg-soup", "score"]
+    assert boosted.loc["veg-soup", "missing_ingredients"] == ["vegetable stock"]
+    in_store = personalizer.recommend_recipes("c1", 10, profile="vegetarian", store="s1")
+    assert "veg-soup" not in ids(in_store)  # the only compliant broth is out of stock there
+
+
+def test_max_steps_and_minutes(personalizer):
+    short = personalizer.recommend_recipes("c0", 10, max_steps=2)
+    assert (short["steps"] <= 2).all() and "mac-cheese" not in ids(short)
+    quick = personalizer.recommend_recipes("c0", 10, max_minutes=30)
+    assert (quick["minutes"] <= 30).all() and "beef-stew" not in ids(quick)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"profile": "carnivore"}, "carnivore"),
+        ({"max_steps": -1}, "max_steps"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"k": 0}, "k must be"),
+        ({"max_minutes": 0}, "max_minutes"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(personalizer, kwargs, message):
+    kwargs = {"k": 5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        personalizer.recommend_recipes("c0", **kwargs)
+
+
+def test_unknown_user_is_diet_safe(personalizer):
+    out = personalizer.recommend_recipes("stranger", 10, profile="vegan,gluten")
+    assert ids(out) == {"veg-soup"}
+
+
+# ---- property-based: random catalogs, recipes, profiles and customers --------------------------------
+
+
+@st.composite
+def recipe_catalogs(draw, n_max: int = 8) -> RecipeCatalog:
+    recipes = []
+    for r in range(draw(st.integers(1, n_max))):
+        ingredients = []
+        for j in range(draw(st.integers(1, 5))):
+            category = draw(st.sampled_from(sorted(CATEGORIES) + ["NOT IN CATALOG"]))
+            type_ = draw(st.sampled_from((*CATEGORIES.get(category, ()), "OTHER", None)))
+            attrs = {a: draw(TRISTATE) for a in DIET_ATTRIBUTES}
+            ingredients.append(
+                Ingredient(
+                    f"ing{j}",
+                    1.0,
+                    "piece",
+                    category,
+                    type_,
+                    optional=draw(st.booleans()),
+                    pantry=draw(st.booleans()),
+                    attributes=MappingProxyType(attrs),
+                )
+            )
+        recipes.append(
+            Recipe(
+                f"r{r}", f"Recipe {r}", "Test", "main", 2, draw(st.integers(5, 90)),
+                tuple("step" for _ in range(draw(st.integers(1, 8)))), tuple(ingredients),
+                MappingProxyType(recipe_attributes(ingredients)),
+            )
+        )  # fmt: skip
+    return RecipeCatalog(recipes)
+
+
+def recipe_violations(recipe: Recipe, exclusions: frozenset[str]) -> list[str]:
+    return [
+        f"{i.name}:{a}"
+        for i in recipe.ingredients
+        if i.required
+        for a in exclusions
+        if i.attributes[a] != "no"
+    ]
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    data=st.data(),
+    items=catalogs(min_items=3, max_items=25),
+    recipes=recipe_catalogs(),
+    profile=profiles,
+    k=st.integers(1, 8),
+    seed=st.integers(0, 1000),
+)
+def test_zero_violations_in_recipes_and_missing_products(data, items, recipes, profile, k, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=len(items))
+    owned = rng.random(len(items)) < 0.3
+    rec = RecipeRecommender(items, recipes)
+    out = rec.recommend(scores, k, profile=profile, owned=owned, require_available=data.draw(st.booleans()))
+    assert len(out) <= k
+    by_id = {r.id: r for r in recipes}
+    for _, row in out.iterrows():
+        assert recipe_violations(by_id[row["recipe_id"]], profile.exclusions) == []
+        assert violates(items, row["missing_product_ids"], profile) == []
+    loose = rec.recommend(scores, k, profile=profile, require_available=False)
+    diet_ok = [r for r in recipes if not recipe_violations(r, profile.exclusions)]
+    assert len(loose) == min(k, len(diet_ok))  # k honoured whenever enough compliant recipes exist
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    data=st.data(),
+    items=catalogs(min_items=3, max_items=25),
+    profile=profiles,
+    k=st.integers(1, 10),
+    co2_weight=st.sampled_from([0.0, 0.5, 3.0]),
+    mode=st.sampled_from(["mixed", "buy_again", "discover"]),
+)
+def test_personalizer_products_zero_violations_and_k(data, items, profile, k, co2_weight, mode):
+    from tests.diet.catalogs import purchases
+
+    dataset = make_dataset(items, data.draw(purchases(items)))
+    p = Personalizer(Popularity().fit(dataset), dataset, recipes=RecipeCatalog([]))
+    user = data.draw(st.sampled_from(["c0", "c1", "c2", "stranger"]))
+    out = p.recommend_products(user, k, profile=profile, co2_weight=co2_weight, mode=mode)
+    idx = dataset.items.to_internal(out["item_id"])
+    assert violates(items, idx, profile) == []
+    compliant = len(items) - len(violates(items, range(len(items)), profile))
+    if mode == "mixed" or user == "stranger":
+        assert len(out) == min(k, compliant)
+    assert out["rank"].tolist() == list(range(1, len(out) + 1))
