@@ -5,12 +5,14 @@ Complete Journey product category/type by the product labeler (the same rules th
 and a recipe's attribute is the fail-closed roll-up of its required ingredients. So a recipe can only
 be as "vegan" as the text of its ingredients proves, and fixing a rule fixes products and recipes alike.
 
-Ingredient category/type are declared once per name in ``data/ingredients.yaml`` (a recipe may
-override them inline), so "chicken stock" means the same shelf in every recipe.
+Ingredient department/category/type are declared once per name in ``data/ingredients.yaml`` (a recipe
+may override them inline), so "chicken stock" means the same shelf in every recipe. Labelling runs once
+over the distinct ingredients with the vectorised product labeler, not once per recipe line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +35,11 @@ UNITS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 _RECIPE_KEYS = {"id", "name", "cuisine", "course", "servings", "minutes", "steps", "ingredients"}
-_INGREDIENT_KEYS = {"name", "quantity", "unit", "category", "type", "optional", "pantry"}
+_PRODUCT_KEYS = ("department", "category", "type")
+_INGREDIENT_KEYS = {"name", "quantity", "unit", "optional", "pantry", *_PRODUCT_KEYS}
 
-#: ``label_text(text, category=None, type=None) -> {attribute: "yes"|"no"|"unknown", ...}``.
+#: ``label_text(text, category=None, type=None) -> {attribute: "yes"|"no"|"unknown", "co2e_per_kg": ...}``,
+#: the per-item signature of ``recsys.diet.labeler.label_text``.
 Labeler = Callable[..., Mapping[str, Any]]
 
 
@@ -48,6 +52,7 @@ class Ingredient:
     unit: str
     category: str | None
     type: str | None = None
+    department: str | None = None
     optional: bool = False
     pantry: bool = False
     attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
@@ -106,7 +111,7 @@ class RecipeCatalog:
         return tuple(r.id for r in self._recipes)
 
     def recipes_frame(self) -> pd.DataFrame:
-        """One row per recipe: id, name, cuisine, course, servings, minutes, n_steps, n_ingredients, diet."""
+        """One row per recipe; n_shopping_items counts required, non-pantry ingredients (what may be missing)."""
         rows = [
             {
                 "id": r.id,
@@ -116,23 +121,34 @@ class RecipeCatalog:
                 "servings": r.servings,
                 "minutes": r.minutes,
                 "n_steps": r.n_steps,
-                "n_ingredients": len(r.shopping_ingredients()),
+                "n_shopping_items": len(r.shopping_ingredients()),
                 **{a: r.attributes[a] for a in DIET_ATTRIBUTES},
             }
             for r in self._recipes
         ]
-        cols = ["id", "name", "cuisine", "course", "servings", "minutes", "n_steps", "n_ingredients"]
+        cols = ["id", "name", "cuisine", "course", "servings", "minutes", "n_steps", "n_shopping_items"]
         return pd.DataFrame(rows, columns=[*cols, *DIET_ATTRIBUTES])
 
     def ingredients_frame(self) -> pd.DataFrame:
         """One row per recipe ingredient with its derived diet attributes and CO2e per kg."""
-        cols = ["recipe_id", "name", "quantity", "unit", "category", "type", "optional", "pantry"]
+        cols = [
+            "recipe_id",
+            "name",
+            "quantity",
+            "unit",
+            "department",
+            "category",
+            "type",
+            "optional",
+            "pantry",
+        ]
         rows = [
             {
                 "recipe_id": r.id,
                 "name": i.name,
                 "quantity": i.quantity,
                 "unit": i.unit,
+                "department": i.department,
                 "category": i.category,
                 "type": i.type,
                 "optional": i.optional,
@@ -171,22 +187,22 @@ def load_recipes(
     ``path`` is a YAML file or a directory of YAML files (default: the packaged catalog); a file
     named ``ingredients.yaml`` in the directory is the ingredient vocabulary, otherwise the packaged
     vocabulary is used. ``known_categories`` (e.g. the product table's categories) makes an unknown
-    ingredient category an error. ``labeler`` defaults to ``recsys.diet.labeler.label_text``.
+    ingredient category an error. ``labeler`` is a ``label_text``-style function; by default the product
+    labeler's rules run once, vectorised, over the distinct ingredients (with their department).
     Raises ``ValueError`` naming the file, recipe id, ingredient and bad value.
     """
     files, vocab_path = _resolve_files(Path(path) if path is not None else DATA_DIR)
     vocab = _load_vocabulary(vocabulary if vocabulary is not None else vocab_path)
-    label = _cached(labeler if labeler is not None else _default_labeler())
     recipes: list[Recipe] = []
     seen: dict[str, Path] = {}
     for file in files:
         for raw in _read_list(file):
-            recipe = _parse_recipe(raw, file, vocab, known_categories, label)
+            recipe = _parse_recipe(raw, file, vocab, known_categories)
             if recipe.id in seen:
                 raise ValueError(f"{file}: recipe {recipe.id!r}: duplicate id (first in {seen[recipe.id]})")
             seen[recipe.id] = file
             recipes.append(recipe)
-    return RecipeCatalog(recipes)
+    return RecipeCatalog(_labelled(recipes, labeler))
 
 
 # ----------------------------------------------------------------------------- files
@@ -215,14 +231,16 @@ def _read_list(file: Path) -> list[Any]:
 
 
 def _load_vocabulary(source: Path | str | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Vocabulary entries as ``{name: {category, type, pantry}}``; values may be ``[cat, type]``."""
+    """Entries as ``{name: {department, category, type, pantry}}``; a value may be a 3-item list."""
     raw = source if isinstance(source, Mapping) else yaml.safe_load(Path(source).read_text("utf-8")) or {}
     vocab: dict[str, dict[str, Any]] = {}
     for name, value in raw.items():
-        if isinstance(value, list | tuple) and len(value) == 2:
-            value = {"category": value[0], "type": value[1]}
-        if not isinstance(value, Mapping) or not set(value) <= {"category", "type", "pantry"}:
-            raise ValueError(f"ingredient vocabulary: {name!r}: expected [category, type] or a mapping")
+        if isinstance(value, list | tuple) and len(value) == len(_PRODUCT_KEYS):
+            value = dict(zip(_PRODUCT_KEYS, value, strict=True))
+        if not isinstance(value, Mapping) or not set(value) <= {*_PRODUCT_KEYS, "pantry"}:
+            raise ValueError(
+                f"ingredient vocabulary: {name!r}: expected [department, category, type] or a mapping"
+            )
         vocab[str(name).strip().lower()] = dict(value)
     return vocab
 
@@ -235,7 +253,6 @@ def _parse_recipe(
     file: Path,
     vocab: Mapping[str, Mapping[str, Any]],
     known_categories: Collection[str] | None,
-    label: Labeler,
 ) -> Recipe:
     rid = raw.get("id") if isinstance(raw, Mapping) else None
     where = f"{file}: recipe {rid!r}"
@@ -258,7 +275,7 @@ def _parse_recipe(
     items = raw.get("ingredients")
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where}: field 'ingredients' must be a non-empty list, got {items!r}")
-    ingredients = tuple(_parse_ingredient(i, where, vocab, known_categories, label) for i in items)
+    ingredients = tuple(_parse_ingredient(i, where, vocab, known_categories) for i in items)
     return Recipe(
         id=rid.strip(),
         name=name,
@@ -268,7 +285,6 @@ def _parse_recipe(
         minutes=minutes,
         steps=tuple(s.strip() for s in steps),
         ingredients=ingredients,
-        attributes=MappingProxyType(recipe_attributes(ingredients)),
     )
 
 
@@ -277,7 +293,6 @@ def _parse_ingredient(
     where: str,
     vocab: Mapping[str, Mapping[str, Any]],
     known_categories: Collection[str] | None,
-    label: Labeler,
 ) -> Ingredient:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise ValueError(f"{where}: every ingredient needs a 'name', got {raw!r}")
@@ -285,7 +300,7 @@ def _parse_ingredient(
     here = f"{where}: ingredient {name!r}"
     if unknown := set(raw) - _INGREDIENT_KEYS:
         raise ValueError(f"{here}: unknown field(s) {sorted(unknown)}")
-    spec = {**vocab.get(name, {}), **{k: raw[k] for k in ("category", "type", "pantry") if k in raw}}
+    spec = {**vocab.get(name, {}), **{k: raw[k] for k in (*_PRODUCT_KEYS, "pantry") if k in raw}}
     if "category" not in spec:
         raise ValueError(f"{here}: field 'category' missing and the name is not in the ingredient vocabulary")
     category, ptype = spec.get("category"), spec.get("type")
@@ -300,29 +315,16 @@ def _parse_ingredient(
     optional, pantry = raw.get("optional", False), spec.get("pantry", False)
     if not isinstance(optional, bool) or not isinstance(pantry, bool):
         raise ValueError(f"{here}: fields 'optional' and 'pantry' must be true/false")
-    attributes, co2e = _label(label, name, category, ptype, here)
     return Ingredient(
         name=name,
         quantity=float(quantity),
         unit=unit,
         category=category,
         type=ptype,
+        department=spec.get("department"),
         optional=optional,
         pantry=pantry,
-        attributes=MappingProxyType(attributes),
-        co2e_per_kg=co2e,
     )
-
-
-def _label(
-    label: Labeler, name: str, category: str | None, ptype: str | None, here: str
-) -> tuple[dict, float]:
-    out = label(name, category=category, type=ptype)
-    attributes = {a: out.get(a, "unknown") for a in DIET_ATTRIBUTES}
-    if bad := {a: v for a, v in attributes.items() if v not in TRISTATE_VALUES}:
-        raise ValueError(f"{here}: labeler returned invalid values {bad}")
-    co2e = out.get("co2e_per_kg", math.nan)
-    return attributes, float(co2e) if co2e is not None else math.nan
 
 
 def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
@@ -342,20 +344,39 @@ def _positive_int(raw: Mapping[str, Any], key: str, where: str) -> int:
 # ----------------------------------------------------------------------------- labeling
 
 
-def _default_labeler() -> Labeler:
-    from recsys.diet.labeler import label_text  # imported lazily: diet is a sibling package
+def _label_frame(frame: pd.DataFrame, labeler: Labeler | None) -> pd.DataFrame:
+    """Labels for distinct ingredients: the product labeler in one batch, or ``labeler`` per row."""
+    if labeler is None:
+        from recsys.diet.labeler import label_products  # lazy: diet is a sibling package
 
-    return label_text
+        return label_products(frame)
+    rows = [labeler(r.name, category=r.category, type=r.type) for r in frame.itertuples(index=False)]
+    return pd.DataFrame([dict(row) for row in rows], index=frame.index)
 
 
-def _cached(label: Labeler) -> Labeler:
-    """Label each distinct (name, category, type) once: ~360 names serve ~2,000 ingredient lines."""
-    memo: dict[tuple[str, str | None, str | None], Mapping[str, Any]] = {}
+def _labelled(recipes: list[Recipe], labeler: Labeler | None) -> list[Recipe]:
+    """Label each distinct ingredient once, then roll the labels up per recipe."""
+    keys = sorted(
+        {(i.name, i.department, i.category, i.type) for r in recipes for i in r.ingredients}, key=str
+    )
+    if not keys:
+        return recipes
+    labels = _label_frame(pd.DataFrame(keys, columns=["name", "department", "category", "type"]), labeler)
+    by_key: dict[tuple, tuple[dict[str, str], float]] = {}
+    for key, (_, row) in zip(keys, labels.iterrows(), strict=True):
+        attrs = {a: row.get(a, "unknown") for a in DIET_ATTRIBUTES}
+        if bad := {a: v for a, v in attrs.items() if v not in TRISTATE_VALUES}:
+            raise ValueError(f"ingredient {key[0]!r}: labeler returned invalid values {bad}")
+        co2e = row.get("co2e_per_kg", math.nan)
+        by_key[key] = attrs, math.nan if co2e is None or pd.isna(co2e) else float(co2e)
 
-    def cached(text: str, category: str | None = None, type: str | None = None) -> Mapping[str, Any]:
-        key = (text, category, type)
-        if key not in memo:
-            memo[key] = label(text, category=category, type=type)
-        return memo[key]
+    def label(i: Ingredient) -> Ingredient:
+        attrs, co2e = by_key[(i.name, i.department, i.category, i.type)]
+        return dataclasses.replace(i, attributes=MappingProxyType(attrs), co2e_per_kg=co2e)
 
-    return cached
+    out = []
+    for r in recipes:
+        ingredients = tuple(label(i) for i in r.ingredients)
+        attrs = MappingProxyType(recipe_attributes(ingredients))
+        out.append(dataclasses.replace(r, ingredients=ingredients, attributes=attrs))
+    return out
