@@ -1,0 +1,145 @@
+"""Customer x product-group history features shared by the response model, the policy and the
+Complete Journey redemption benchmark.
+
+Why per group: an offer is on a product group, and the best single predictor of "buys from the group
+in the offer window" is how often the customer bought from it lately; the discount only moves that
+baseline. Everything is a groupby over the interaction table joined to the product -> group map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Model features of a customer x group pair (see `pair_features`).
+PAIR_FEATURES: tuple[str, ...] = (
+    "logit_p_recent",
+    "logit_p_hist",
+    "grp_share",
+    "grp_deal",
+    "log_grp_recency",
+    "deal_proneness",
+    "log_frequency",
+    "log_visit_ratio",
+    "log_aov",
+    "is_dropping",
+)
+
+
+def product_groups(products: pd.DataFrame) -> pd.Series:
+    """product_id -> product group (the category; department where the category is missing)."""
+    group = products["category"].astype(object).where(products["category"].notna(), products["department"])
+    return pd.Series(group.to_numpy(), index=products["product_id"].to_numpy(), name="product_group")
+
+
+def group_history(
+    interactions: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lookback_weeks: int = 26,
+    recent_weeks: int = 8,
+) -> pd.DataFrame:
+    """One row per (customer_id, product_group) bought in the `lookback_weeks` before `as_of`.
+
+    Columns: grp_baskets / grp_recent_baskets (baskets containing the group, whole lookback / last
+    `recent_weeks`), grp_spend, grp_share (of the customer's spend), grp_value (average spend on the
+    group per basket that has it), grp_deal (share of that spend bought on discount), grp_recency_days,
+    weeks_observed (weeks of the lookback the customer was known, at least 1).
+    """
+    as_of = pd.Timestamp(as_of)
+    start = as_of - pd.Timedelta(weeks=lookback_weeks)
+    ts = interactions["timestamp"]
+    inter = interactions[(ts >= start) & (ts < as_of)]
+    groups = product_groups(products)
+    frame = pd.DataFrame(
+        {
+            "customer_id": inter["customer_id"].to_numpy(),
+            "product_group": inter["product_id"].map(groups).to_numpy(),
+            "basket_id": inter["basket_id"].to_numpy(),
+            "timestamp": inter["timestamp"].to_numpy(),
+            "value": inter["value"].to_numpy(float),
+            "deal": inter["value"].where(inter["discount"] > 0, 0.0).to_numpy(float),
+        }
+    ).dropna(subset=["product_group"])
+    per_basket = (
+        frame.groupby(["customer_id", "product_group", "basket_id"], sort=False)
+        .agg(timestamp=("timestamp", "min"), value=("value", "sum"), deal=("deal", "sum"))
+        .reset_index()
+    )
+    recent = per_basket["timestamp"] >= as_of - pd.Timedelta(weeks=recent_weeks)
+    per_basket["recent"] = recent.astype(int)
+    hist = per_basket.groupby(["customer_id", "product_group"]).agg(
+        grp_baskets=("basket_id", "size"),
+        grp_recent_baskets=("recent", "sum"),
+        grp_spend=("value", "sum"),
+        grp_deal_spend=("deal", "sum"),
+        grp_last=("timestamp", "max"),
+    )
+    total = hist.groupby(level="customer_id")["grp_spend"].transform("sum")
+    hist["grp_share"] = (hist["grp_spend"] / total.where(total > 0)).fillna(0.0)
+    hist["grp_value"] = hist["grp_spend"] / hist["grp_baskets"]
+    hist["grp_deal"] = (hist["grp_deal_spend"] / hist["grp_spend"].where(hist["grp_spend"] > 0)).fillna(0.0)
+    hist["grp_recency_days"] = (as_of - hist["grp_last"]).dt.total_seconds() / 86400.0
+    first = frame.groupby("customer_id")["timestamp"].min()
+    weeks = ((as_of - first).dt.total_seconds() / 604800.0).clip(lower=1.0, upper=float(lookback_weeks))
+    hist["weeks_observed"] = hist.index.get_level_values("customer_id").map(weeks).to_numpy()
+    return hist.drop(columns=["grp_deal_spend", "grp_last"])
+
+
+def group_value(history: pd.DataFrame, pairs: pd.DataFrame, prior_weight: float = 3.0) -> np.ndarray:
+    """Expected spend on the group when the customer buys from it: their own average per basket,
+    shrunk towards the group's average with `prior_weight` pseudo-baskets (few baskets -> noisy mean)."""
+    group_mean = (
+        history["grp_spend"].groupby(level="product_group").sum()
+        / history["grp_baskets"].groupby(level="product_group").sum()
+    )
+    overall = float(history["grp_spend"].sum() / max(history["grp_baskets"].sum(), 1))
+    idx = pd.MultiIndex.from_frame(pairs[["customer_id", "product_group"]])
+    own = history.reindex(idx)
+    n = own["grp_baskets"].fillna(0.0).to_numpy()
+    prior = pairs["product_group"].map(group_mean).fillna(overall).to_numpy(float)
+    mean = own["grp_value"].fillna(0.0).to_numpy()
+    return (n * mean + prior_weight * prior) / (n + prior_weight)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.005, 0.995)
+    return np.log(p) - np.log1p(-p)
+
+
+def pair_features(
+    history: pd.DataFrame,
+    lifecycle: pd.DataFrame,
+    pairs: pd.DataFrame,
+    window_weeks: float | np.ndarray = 1.0,
+    recent_weeks: int = 8,
+) -> pd.DataFrame:
+    """Model features (PAIR_FEATURES) for each (customer_id, product_group) row of `pairs`.
+
+    logit_p_recent / logit_p_hist: logit of P(at least one basket with the group in the offer window)
+    if the customer kept buying at their recent / whole-lookback rate (Poisson); pairs never bought
+    get the floor. Customer columns come from `lifecycle_metrics`; unknown customers get neutral values.
+    """
+    idx = pd.MultiIndex.from_frame(pairs[["customer_id", "product_group"]])
+    h = history.reindex(idx)
+    window = np.broadcast_to(np.asarray(window_weeks, dtype=float), (len(pairs),))
+    weeks = h["weeks_observed"].fillna(1.0).to_numpy()
+    rate_hist = h["grp_baskets"].fillna(0.0).to_numpy() / weeks
+    rate_recent = h["grp_recent_baskets"].fillna(0.0).to_numpy() / np.minimum(weeks, recent_weeks)
+    life = lifecycle.reindex(pairs["customer_id"].to_numpy())
+    out = pd.DataFrame(
+        {
+            "logit_p_recent": _logit(-np.expm1(-rate_recent * window)),
+            "logit_p_hist": _logit(-np.expm1(-rate_hist * window)),
+            "grp_share": h["grp_share"].fillna(0.0).to_numpy(),
+            "grp_deal": h["grp_deal"].fillna(0.0).to_numpy(),
+            "log_grp_recency": np.log1p(h["grp_recency_days"].fillna(365.0).to_numpy()),
+            "deal_proneness": life["deal_proneness"].fillna(0.0).to_numpy(float),
+            "log_frequency": np.log1p(life["frequency"].fillna(0.0).to_numpy(float)),
+            "log_visit_ratio": np.log(life["visit_ratio"].fillna(1.0).clip(0.05, 20.0).to_numpy(float)),
+            "log_aov": np.log1p(life["avg_order_value"].fillna(0.0).to_numpy(float)),
+            "is_dropping": life["segment"].isin(["dropping", "dropping sharply", "lapsed"]).to_numpy(float),
+        },
+        index=pairs.index,
+    )
+    return out[list(PAIR_FEATURES)]

@@ -1,0 +1,137 @@
+"""Planner on small synthetic data: diet respected, budget kept, monotone response, CLI errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.synthetic import generate
+from recsys.offers.features import PAIR_FEATURES
+from recsys.offers.policy import DiscountPlanner, recommend_discounts
+from recsys.offers.response import LEVELS, ResponseModel
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(n_customers=400, n_products=400, weeks=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def planner(data):
+    return DiscountPlanner(snapshot_weeks=8).fit(data.tables)
+
+
+def test_budget_kept_and_columns(planner):
+    plan = planner.plan(25.0)
+    assert plan["expected_cost"].sum() <= 25.0
+    assert len(plan) > 0
+    assert (plan["discount_level"] > 0).all()
+    assert plan.groupby("customer_id").size().max() <= planner.max_per_customer
+    assert plan["reason"].str.len().min() > 10
+    assert planner.plan(50.0)["expected_profit"].sum() >= plan["expected_profit"].sum() - 1e-9
+
+
+def test_vegan_never_gets_meat(data):
+    tables = dict(data.tables)
+    customers = tables["customers"].copy()
+    customers["diet_exclusions"] = customers["diet_exclusions"].astype(object)
+    customers.loc[:, "diet_exclusions"] = "vegan"
+    customers["consent_marketing"] = True
+    tables["customers"] = customers
+    tables["household_members"] = tables["household_members"].iloc[0:0]
+    planner = DiscountPlanner(snapshot_weeks=8, tiers={}).fit(tables)
+    meat = {
+        "BEEF",
+        "CHICKEN",
+        "PORK",
+        "LUNCHMEAT",
+        "BACON",
+        "SEAFOOD - FROZEN",
+        "FLUID MILK PRODUCTS",
+        "CHEESE",
+        "EGGS",
+    }
+    assert not set(planner.candidates_["product_group"]) & meat
+    plan = planner.plan(1e6)
+    assert not set(plan["product_group"]) & meat
+
+
+def test_response_model_is_monotone_in_level(planner):
+    frame = planner.training_frame_
+    for kind in ("logistic", "hill"):
+        model = ResponseModel(kind=kind).fit(
+            frame[list(PAIR_FEATURES)], frame["level"], frame["bought"], frame["propensity"]
+        )
+        curves = model.predict_curve(frame[list(PAIR_FEATURES)].iloc[:200])
+        assert curves.shape == (200, len(LEVELS))
+        assert np.all(np.diff(curves, axis=1) >= 0)
+        if kind == "hill":
+            assert model.nonmonotone_share_ == 0.0  # monotone by construction
+
+
+def test_zero_uplift_customer_gets_nothing(planner):
+    p = planner.curves_.copy()
+    rows = planner.candidates_["customer_id"].to_numpy() == planner.candidates_["customer_id"].iloc[0]
+    p[rows] = p[rows, :1]  # this customer buys with the same probability whatever the discount
+    planner2 = DiscountPlanner(snapshot_weeks=8)
+    planner2.__dict__.update(planner.__dict__)
+    planner2.curves_ = p
+    planner2._economics()
+    plan = planner2.plan(1e6)
+    assert planner.candidates_["customer_id"].iloc[0] not in set(plan["customer_id"])
+    assert recommend_discounts(planner.candidates_["customer_id"].iloc[0], planner2) == []
+
+
+def test_single_customer_call(planner):
+    planner.plan(25.0)
+    cid = planner.plan(25.0)["customer_id"].iloc[0]
+    recs = recommend_discounts(cid, planner)
+    assert recs and {
+        "product_group",
+        "discount_level",
+        "expected_uplift",
+        "expected_profit",
+        "reason",
+        "best_send_time",
+    } <= set(recs[0])
+    assert recommend_discounts("nobody", planner) == []
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    from recsys.cli import main
+
+    assert (
+        main(
+            [
+                "offers",
+                "--data",
+                str(tmp_path / "missing"),
+                "--budget",
+                "10",
+                "--out",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["offers", "--data", str(tmp_path), "--budget", "-1", "--out", str(tmp_path / "o.csv")]) == 2
+    assert "budget" in capsys.readouterr().err
+
+
+def test_cli_writes_plan(tmp_path, data):
+    from recsys.cli import main
+    from recsys.data.synthetic import write_synthetic
+
+    write_synthetic(data, tmp_path / "syn")
+    out = tmp_path / "offers.csv"
+    assert main(["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(out)]) == 0
+    plan = pd.read_csv(out)
+    assert list(plan.columns) == [
+        "customer_id",
+        "product_group",
+        "discount_level",
+        "expected_uplift",
+        "expected_profit",
+        "reason",
+        "best_send_time",
+    ]
