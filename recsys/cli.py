@@ -12,7 +12,7 @@ import sys
 
 from recsys.commands.common import EXIT_BAD_INPUT
 
-COMMAND_MODULES = ("recsys.commands.data", "recsys.commands.offers")
+COMMAND_MODULES = ("recsys.commands.data", "recsys.commands.offers", "serving.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

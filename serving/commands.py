@@ -1,0 +1,75 @@
+"""`recsys serve`: start the BentoML service (a thin wrapper around `bentoml serve`).
+
+The wrapper only turns flags into the environment the service reads (serving.config), so the
+service behaves the same whether started by this command, by `bentoml serve` or from a bento.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from serving.config import PROJECT_DIR
+
+SERVICE = "serving.service:RecsysService"
+
+
+def serve_command(args: argparse.Namespace) -> list[str]:
+    """The `bentoml serve` command line for the parsed flags."""
+    bentoml = Path(sys.executable).with_name("bentoml")
+    exe = [str(bentoml)] if bentoml.exists() else [sys.executable, "-m", "bentoml"]
+    return [
+        *exe,
+        "serve",
+        SERVICE,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--working-dir",
+        str(PROJECT_DIR),
+    ]
+
+
+def serve_env(args: argparse.Namespace, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit/BLAS threads fight the server's own
+    if args.model_dir:
+        env["RECSYS_MODEL_DIR"] = str(Path(args.model_dir).resolve())
+    if args.registry_uri:
+        env.pop("RECSYS_MODEL_DIR", None)
+        env["RECSYS_REGISTRY_URI"] = args.registry_uri
+    if args.tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    if args.data_dir:
+        env["RECSYS_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if args.events_url:
+        env["RECSYS_EVENTS_URL"] = args.events_url
+    if args.workers:
+        env["RECSYS_WORKERS"] = str(args.workers)
+    return env
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.model_dir and not (Path(args.model_dir) / "model.json").exists():
+        raise FileNotFoundError(f"{args.model_dir} is not a model directory (no model.json)")
+    cmd = serve_command(args)
+    print("$ " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, env=serve_env(args))
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start the HTTP service (bentoml serve serving.service:RecsysService)")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="0.0.0.0")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model-dir", help="native model directory (default: the registry champion)")
+    src.add_argument("--registry-uri", help="registry alias, default models:/grocery-recommender@champion")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--data-dir", help="prepared data directory: customers, stock, recipes, discounts")
+    p.add_argument("--events-url", help="event store URL (default sqlite:///events.db; postgresql://...)")
+    p.add_argument("--workers", type=int, help="server worker processes (each holds the model)")
+    p.set_defaults(func=_cmd_serve)

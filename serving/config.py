@@ -1,0 +1,53 @@
+"""Service settings, read once from the environment at start-up (12-factor style).
+
+Everything a deployment changes is an environment variable, so `bentoml serve`, `recsys serve`, a
+container and the tests configure the same code the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_REGISTRY_URI = "models:/grocery-recommender@champion"
+
+
+def flag(value: str | None, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path | None = None
+    registry_uri: str = DEFAULT_REGISTRY_URI
+    tracking_uri: str = f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    data_dir: Path | None = None
+    events_url: str = f"sqlite:///{PROJECT_DIR / 'events.db'}"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_requires_key: bool = False
+    default_consent: bool = False
+    max_batch_size: int = 64
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        model_dir = env.get("RECSYS_MODEL_DIR") or None
+        data_dir = env.get("RECSYS_DATA_DIR") or None
+        keys = tuple(k.strip() for k in env.get("RECSYS_API_KEYS", "").split(",") if k.strip())
+        return cls(
+            model_dir=Path(model_dir) if model_dir else None,
+            registry_uri=env.get("RECSYS_REGISTRY_URI") or DEFAULT_REGISTRY_URI,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or cls.tracking_uri,
+            data_dir=Path(data_dir) if data_dir else None,
+            events_url=env.get("RECSYS_EVENTS_URL") or cls.events_url,
+            api_keys=keys,
+            read_requires_key=flag(env.get("RECSYS_READ_REQUIRES_KEY"), False),
+            # Customers we hold no consent record for: privacy by default, no personalisation and
+            # no stored events until the app records consent.
+            default_consent=flag(env.get("RECSYS_DEFAULT_CONSENT"), False),
+            max_batch_size=int(env.get("RECSYS_MAX_BATCH_SIZE") or 64),
+        )

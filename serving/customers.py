@@ -1,0 +1,90 @@
+"""Who is asking: consent, diet profile, model row and fresh history of one customer.
+
+Precedence, most recent word first: the event store's override (what the app told us since the
+data was prepared) > the customers table of the data set > the server default. An erased id keeps
+only what was recorded after the erasure; its rows in the model are never used again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.diet.profiles import EMPTY_PROFILE, DietProfile, parse_profile
+from serving.events import CustomerState
+from serving.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    personalised: bool  # consent given: history may be used
+    consent_marketing: bool
+    user_idx: int  # model row, -1 when unknown / erased / not personalisable
+    history: np.ndarray  # item indices bought (model history + fresh events); empty without consent
+    fresh: np.ndarray  # item indices from events the model has not seen yet
+    profile: DietProfile
+    known: bool = True  # we hold a consent record (store or data set) for this id
+
+    @property
+    def fallback(self) -> str | None:
+        """Why the list is not personalised: an unknown id is cold start, a known refusal no_consent."""
+        if not self.personalised:
+            return "no_consent" if self.known else "cold_start"
+        return None if len(self.history) else "cold_start"
+
+    @property
+    def diet(self) -> list[str]:
+        return sorted(self.profile.exclusions)
+
+
+def diet_profile(diet: list[str] | None) -> DietProfile | None:
+    """Request diet override -> profile; ValueError (-> 400) names an unknown diet."""
+    if diet is None:
+        return None
+    return parse_profile(diet)
+
+
+def resolve(
+    rt: Runtime,
+    customer_id: str,
+    state: CustomerState,
+    override: DietProfile | None,
+    default_consent: bool,
+) -> Customer:
+    record = state.record
+    base = None if state.erased else rt.customers.get(customer_id)
+    if record is not None:
+        consent, marketing = record.consent_personalisation, record.consent_marketing
+        excl, prefs = record.diet_exclusions, record.diet_preferences
+    elif base is not None:
+        consent, marketing = base.consent_personalisation, base.consent_marketing
+        excl, prefs = base.diet_exclusions, base.diet_preferences
+    else:
+        consent, marketing, excl, prefs = default_consent, False, None, None
+    # The diet is applied with or without consent to personalise: it is a safety rule.
+    profile = override if override is not None else _stored_profile(excl, prefs)
+    empty = np.empty(0, dtype=np.int64)
+    if not consent:
+        known = record is not None or base is not None
+        return Customer(customer_id, False, marketing, -1, empty, empty, profile, known)
+    user_idx = -1 if state.erased else rt.user_index(customer_id)
+    model_hist = rt.history(user_idx)
+    fresh = rt.item_index(list(state.fresh_items)) if state.fresh_items else empty
+    fresh = np.setdiff1d(fresh[fresh >= 0], model_hist)
+    history = np.union1d(model_hist, fresh) if len(fresh) else model_hist
+    return Customer(customer_id, True, marketing, user_idx, history, fresh, profile)
+
+
+def _stored_profile(exclusions: str | None, preferences: str | None) -> DietProfile:
+    if not exclusions and not preferences:
+        return EMPTY_PROFILE
+    try:
+        return parse_profile(exclusions, preferences)
+    except ValueError:
+        # A stored profile we cannot read must not widen what is shown: exclude everything unknown
+        # by treating every attribute as excluded (fail-closed), rather than ignoring the profile.
+        from recsys.data.schema import DIET_ATTRIBUTES
+
+        return DietProfile(frozenset(DIET_ATTRIBUTES))

@@ -1,0 +1,225 @@
+"""Durable event store: feedback events, consent/profile overrides and erasure tombstones.
+
+SQLAlchemy 2 Core over SQLite (the default: one file, WAL so several server workers can read while
+one writes) or PostgreSQL by URL. Every write returns only after COMMIT, so an acknowledged event
+survives a crash. All workers read customer state from here (not from process memory), which is what
+keeps fold-in, consent and erasure consistent across worker processes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False, index=True),
+    Column("event_type", String(32), nullable=False),
+    Column("item_id", String(128)),
+    Column("quantity", Float, nullable=False, default=1.0),
+    Column("offer_id", String(128)),
+    Column("product_group", String(256)),
+    Column("recommendation_id", String(64)),
+    Column("store", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+customers = Table(
+    "customer_overrides",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("consent_personalisation", Boolean, nullable=False),
+    Column("consent_marketing", Boolean, nullable=False),
+    Column("diet_exclusions", String(512)),
+    Column("diet_preferences", String(512)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Only a hash of the erased id is kept: enough to hide the customer's rows in an older model until the
+# next retraining, without keeping the id itself.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Events that say "this customer has this product now": they count as history for fold-in.
+HISTORY_EVENTS = ("purchase", "add_to_cart")
+
+
+def id_hash(customer_id: str) -> str:
+    return hashlib.sha256(customer_id.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    customer_id: str
+    consent_personalisation: bool
+    consent_marketing: bool
+    diet_exclusions: str | None = None
+    diet_preferences: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    """What serving needs to know about one customer beyond the model, read in one go per batch."""
+
+    record: CustomerRecord | None = None
+    erased: bool = False
+    fresh_items: tuple[str, ...] = ()  # history items from events (purchases, add-to-cart), oldest first
+    viewed: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    customer_id: str
+    event_type: str
+    item_id: str | None = None
+    quantity: float = 1.0
+    offer_id: str | None = None
+    product_group: str | None = None
+    recommendation_id: str | None = None
+    store: str | None = None
+
+
+def default_url(project_dir: Path) -> str:
+    return f"sqlite:///{project_dir / 'events.db'}"
+
+
+class EventStore:
+    """Thread-safe (an Engine pools connections); one instance per server worker."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT 1")).scalar() == 1
+
+    # ---- writes (each returns after COMMIT) -----------------------------------------------------
+    def add_events(self, new: Sequence[NewEvent]) -> int:
+        if not new:
+            return 0
+        now = datetime.now(UTC)
+        rows = [{**e.__dict__, "created_at": now} for e in new]
+        with self.engine.begin() as conn:
+            conn.execute(insert(events), rows)
+        return len(rows)
+
+    def upsert_customer(self, record: CustomerRecord) -> None:
+        values = {**record.__dict__, "updated_at": datetime.now(UTC)}
+        with self.engine.begin() as conn:
+            conn.execute(delete(customers).where(customers.c.customer_id == record.customer_id))
+            conn.execute(insert(customers), [values])
+
+    def delete_events(self, customer_id: str) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(events).where(events.c.customer_id == customer_id)).rowcount or 0)
+
+    def erase(self, customer_id: str) -> tuple[int, bool]:
+        """Delete the customer's events and profile and leave a tombstone; one transaction."""
+        with self.engine.begin() as conn:
+            n_events = conn.execute(delete(events).where(events.c.customer_id == customer_id)).rowcount
+            n_prof = conn.execute(delete(customers).where(customers.c.customer_id == customer_id)).rowcount
+            digest = id_hash(customer_id)
+            conn.execute(delete(erasures).where(erasures.c.id_hash == digest))
+            conn.execute(insert(erasures), [{"id_hash": digest, "erased_at": datetime.now(UTC)}])
+        return int(n_events or 0), bool(n_prof)
+
+    # ---- reads ----------------------------------------------------------------------------------
+    def states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState]:
+        """State of every given customer (customers without any row get the empty state).
+
+        One round trip (UNION ALL of the three tables): this runs for every products batch.
+        """
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        hashes = {id_hash(i): i for i in ids}
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._state_query, {"ids": ids, "hashes": list(hashes)}).all()
+        recs: dict[str, CustomerRecord] = {}
+        erased: set[str] = set()
+        fresh: dict[str, list[str]] = {}
+        viewed: dict[str, list[str]] = {}
+        for kind, key, a, b, c, d, _ in rows:
+            if kind == "c":
+                recs[key] = CustomerRecord(key, bool(int(a)), bool(int(b)), c, d)
+            elif kind == "x":
+                erased.add(hashes[key])
+            else:
+                (fresh if a in HISTORY_EVENTS else viewed).setdefault(key, []).append(b)
+        return {
+            i: CustomerState(recs.get(i), i in erased, tuple(fresh.get(i, ())), tuple(viewed.get(i, ())))
+            for i in ids
+        }
+
+    @cached_property
+    def _state_query(self):  # noqa: ANN202 - a compiled-once SQLAlchemy TextClause
+        return text(
+            """
+            SELECT 'c' AS kind, customer_id AS key,
+                   CAST(CAST(consent_personalisation AS INTEGER) AS VARCHAR(8)) AS a,
+                   CAST(CAST(consent_marketing AS INTEGER) AS VARCHAR(8)) AS b,
+                   diet_exclusions AS c, diet_preferences AS d, 0 AS id
+              FROM customer_overrides WHERE customer_id IN :ids
+            UNION ALL
+            SELECT 'x', id_hash, NULL, NULL, NULL, NULL, 0 FROM erasures WHERE id_hash IN :hashes
+            UNION ALL
+            SELECT 'e', customer_id, event_type, item_id, NULL, NULL, id
+              FROM events WHERE customer_id IN :ids AND item_id IS NOT NULL
+            ORDER BY 7
+            """
+        ).bindparams(bindparam("ids", expanding=True), bindparam("hashes", expanding=True))
+
+    def count_events(self, customer_id: str | None = None) -> int:
+        query = select(func.count()).select_from(events)
+        if customer_id is not None:
+            query = query.where(events.c.customer_id == customer_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # fsync at every commit: an acknowledged event survives power loss
+    cur.close()

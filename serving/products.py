@@ -1,0 +1,194 @@
+"""Product recommendations for a BATCH of requests: one matrix product, one mask matrix, one top-k.
+
+Per request: consent and diet are resolved (`serving.customers`), fresh events are folded in (a
+customer with new purchases is scored from history + new items through the model's
+`score_basket`, e.g. an ALS user vector recalculated on the spot; the new items count as history for
+buy-again/discover), and every filter becomes part of ONE boolean mask applied before top-k, so
+nothing forbidden can reach a list and k is honoured whenever k allowed items exist.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.diet.profiles import DietProfile
+from recsys.ranking.rerank import rerank
+from recsys.ranking.topk import top_k
+from serving.customers import Customer, resolve
+from serving.events import CustomerState
+from serving.runtime import Runtime
+from serving.schemas import ProductItem, ProductsRequest, ProductsResponse
+
+#: History items looked at for "because you bought X" (a cap keeps the lookup cheap for heavy buyers).
+MAX_REASON_HISTORY = 400
+
+
+@dataclass(frozen=True)
+class ProductJob:
+    request: ProductsRequest
+    override: DietProfile | None  # parsed before batching so a bad diet is a 400 for that caller only
+
+
+def recommend_batch(
+    rt: Runtime,
+    jobs: list[ProductJob],
+    states: dict[str, CustomerState],
+    default_consent: bool,
+) -> list[ProductsResponse | Exception]:
+    customers = [
+        resolve(
+            rt,
+            j.request.customer_id,
+            states.get(j.request.customer_id, CustomerState()),
+            j.override,
+            default_consent,
+        )
+        for j in jobs
+    ]
+    scores = score_rows(rt, customers)
+    out: list[ProductsResponse | Exception] = [None] * len(jobs)  # type: ignore[list-item]
+    allowed = np.empty(scores.shape, dtype=bool)
+    plain: list[int] = []
+    for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
+        try:
+            allowed[i] = request_mask(rt, job.request, cust)
+        except ValueError as exc:  # e.g. unknown store: this caller's 400, not the batch's
+            out[i] = exc
+            continue
+        if job.request.co2_weight == 0 and not cust.profile.preferences:
+            plain.append(i)
+    items = np.full((len(jobs), max(j.request.k for j in jobs)), -1, dtype=np.int64)
+    top = np.full(items.shape, -np.inf, dtype=np.float32)
+    if plain:
+        kk = max(jobs[i].request.k for i in plain)
+        it, sc = top_k(scores[plain], kk, allowed[plain])
+        items[plain, :kk], top[plain, :kk] = it, sc
+    for i, job in enumerate(jobs):
+        if out[i] is not None or i in plain:
+            continue
+        k = job.request.k
+        it, sc = rerank(
+            scores[i : i + 1],
+            k,
+            allowed[i : i + 1],
+            co2e=rt.co2e,
+            co2_weight=job.request.co2_weight,
+            penalty=rt.engine.preference_penalty(customers[i].profile),
+        )
+        items[i, :k], top[i, :k] = it[0], sc[0]
+    for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
+        if out[i] is None:
+            row = items[i, : job.request.k]
+            keep = row >= 0
+            out[i] = _response(rt, job.request, cust, row[keep], top[i, : job.request.k][keep])
+    return out
+
+
+def score_rows(rt: Runtime, customers: list[Customer]) -> np.ndarray:
+    """(len(customers), n_items) scores; all plain model users in ONE `model.score` call."""
+    model = rt.model
+    scores = np.empty((len(customers), rt.n_items), dtype=np.float32)
+    model_rows: list[int] = []
+    fallback_rows: list[int] = []
+    for i, c in enumerate(customers):
+        if not c.personalised:
+            fallback_rows.append(i)
+        elif len(c.fresh) and model.supports_basket:
+            scores[i] = model.score_basket(c.history)  # fold-in: history + what just happened
+        elif c.user_idx >= 0:
+            model_rows.append(i)
+        else:
+            fallback_rows.append(i)
+    if model_rows:
+        scores[model_rows] = model.score(np.array([customers[i].user_idx for i in model_rows]))
+    if fallback_rows:
+        scores[fallback_rows] = model.fallback_scores()
+    return scores
+
+
+def request_mask(rt: Runtime, req: ProductsRequest, cust: Customer) -> np.ndarray:
+    """diet & categories & store & include/exclude & mode, as one boolean row."""
+    mask = rt.engine.allowed(cust.profile) & rt.engine.in_stock(req.store)
+    if req.categories is not None:
+        mask &= rt.category_mask(frozenset(req.categories))
+    if req.include is not None:
+        inc = np.zeros(rt.n_items, dtype=bool)
+        idx = rt.item_index(req.include)
+        inc[idx[idx >= 0]] = True
+        mask &= inc
+    if req.exclude:
+        idx = rt.item_index(req.exclude)
+        mask[idx[idx >= 0]] = False
+    if req.mode != "mixed":
+        bought = np.zeros(rt.n_items, dtype=bool)
+        bought[cust.history] = True
+        mask &= bought if req.mode == "buy_again" else ~bought
+    return mask
+
+
+def reasons(rt: Runtime, cust: Customer, items: np.ndarray) -> list[tuple[str, int | None]]:
+    """(reason, history item) per recommended item: the bought item that co-occurs with it most."""
+    if not cust.personalised or not len(cust.history):
+        text = "popular with shoppers" if cust.personalised else "popular with shoppers (not personalised)"
+        return [(text, None)] * len(items)
+    fresh = set(cust.fresh.tolist())
+    hist = np.concatenate([cust.fresh, np.setdiff1d(cust.history, cust.fresh)])[:MAX_REASON_HISTORY]
+    out: list[tuple[str, int | None]] = [("recommended for you", None)] * len(items)
+    bought = np.isin(items, cust.history)
+    others = [j for j in range(len(items)) if not bought[j]]
+    for j in np.flatnonzero(bought):
+        it = int(items[j])
+        out[j] = ("you just bought this" if it in fresh else "you bought this before", it)
+    if others:
+        sim = _similarity(rt, items[others], hist)
+        if len(cust.fresh):
+            sim[:, : len(cust.fresh)] *= 1.5  # prefer explaining by what just happened
+        best = sim.argmax(axis=1)
+        for row, j in enumerate(others):
+            if sim[row, best[row]] > 0:
+                h = int(hist[best[row]])
+                out[j] = (f"because you bought {rt.names[h] or rt.item_ids[h]}", h)
+    return out
+
+
+def _similarity(rt: Runtime, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """(len(items), len(hist)) similarity: factor cosine when the model has factors (a small dense
+    product), else purchase co-occurrence cosine."""
+    unit = rt.unit_item_factors
+    if unit is not None:
+        return unit[items] @ unit[hist].T
+    csc = rt.seen_csc
+    co = (csc[:, items].T @ csc[:, hist]).toarray()
+    pop = np.maximum(np.diff(csc.indptr), 1).astype(np.float64)
+    return co / np.sqrt(pop[items])[:, None] / np.sqrt(pop[hist])[None, :]
+
+
+def _response(
+    rt: Runtime, req: ProductsRequest, cust: Customer, items: np.ndarray, scores: np.ndarray
+) -> ProductsResponse:
+    why = reasons(rt, cust, items)
+    return ProductsResponse(
+        recommendation_id=uuid.uuid4().hex,
+        customer_id=req.customer_id,
+        model_version=rt.version,
+        personalised=cust.personalised and cust.fallback is None,
+        fallback=cust.fallback,
+        diet=cust.diet,
+        items=[
+            ProductItem(
+                item_id=str(rt.item_ids[it]),
+                rank=r + 1,
+                score=float(s),
+                name=rt.names[it],
+                category=rt.categories[it],
+                reason=text,
+                reason_item_id=None if h is None else str(rt.item_ids[h]),
+                co2e_per_kg=None if math.isnan(rt.co2e[it]) else float(rt.co2e[it]),
+            )
+            for r, (it, s, (text, h)) in enumerate(zip(items.tolist(), scores.tolist(), why, strict=True))
+        ],
+    )

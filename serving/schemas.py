@@ -1,0 +1,232 @@
+"""Request and response models of the HTTP API (they are the OpenAPI documentation).
+
+Bounds live here so that malformed input is rejected with a 400 and a field-level reason before any
+model code runs; semantic checks that need the catalog (unknown item, unknown diet) return 404/400
+from the service.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CustomerId = Field(min_length=1, max_length=128, description="pseudonymous loyalty customer id")
+MAX_K = 1000
+
+
+class _Request(BaseModel):
+    """Unknown fields are an error: a typo in a filter must not silently turn the filter off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- products ---------------------------------------------------------------------------------
+
+
+class ProductsRequest(_Request):
+    customer_id: str = CustomerId
+    k: int = Field(10, ge=1, le=MAX_K, description="number of products")
+    diet: list[str] | None = Field(
+        None,
+        description="diet override for this request, e.g. ['vegan', 'nuts'] (hard exclusions); "
+        "default: the customer's stored profile",
+    )
+    categories: list[str] | None = Field(None, description="only products in these categories/departments")
+    include: list[str] | None = Field(None, description="only these product ids")
+    exclude: list[str] | None = Field(None, description="never these product ids")
+    store: str | None = Field(None, description="only products sold in this store")
+    mode: Literal["mixed", "buy_again", "discover"] = Field(
+        "mixed", description="buy_again: only previously bought; discover: only new to the customer"
+    )
+    co2_weight: float = Field(
+        0.0, ge=0.0, le=10.0, description="0 = ignore CO2e; 1 = one std of relevance per std of CO2e"
+    )
+
+
+class ProductItem(BaseModel):
+    item_id: str
+    rank: int
+    score: float
+    name: str | None = None
+    category: str | None = None
+    reason: str = Field(description="why this product, e.g. 'because you bought X'")
+    reason_item_id: str | None = Field(None, description="the history item the reason refers to")
+    co2e_per_kg: float | None = None
+
+
+class ProductsResponse(BaseModel):
+    recommendation_id: str = Field(description="quote it in feedback events to attribute them")
+    customer_id: str
+    model_version: str
+    personalised: bool
+    fallback: Literal["cold_start", "no_consent"] | None = None
+    diet: list[str] = Field(default_factory=list, description="hard exclusions that were applied")
+    items: list[ProductItem]
+
+
+# ---- items ------------------------------------------------------------------------------------
+
+
+class SimilarRequest(_Request):
+    item_id: str = Field(min_length=1, max_length=128)
+    k: int = Field(10, ge=1, le=MAX_K)
+    diet: list[str] | None = Field(None, description="only items compliant with these exclusions")
+
+
+class SubstitutesRequest(_Request):
+    item_id: str = Field(min_length=1, max_length=128)
+    k: int = Field(5, ge=1, le=MAX_K)
+    customer_id: str | None = Field(None, max_length=128, description="use this customer's stored diet")
+    diet: list[str] | None = Field(None, description="diet the substitutes must satisfy")
+
+
+class ItemScore(BaseModel):
+    item_id: str
+    rank: int
+    score: float
+    name: str | None = None
+    category: str | None = None
+    reason: str | None = None
+
+
+class ItemsResponse(BaseModel):
+    item_id: str
+    model_version: str
+    diet: list[str] = Field(default_factory=list)
+    items: list[ItemScore]
+
+
+# ---- recipes ----------------------------------------------------------------------------------
+
+
+class RecipesRequest(_Request):
+    customer_id: str = CustomerId
+    k: int = Field(5, ge=1, le=MAX_K)
+    diet: list[str] | None = None
+    max_steps: int | None = Field(None, ge=1, le=100)
+    max_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    basket: list[str] | None = Field(None, description="product ids in the current basket")
+    store: str | None = None
+
+
+class MissingProduct(BaseModel):
+    ingredient: str
+    item_id: str | None = Field(None, description="a compliant product to buy for it, if any")
+    name: str | None = None
+
+
+class RecipeItem(BaseModel):
+    recipe_id: str
+    title: str
+    rank: int
+    score: float
+    steps: int | None = None
+    minutes: int | None = None
+    missing: list[MissingProduct] = Field(default_factory=list, description="what is still to buy")
+
+
+class RecipesResponse(BaseModel):
+    recommendation_id: str
+    customer_id: str
+    model_version: str
+    personalised: bool
+    diet: list[str] = Field(default_factory=list)
+    recipes: list[RecipeItem]
+
+
+# ---- discounts --------------------------------------------------------------------------------
+
+
+class DiscountsRequest(_Request):
+    customer_id: str = CustomerId
+    k: int = Field(3, ge=1, le=MAX_K, description="at most this many product groups")
+
+
+class DiscountItem(BaseModel):
+    product_group: str
+    discount_level: float = Field(description="fraction off, 0.10 = 10%")
+    expected_uplift: float
+    reason: str
+    best_send_time: str | None = None
+
+
+class DiscountsResponse(BaseModel):
+    recommendation_id: str
+    customer_id: str
+    model_version: str
+    eligible: bool = Field(description="false without marketing consent: no offers")
+    discounts: list[DiscountItem]
+
+
+# ---- feedback and customers -------------------------------------------------------------------
+
+EventType = Literal["view", "add_to_cart", "purchase", "offer_redeemed"]
+
+
+class FeedbackEvent(_Request):
+    customer_id: str = CustomerId
+    event_type: EventType
+    item_id: str | None = Field(None, max_length=128, description="required except for offer_redeemed")
+    quantity: float = Field(1.0, gt=0.0, le=10_000)
+    offer_id: str | None = Field(None, max_length=128)
+    product_group: str | None = Field(None, max_length=256)
+    recommendation_id: str | None = Field(None, max_length=64)
+    store: str | None = Field(None, max_length=128)
+
+
+class FeedbackRequest(_Request):
+    events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
+
+
+class FeedbackResponse(BaseModel):
+    stored: int = Field(description="events committed to the event store")
+    skipped_no_consent: int = Field(description="events dropped: no personalisation consent")
+
+
+class ConsentRequest(_Request):
+    customer_id: str = CustomerId
+    consent_personalisation: bool
+    consent_marketing: bool = False
+    diet: list[str] | None = Field(None, description="hard exclusions to store as the profile")
+    diet_preferences: str | None = Field(None, max_length=512, description="e.g. 'sugar:0.5'")
+
+
+class CustomerResponse(BaseModel):
+    customer_id: str
+    consent_personalisation: bool
+    consent_marketing: bool
+    diet: list[str] = Field(default_factory=list)
+
+
+class EraseRequest(_Request):
+    customer_id: str = CustomerId
+
+
+class EraseResponse(BaseModel):
+    customer_id: str
+    events_deleted: int
+    profile_deleted: bool
+
+
+# ---- admin and health -------------------------------------------------------------------------
+
+
+class ReloadRequest(_Request):
+    model_dir: str | None = Field(None, description="load this native model dir instead of the champion")
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str
+    model_version: str
+    source: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "unavailable"]
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: str

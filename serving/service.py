@@ -1,0 +1,434 @@
+"""The BentoML service: one typed class, versioned routes, pydantic request/response models.
+
+Start-up loads the model (RECSYS_MODEL_DIR, else the MLflow alias models:/grocery-recommender@champion)
+into an immutable `Runtime`; `/v1/admin/reload` builds a new one and swaps the reference, so requests
+in flight finish on the old snapshot. Products requests go through a micro-batcher, so concurrent
+requests are scored with one matrix product. Customer state (consent, diet, fresh events, erasure)
+is read from the event store for every batch, so every worker process sees the same truth.
+
+Each body is one JSON object (positional-only `req` = root input). Expected failures come back as
+`{"error": reason}` with a 4xx status, never as a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import prometheus_client
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from serving.auth import check_key
+from serving.batching import MicroBatcher
+from serving.config import Settings, flag
+from serving.customers import diet_profile, resolve
+from serving.errors import ApiError, to_response
+from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
+from serving.products import ProductJob, recommend_batch
+from serving.runtime import Runtime, load_runtime
+from serving.schemas import (
+    ConsentRequest,
+    CustomerResponse,
+    DiscountItem,
+    DiscountsRequest,
+    DiscountsResponse,
+    EraseRequest,
+    EraseResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    HealthResponse,
+    ItemScore,
+    ItemsResponse,
+    MissingProduct,
+    ProductsRequest,
+    ProductsResponse,
+    RecipeItem,
+    RecipesRequest,
+    RecipesResponse,
+    ReloadRequest,
+    ReloadResponse,
+    SimilarRequest,
+    SubstitutesRequest,
+)
+
+logger = logging.getLogger("serving")
+
+#: Passed to library calls instead of a customer id when the customer must be treated as unknown
+#: (no consent, erased): no IdMap contains it, so the library takes its non-personalised path.
+ANONYMOUS = "\x00anonymous"
+
+# prometheus_client directly (bentoml.metrics is deprecated); BentoML's /metrics collects them, next
+# to its own per-endpoint latency histograms (bentoml_service_request_duration_seconds).
+MODEL_INFO = prometheus_client.Gauge(
+    "recsys_model_info",
+    "1 for the model version this worker serves (label model_version)",
+    labelnames=["model_version", "model"],
+    multiprocess_mode="livemax",
+)
+BATCH_SIZE = prometheus_client.Histogram(
+    "recsys_products_batch_size",
+    "products requests scored together in one batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+health = FastAPI(title="health")
+
+
+@bentoml.asgi_app(health, path="/v1/health")
+@bentoml.service(
+    name="recsys",
+    traffic={"timeout": 30},
+    # One worker by default: every worker holds its own copy of the model (and a reload reaches only
+    # the worker that served it); customer state is shared through the event store either way.
+    workers=int(os.environ.get("RECSYS_WORKERS") or 1),
+    logging={"access": {"enabled": flag(os.environ.get("RECSYS_ACCESS_LOG"), True)}},
+)
+class RecsysService:
+    """Grocery personalisation over HTTP: products, items, recipes, discounts, feedback, customers."""
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self.store = EventStore(self.settings.events_url)
+        self.runtime: Runtime = load_runtime(self.settings)
+        self._reload_lock = asyncio.Lock()
+        self._publish_version(None, self.runtime)
+        threading.Thread(target=self.runtime.warm, name="recsys-warm", daemon=True).start()
+        self.batcher = MicroBatcher(
+            self._products_batch, self.settings.max_batch_size, on_batch=BATCH_SIZE.observe
+        )
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    def _auth(self, ctx: bentoml.Context, kind: str) -> None:
+        if kind == "write" or self.settings.read_requires_key:
+            check_key(ctx.request.headers, self.settings.api_keys)
+
+    async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
+        try:
+            self._auth(ctx, kind)
+            return await call()
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by to_response
+            response = to_response(exc)
+            ctx.response.status_code = response.status_code  # BentoML copies it onto the response
+            return response
+
+    def _publish_version(self, old: Runtime | None, new: Runtime) -> None:
+        if old is not None:
+            MODEL_INFO.labels(model_version=old.version, model=old.model.name).set(0)
+        MODEL_INFO.labels(model_version=new.version, model=new.model.name).set(1)
+
+    async def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
+        return await asyncio.to_thread(self.store.states, customer_ids)
+
+    def _products_batch(self, jobs: list[ProductJob]) -> list[ProductsResponse | Exception]:
+        rt = self.runtime  # one snapshot for the whole batch, even if a reload lands meanwhile
+        states = self.store.states([j.request.customer_id for j in jobs])
+        return recommend_batch(rt, jobs, states, self.settings.default_consent)
+
+    def _customer(self, rt: Runtime, customer_id: str, state: CustomerState, diet: list[str] | None):
+        return resolve(rt, customer_id, state, diet_profile(diet), self.settings.default_consent)
+
+    # ---- products and items ---------------------------------------------------------------------
+    @bentoml.api(route="/v1/products")
+    async def products(self, req: ProductsRequest, /, ctx: bentoml.Context) -> ProductsResponse:
+        """Products for a customer: buy-again/discover/mixed, diet-safe, filtered, CO2e-aware, explained."""
+
+        async def call() -> ProductsResponse:
+            job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
+            return await self.batcher.submit(job)
+
+        return await self._guard(ctx, "read", call)
+
+    @bentoml.api(route="/v1/items/similar")
+    async def similar(self, req: SimilarRequest, /, ctx: bentoml.Context) -> ItemsResponse:
+        """Items bought by the same customers (or close in the model's item space); 404 for an unknown item."""
+
+        async def call() -> ItemsResponse:
+            rt = self.runtime
+            profile = diet_profile(req.diet)
+            allowed = None if profile is None else rt.engine.allowed(profile)
+            frame = await asyncio.to_thread(rt.model.similar_items, [req.item_id], req.k, allowed)
+            return ItemsResponse(
+                item_id=req.item_id,
+                model_version=rt.version,
+                diet=[] if profile is None else sorted(profile.exclusions),
+                items=_item_scores(rt, frame["similar_item_id"], frame["score"], None),
+            )
+
+        return await self._guard(ctx, "read", call)
+
+    @bentoml.api(route="/v1/items/substitutes")
+    async def substitutes(self, req: SubstitutesRequest, /, ctx: bentoml.Context) -> ItemsResponse:
+        """Compliant swaps for an item (same type first, then same category) under a diet."""
+
+        async def call() -> ItemsResponse:
+            rt = self.runtime
+            if rt.item_index([req.item_id])[0] < 0:
+                raise ApiError(404, f"unknown product id {req.item_id!r}")
+            profile = diet_profile(req.diet)
+            if profile is None and req.customer_id is not None:
+                state = (await self._states([req.customer_id]))[req.customer_id]
+                profile = self._customer(rt, req.customer_id, state, None).profile
+            personalizer = _need(rt.personalizer, "substitutes")
+            frame = await asyncio.to_thread(personalizer.substitutes, req.item_id, profile, req.k)
+            return ItemsResponse(
+                item_id=req.item_id,
+                model_version=rt.version,
+                diet=[] if profile is None else sorted(profile.exclusions),
+                items=_item_scores(rt, frame["item_id"], frame["score"], frame.get("reason")),
+            )
+
+        return await self._guard(ctx, "read", call)
+
+    # ---- recipes and discounts ------------------------------------------------------------------
+    @bentoml.api(route="/v1/recipes")
+    async def recipes(self, req: RecipesRequest, /, ctx: bentoml.Context) -> RecipesResponse:
+        """Diet-safe recipes, few steps first, with the products the customer still has to buy."""
+
+        async def call() -> RecipesResponse:
+            rt = self.runtime
+            state = (await self._states([req.customer_id]))[req.customer_id]
+            cust = self._customer(rt, req.customer_id, state, req.diet)
+            personalizer = _need(rt.personalizer, "recipes")
+            basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh]
+            frame = await asyncio.to_thread(
+                personalizer.recommend_recipes,
+                req.customer_id if cust.personalised and cust.user_idx >= 0 else ANONYMOUS,
+                req.k,
+                cust.profile,
+                req.max_steps,
+                req.max_minutes,
+                basket,
+                req.store,
+            )
+            return RecipesResponse(
+                recommendation_id=_rec_id(),
+                customer_id=req.customer_id,
+                model_version=rt.version,
+                personalised=cust.personalised and cust.fallback is None,
+                diet=cust.diet,
+                recipes=[_recipe_item(rt, row) for row in frame.to_dict("records")],
+            )
+
+        return await self._guard(ctx, "read", call)
+
+    @bentoml.api(route="/v1/discounts")
+    async def discounts(self, req: DiscountsRequest, /, ctx: bentoml.Context) -> DiscountsResponse:
+        """Which product groups to discount for a customer, how much, and when to send it."""
+
+        async def call() -> DiscountsResponse:
+            rt = self.runtime
+            state = (await self._states([req.customer_id]))[req.customer_id]
+            cust = self._customer(rt, req.customer_id, state, None)
+            items: list[DiscountItem] = []
+            if cust.consent_marketing:
+                who = req.customer_id if cust.user_idx >= 0 else ANONYMOUS  # erased: no offers from old data
+                rows = await asyncio.to_thread(rt.discounts, who, req.k)
+                items = [_discount_item(row) for row in rows][: req.k]
+            return DiscountsResponse(
+                recommendation_id=_rec_id(),
+                customer_id=req.customer_id,
+                model_version=rt.version,
+                eligible=cust.consent_marketing,
+                discounts=items,
+            )
+
+        return await self._guard(ctx, "read", call)
+
+    # ---- feedback and customers -----------------------------------------------------------------
+    @bentoml.api(route="/v1/feedback")
+    async def feedback(self, req: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
+        """Store events (acknowledged after COMMIT); purchases and add-to-cart change the next answer."""
+
+        async def call() -> FeedbackResponse:
+            rt = self.runtime
+            for e in req.events:
+                if e.item_id is None and e.event_type != "offer_redeemed":
+                    raise ApiError(400, f"{e.event_type} event needs an item_id")
+                if e.item_id is None and not (e.offer_id or e.product_group):
+                    raise ApiError(400, "offer_redeemed event needs an offer_id or product_group")
+            unknown = sorted({e.item_id for e in req.events if e.item_id is not None} - _known(rt, req))
+            if unknown:
+                raise ApiError(404, f"unknown product id(s): {', '.join(unknown[:5])}")
+            ids = sorted({e.customer_id for e in req.events})
+            states = await self._states(ids)
+            consent = {
+                c: self._customer(rt, c, states[c], None).personalised for c in ids
+            }  # no consent: not stored
+            keep = [
+                NewEvent(**e.model_dump(exclude_none=False)) for e in req.events if consent[e.customer_id]
+            ]
+            stored = await asyncio.to_thread(self.store.add_events, keep)
+            return FeedbackResponse(stored=stored, skipped_no_consent=len(req.events) - stored)
+
+        return await self._guard(ctx, "write", call)
+
+    @bentoml.api(route="/v1/customers/consent")
+    async def consent(self, req: ConsentRequest, /, ctx: bentoml.Context) -> CustomerResponse:
+        """Record consent and diet; withdrawing personalisation consent deletes the stored events."""
+
+        async def call() -> CustomerResponse:
+            profile = diet_profile(req.diet)  # validates names
+            if req.diet_preferences:
+                from recsys.diet.profiles import parse_preferences
+
+                parse_preferences(req.diet_preferences)
+            record = CustomerRecord(
+                req.customer_id,
+                req.consent_personalisation,
+                req.consent_marketing,
+                ",".join(req.diet) if req.diet else None,
+                req.diet_preferences,
+            )
+            await asyncio.to_thread(self.store.upsert_customer, record)
+            if not req.consent_personalisation:
+                await asyncio.to_thread(self.store.delete_events, req.customer_id)
+            return CustomerResponse(
+                customer_id=req.customer_id,
+                consent_personalisation=req.consent_personalisation,
+                consent_marketing=req.consent_marketing,
+                diet=[] if profile is None else sorted(profile.exclusions),
+            )
+
+        return await self._guard(ctx, "write", call)
+
+    @bentoml.api(route="/v1/customers/erase")
+    async def erase(self, req: EraseRequest, /, ctx: bentoml.Context) -> EraseResponse:
+        """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
+
+        async def call() -> EraseResponse:
+            n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
+            return EraseResponse(
+                customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
+            )
+
+        return await self._guard(ctx, "write", call)
+
+    # ---- admin ----------------------------------------------------------------------------------
+    @bentoml.api(route="/v1/admin/reload")
+    async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
+        """Load the current champion (or a given model dir) and swap it in atomically."""
+
+        async def call() -> ReloadResponse:
+            async with self._reload_lock:
+                old = self.runtime
+                model_dir = Path(req.model_dir) if req.model_dir else None
+                new = await asyncio.to_thread(load_runtime, self.settings, model_dir)
+                await asyncio.to_thread(new.warm)  # ready before it takes traffic
+                self.runtime = new  # the swap: one reference assignment
+                self._publish_version(old, new)
+            return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
+
+        return await self._guard(ctx, "write", call)
+
+    # ---- health ---------------------------------------------------------------------------------
+    @health.get("/live", response_model=HealthResponse)
+    def live(self) -> HealthResponse:
+        return HealthResponse(status="ok", model_version=self.runtime.version)
+
+    @health.get("/ready", response_model=HealthResponse)
+    def ready(self) -> HealthResponse | JSONResponse:
+        try:
+            self.store.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            body = HealthResponse(status="unavailable", detail=f"event store: {type(exc).__name__}")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return HealthResponse(status="ok", model_version=self.runtime.version)
+
+    def __is_ready__(self) -> bool:
+        try:
+            return self.store.ping()
+        except Exception:  # noqa: BLE001
+            return False
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def _rec_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _need(component: Any, what: str) -> Any:
+    if component is None:
+        raise ApiError(501, f"{what} are not available in this build")
+    return component
+
+
+def _known(rt: Runtime, req: FeedbackRequest) -> set[str]:
+    ids = sorted({e.item_id for e in req.events if e.item_id is not None})
+    idx = rt.item_index(ids)
+    return {i for i, x in zip(ids, idx, strict=True) if x >= 0}
+
+
+def _item_scores(rt: Runtime, item_ids: Any, scores: Any, reasons: Any) -> list[ItemScore]:
+    ids = [str(i) for i in item_ids]
+    idx = rt.item_index(ids)
+    why = list(reasons) if reasons is not None else [None] * len(ids)
+    return [
+        ItemScore(
+            item_id=i,
+            rank=r + 1,
+            score=float(s),
+            name=rt.names[x] if x >= 0 else None,
+            category=rt.categories[x] if x >= 0 else None,
+            reason=None if w is None else str(w),
+        )
+        for r, (i, x, s, w) in enumerate(zip(ids, idx, list(scores), why, strict=True))
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    return list(np.asarray(value, dtype=object).ravel()) if not isinstance(value, list) else value
+
+
+def _recipe_item(rt: Runtime, row: dict[str, Any]) -> RecipeItem:
+    ingredients = [str(x) for x in _as_list(row.get("missing_ingredients"))]
+    products = [None if x is None else str(x) for x in _as_list(row.get("missing_product_ids"))]
+    products += [None] * (len(ingredients) - len(products))
+    missing = []
+    for ingredient, pid in zip(ingredients, products, strict=False):
+        x = rt.item_index([pid])[0] if pid else -1
+        missing.append(
+            MissingProduct(ingredient=ingredient, item_id=pid, name=rt.names[x] if x >= 0 else None)
+        )
+    return RecipeItem(
+        recipe_id=str(row["recipe_id"]),
+        title=str(row.get("name") or row.get("title") or row["recipe_id"]),
+        rank=int(row["rank"]),
+        score=float(row["score"]),
+        steps=_int_or_none(row.get("steps")),
+        minutes=_int_or_none(row.get("minutes")),
+        missing=missing,
+    )
+
+
+def _discount_item(row: dict[str, Any]) -> DiscountItem:
+    send = row.get("best_send_time")
+    return DiscountItem(
+        product_group=str(row["product_group"]),
+        discount_level=float(row["discount_level"]),
+        expected_uplift=float(row["expected_uplift"]),
+        reason=str(row.get("reason") or ""),
+        best_send_time=None if send is None else str(send),
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None or np.isnan(float(value)) else int(value)
+    except (TypeError, ValueError):
+        return None
