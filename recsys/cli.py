@@ -12,7 +12,12 @@ import sys
 
 from recsys.commands.common import EXIT_BAD_INPUT
 
-COMMAND_MODULES = ("recsys.commands.data", "recsys.commands.offers", "serving.commands")
+COMMAND_MODULES = (
+    "recsys.commands.data",
+    "recsys.commands.recipes",
+    "recsys.commands.offers",
+    "serving.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

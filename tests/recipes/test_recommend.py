@@ -265,3 +265,42 @@ def test_personalizer_products_zero_violations_and_k(data, items, profile, k, co
     if mode == "mixed" or user == "stranger":
         assert len(out) == min(k, compliant)
     assert out["rank"].tolist() == list(range(1, len(out) + 1))
+
+
+def test_recipes_command_writes_the_csv(tmp_path, catalog):
+    from recsys.cli import main
+
+    items = products()
+    data = make_dataset(items, [("c0", "onion"), ("c1", "beef"), ("c2", "chicken-broth")])
+    model_dir = tmp_path / "model"
+    Popularity().fit(data).save(model_dir)
+    items.to_parquet(model_dir / "items.parquet")
+    recipes = tmp_path / "recipes.yaml"
+    recipes.write_text(yaml.safe_dump([r for r in RECIPES_FOR_CLI]))
+    users = tmp_path / "users.csv"
+    users.write_text("user_id\nc0\nstranger\n")
+    out = tmp_path / "recipes.csv"
+    args = ["recipes", "--model", str(model_dir), "--users", str(users), "--k", "3", "--diet", "vegetarian"]
+    assert main([*args, "--recipes", str(recipes), "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype=str)
+    assert list(frame.columns) == ["user_id", "recipe_id", "name", "rank", "score", "missing_product_ids"]
+    assert set(frame["user_id"]) <= {"c0", "stranger"}
+    assert "beef-stew-cli" not in set(frame["recipe_id"])
+    assert main([*args[:-2], "--recipes", str(recipes), "--out", str(out)]) == 0  # no diet
+    assert set(pd.read_csv(out, dtype=str)["user_id"]) == {"c0", "stranger"}
+    for cell in frame["missing_product_ids"].dropna():
+        assert set(cell.split()) <= set(items.loc[items["contains_meat"] == "no", "product_id"])
+    assert main([*args[:-1], "paleo", "--out", str(out)]) == 2
+    assert main([*args, "--max-steps", "-1", "--out", str(out)]) == 2
+
+
+RECIPES_FOR_CLI = [
+    {"id": "beef-stew-cli", "name": "Beef stew", "cuisine": "Test", "servings": 4, "minutes": 90,
+     "steps": ["brown", "simmer"],
+     "ingredients": [{"name": "stewing beef", "quantity": 1, "unit": "kg", "category": "BEEF", "type": "LEAN"},
+                     {"name": "onions", "quantity": 2, "unit": "piece", "category": VEG, "type": "ONIONS"}]},
+    {"id": "onion-soup-cli", "name": "Onion soup", "cuisine": "Test", "servings": 4, "minutes": 40,
+     "steps": ["fry", "simmer"],
+     "ingredients": [{"name": "onions", "quantity": 4, "unit": "piece", "category": VEG, "type": "ONIONS"},
+                     {"name": "vegetable broth", "quantity": 1, "unit": "l", "category": "SOUP", "type": "BROTH"}]},
+]  # fmt: skip

@@ -1,0 +1,111 @@
+"""`recsys recipes`: diet-safe recipe recommendations for a list of customers (campaign runs).
+
+The model directory comes from `recsys train`; the product table the masks need is read from
+`<model>/items.parquet` when the train command saved it there, else from `--data DIR` (a canonical
+data directory, whose purchases then also count as "recent purchases" for ingredient coverage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from recsys.commands.common import EXIT_BAD_INPUT
+
+ITEMS_FILE = "items.parquet"
+
+
+def read_user_ids(path: Path) -> list[str]:
+    """Customer ids from a CSV with a user_id (or customer_id) column, or one id per line."""
+    import pandas as pd
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8").splitlines()
+    header = text[0].strip().lower().split(",") if text else []
+    for column in ("user_id", "customer_id"):
+        if column in header:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            return [u for u in frame[column].str.strip() if u]
+    return [line.strip() for line in text if line.strip()]
+
+
+def load_items_table(model_dir: Path, data_dir: Path | None):
+    """(items table, Dataset or None): the model dir's items.parquet, else the data directory's."""
+    import pandas as pd
+
+    if data_dir is not None:
+        from recsys.data.dataset import Dataset
+
+        dataset = Dataset.load(Path(data_dir))
+        return dataset.items_table, dataset
+    path = Path(model_dir) / ITEMS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; pass --data DIR (the data the model was trained on)")
+    return pd.read_parquet(path), None
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    import sys
+
+    import pandas as pd
+
+    import recsys.models  # noqa: F401  (registers the model classes for Recommender.load)
+    from recsys.diet.profiles import parse_profile
+    from recsys.models.base import Recommender
+    from recsys.personalize import Personalizer
+
+    start = time.perf_counter()
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.max_minutes is not None and args.max_minutes < 1:
+        raise ValueError(f"--max-minutes must be >= 1, got {args.max_minutes}")
+    profile = parse_profile(args.diet)  # an unknown diet fails before any work
+    users = read_user_ids(Path(args.users))
+    if not users:
+        print(f"error: no user ids in {args.users}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    model = Recommender.load(Path(args.model))
+    items_table, dataset = load_items_table(Path(args.model), Path(args.data) if args.data else None)
+    recipes = None
+    if args.recipes:
+        from recsys.recipes.catalog import load_recipes
+
+        recipes = load_recipes(Path(args.recipes))
+    personalizer = Personalizer(model, dataset if dataset is not None else items_table, recipes=recipes)
+    frames = []
+    for user in users:
+        recs = personalizer.recommend_recipes(
+            user, args.k, profile=profile, max_steps=args.max_steps, max_minutes=args.max_minutes
+        )
+        frames.append(recs.assign(user_id=user))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out["missing_product_ids"] = out["missing_product_ids"].map(lambda ids: " ".join(map(str, ids)))
+    out = out[["user_id", "recipe_id", "name", "rank", "score", "missing_product_ids"]]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    n_empty = len(set(users) - set(out["user_id"]))
+    print(
+        f"Wrote {len(out):,} recipe recommendations for {len(users):,} customers to {args.out} "
+        f"({profile.describe()}; {n_empty} customer(s) with no compliant recipe) "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recipes", help="recipe recommendations for a list of customers (diet-safe)")
+    p.add_argument("--model", required=True, help="model directory from `recsys train`")
+    p.add_argument("--users", required=True, help="CSV with a user_id column, or one customer id per line")
+    p.add_argument("--k", type=int, default=5, help="recipes per customer (default 5)")
+    p.add_argument("--diet", help="diets/exclusions for every listed customer, e.g. 'vegan,nuts'")
+    p.add_argument("--max-steps", type=int, help="only recipes with at most this many steps")
+    p.add_argument("--max-minutes", type=int, help="only recipes ready within this many minutes")
+    p.add_argument("--data", help="data directory (needed when the model dir has no items.parquet)")
+    p.add_argument("--recipes", help="recipe YAML file or directory (default: the shipped catalog)")
+    p.add_argument(
+        "--out", required=True, help="output CSV: user_id, recipe_id, name, rank, score, missing_product_ids"
+    )
+    p.set_defaults(func=_cmd_recipes)
