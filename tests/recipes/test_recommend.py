@@ -304,3 +304,20 @@ RECIPES_FOR_CLI = [
      "ingredients": [{"name": "onions", "quantity": 4, "unit": "piece", "category": VEG, "type": "ONIONS"},
                      {"name": "vegetable broth", "quantity": 1, "unit": "l", "category": "SOUP", "type": "BROTH"}]},
 ]  # fmt: skip
+
+
+def test_shipped_catalog_vegan_gets_no_beef_stew_and_chicken_stock_is_not_vegetarian():
+    from recsys.recipes.catalog import load_recipes
+
+    shipped = load_recipes()
+    rec = RecipeRecommender(products(), shipped)
+    vegan, vegetarian = rec.diet_allowed("vegan"), rec.diet_allowed("vegetarian")
+    meaty = [
+        i
+        for i, r in enumerate(rec.recipes)
+        if any(w in ing.name for ing in r.ingredients if ing.required for w in ("beef", "chicken stock"))
+    ]
+    assert meaty and "beef-ale-stew" in {rec.recipes[i].id for i in meaty}
+    assert not vegan[meaty].any() and not vegetarian[meaty].any()
+    out = rec.recommend(np.zeros(len(products())), 50, profile="vegan", require_available=False)
+    assert not any("beef" in name.lower() for name in out["name"])
