@@ -125,7 +125,7 @@ class RecipeRecommender:
         s_rows = np.repeat(np.arange(n_shelves), [len(i) for i in shelf_items])
         s_cols = np.concatenate(shelf_items) if shelf_items else np.empty(0, dtype=np.int64)
         self._shelf_item = sp.csr_matrix(
-            (np.ones(len(s_cols), dtype=bool), (s_rows, s_cols)), shape=(n_shelves, n_items)
+            (np.ones(len(s_cols), dtype=np.float64), (s_rows, s_cols)), shape=(n_shelves, n_items)
         )
 
     # ---- masks -------------------------------------------------------------------------------
@@ -141,14 +141,12 @@ class RecipeRecommender:
         return self._diet_cache[key]
 
     def _best_on_shelves(self, values: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per shelf: best value and its item among `usable` items (-inf / -1 when none)."""
-        best = np.full(len(self.shelf_items), -np.inf)
-        arg = np.full(len(self.shelf_items), -1, dtype=np.int64)
-        for s, idx in enumerate(self.shelf_items):
-            cand = idx[usable[idx]]
-            if cand.size:
-                j = int(np.argmax(values[cand]))
-                best[s], arg[s] = values[cand[j]], cand[j]
+        """Per shelf: best of the POSITIVE `values` and its item among `usable` items (-inf / -1 if none)."""
+        masked = self._shelf_item.multiply((values * usable)[None, :]).tocsr()
+        masked.eliminate_zeros()
+        has = np.diff(masked.indptr) > 0
+        best = np.where(has, masked.max(axis=1).toarray().ravel(), -np.inf)
+        arg = np.where(has, np.asarray(masked.argmax(axis=1)).ravel(), -1).astype(np.int64)
         return best, arg
 
     # ---- recommending ------------------------------------------------------------------------
@@ -192,8 +190,9 @@ class RecipeRecommender:
         compliant = self.engine.allowed(profile)
         buyable = compliant & self.engine.in_stock(store)
 
-        affinity, _ = self._best_on_shelves(percentile_scores(scores), compliant)
-        _, best_item = self._best_on_shelves(scores, buyable)
+        pct = percentile_scores(scores)  # in (0, 1]: positive, as _best_on_shelves needs
+        affinity, _ = self._best_on_shelves(pct, compliant)
+        _, best_item = self._best_on_shelves(pct, buyable)
         has_owned = np.asarray(self._shelf_item.multiply(owned_mask & compliant).sum(axis=1)).ravel() > 0
         affinity = np.where(has_owned, 1.0, np.where(np.isfinite(affinity), affinity, 0.0))
         missing_unbuyable = (~has_owned & (best_item < 0)).astype(np.float64)
