@@ -172,3 +172,115 @@ def test_real_catalog_coverage() -> None:
     cov = attribute_coverage(products)
     assert list(cov.index) == ["is_food", *DIET_ATTRIBUTES]
     assert cov.loc["contains_gluten", ["products_yes", "products_no", "products_unknown"]].sum() == len(raw)
+
+
+def _shelf(department: str, category: str, type_: str) -> dict[str, str]:
+    return {"department": department, "category": category, "type": type_}
+
+
+NATURAL_FLOURS = _shelf("NUTRITION", "BAKING", "FLOURS/GRAINS/SUGAR")
+JAPANESE = _shelf("GROCERY", "HISPANIC", "AUTHENTIC JAPANESE FOODS")
+ORIENTAL_NOODLES = _shelf("GROCERY", "HISPANIC", "ORIENTAL NOODLES RICE")
+SPICES = _shelf("GROCERY", "SPICES & EXTRACTS", "SPICES & SEASONINGS")
+SPECIALTY_MUSTARD = _shelf("GROCERY", "CONDIMENTS/SAUCES", "HOT MUSTARD/SPECIALTY MUSTAR")
+SOFT_TORTILLAS = _shelf("GROCERY", "HISPANIC", "MEXICAN SOFT TORTILLAS AND WRA")
+BREAKFAST_SAUSAGE = "BREAKFAST SAUSAGE/SANDWICHES"
+SYRUP_SHELF = "MOLASSES/SYRUP/PANCAKE MIXS"
+
+
+def _label(text: str, shelf: dict[str, str]) -> dict[str, object]:
+    return label_text(text, category=shelf["category"], type=shelf["type"], department=shelf["department"])
+
+
+def _values(labels: dict[str, object], attrs: str) -> str:
+    """'GMFDENSA' letters -> one of Y/-/? per attribute, for compact assertions."""
+    short = dict(zip("GMFDENSA", DIET_ATTRIBUTES, strict=True))
+    return "".join({"yes": "Y", "no": "-", "unknown": "?"}[str(labels[short[a]])] for a in attrs)
+
+
+@pytest.mark.parametrize(
+    ("text", "shelf", "expected"),
+    [
+        # name decides over a mixed shelf type: corn tortillas, rice and shirataki noodles
+        ("corn tortillas", SOFT_TORTILLAS, "--------"),
+        ("flour tortillas", SOFT_TORTILLAS, "Y???????"),
+        ("flat rice noodles", ORIENTAL_NOODLES, "--------"),
+        ("ramen noodles", ORIENTAL_NOODLES, "Y???????"),
+        ("chinese wheat noodles", ORIENTAL_NOODLES, "Y???????"),
+        ("shirataki noodles", JAPANESE, "--------"),
+        # FLOUR in the name or in the category FLOUR & MEALS is not wheat for these
+        ("chickpea flour", NATURAL_FLOURS, "--------"),
+        ("almond flour", NATURAL_FLOURS, "-----Y--"),
+        ("cornmeal", _shelf("GROCERY", "FLOUR & MEALS", "CORNMEAL"), "--------"),
+        ("all-purpose flour", _shelf("GROCERY", "FLOUR & MEALS", "FLOUR: WHITE & SELF RISING"), "Y-------"),
+        ("bread flour", _shelf("GROCERY", "FLOUR & MEALS", "FLOUR: MISC SPECIALTY BLEND"), "Y???????"),
+        # SUGAR in the shared type FLOURS/GRAINS/SUGAR is not added sugar
+        ("chia seeds", NATURAL_FLOURS, "--------"),
+        ("ground flaxseed", NATURAL_FLOURS, "--------"),
+        # plain single ingredients
+        ("quinoa", _shelf("GROCERY", "DRY BN/VEG/POTATO/RICE", "MISC GRAIN MIXES"), "--------"),
+        ("nori sheets", JAPANESE, "--------"),
+        ("dried wakame seaweed", JAPANESE, "--------"),
+        ("white miso paste", JAPANESE, "?-----??"),
+        ("tahini", _shelf("GROCERY", "HISPANIC", "MEDITERRANEAN/GREEK FOODS"), "--------"),
+        ("sesame seeds", SPICES, "--------"),
+        ("saffron threads", SPICES, "--------"),
+        ("dried red chilies", SPICES, "--------"),
+        ("sichuan peppercorns", SPICES, "--------"),
+        ("garlic powder", SPICES, "--------"),
+        ("dried guajillo chiles", _shelf("GROCERY", "HISPANIC", "MEXICAN PEPPERS CHILIES"), "--------"),
+        ("dijon mustard", SPECIALTY_MUSTARD, "?-----??"),
+        ("english mustard", SPECIALTY_MUSTARD, "?-----??"),
+        ("medjool dates", _shelf("NUTRITION", "DRIED FRUIT", "DATES"), "--------"),
+        ("raisins", _shelf("NUTRITION", "DRIED FRUIT", "RAISINS"), "--------"),
+        ("coconut oil", _shelf("GROCERY", "SHORTENING/OIL", "MISC OILS"), "-----?--"),
+        ("coconut flakes", _shelf("GROCERY", "BAKING NEEDS", "COCONUT"), "-----??-"),
+        ("canned bamboo shoots", _shelf("GROCERY", "HISPANIC", "ORIENTAL VEGETABLES"), "--------"),
+        ("canned green chiles", _shelf("GROCERY", "HISPANIC", "MEXICAN PEPPERS CHILIES"), "--------"),
+        ("tomato salsa", _shelf("GROCERY", "HISPANIC", "MEXICAN SAUCESSALSAPICANTEE"), "?-----?-"),
+        ("nutritional yeast", _shelf("NUTRITION", "BAKING", "MISC"), "?-------"),
+        ("dried shiitake mushrooms", _shelf("GROCERY", "HISPANIC", "ORIENTAL VEGETABLES"), "--------"),
+        ("gluten-free pasta", _shelf("NUTRITION", "PREPARED/PKGD FOODS", "PASTA/RAMEN"), "----???-"),
+        # words in shelf names do not leak into the product
+        ("butter lettuce", _shelf("PRODUCE", "VEGETABLES SALAD", "VARIETY LETTUCE"), "--------"),
+        ("oyster mushrooms", _shelf("PRODUCE", "MUSHROOMS", "MUSHROOMS OTHER"), "--------"),
+        ("oyster sauce", _shelf("GROCERY", "HISPANIC", "ORIENTAL OTHER SAUCES MARINAD"), "??Y?????"),
+        ("maple syrup", _shelf("GROCERY", SYRUP_SHELF, "MOLASSES & SYRUPS"), "------Y-"),
+        ("pancake mix", _shelf("GROCERY", SYRUP_SHELF, "PANCAKE MIXES"), "Y?????Y?"),
+        ("breakfast sausage", _shelf("MEAT-PCKGD", BREAKFAST_SAUSAGE, "ROLLS - PORK"), "?Y-????-"),
+        ("sausage links", _shelf("MEAT-PCKGD", BREAKFAST_SAUSAGE, "LINKS - RAW"), "?Y-????-"),
+        (
+            "breakfast sandwich",
+            _shelf("MEAT-PCKGD", BREAKFAST_SAUSAGE, "FRZN BREAKFAST ENTREES/SANDWIC"),
+            "YY-????-",
+        ),
+        ("sausage biscuit", _shelf("MEAT-PCKGD", BREAKFAST_SAUSAGE, "SANDWICHES/BISCUITS/GRAVY"), "YY-????-"),
+    ],
+)
+def test_recipe_ingredient_on_its_shelf(text: str, shelf: dict[str, str], expected: str) -> None:
+    assert _values(_label(text, shelf), "GMFDENSA") == expected
+
+
+def test_shelf_words_do_not_leak_into_products() -> None:
+    frame = pd.DataFrame(
+        [
+            ("GROCERY", SYRUP_SHELF, "MOLASSES & SYRUPS"),
+            ("GROCERY", SYRUP_SHELF, "PANCAKE MIXES"),
+            ("MEAT-PCKGD", BREAKFAST_SAUSAGE, "ROLLS - PORK"),
+            ("MEAT-PCKGD", BREAKFAST_SAUSAGE, "SANDWICHES/BISCUITS/GRAVY"),
+            ("GROCERY", "FLOUR & MEALS", "CORNMEAL"),
+            ("NUTRITION", "BAKING", "FLOURS/GRAINS/SUGAR"),
+        ],
+        columns=["department", "category", "type"],
+        index=["syrup", "pancake_mix", "sausage", "sandwich", "cornmeal", "natural_flour"],
+    )
+    labels = label_products(frame)
+    assert labels.loc["syrup", "contains_gluten"] == "no"
+    assert labels.loc["pancake_mix", "contains_gluten"] == "yes"
+    assert labels.loc["sausage", "contains_gluten"] == "unknown"
+    assert labels.loc["sandwich", "contains_gluten"] == "yes"
+    assert labels.loc["cornmeal", "contains_gluten"] == "unknown"  # self-rising cornmeal mixes hold flour
+    # an unnamed natural-foods flour may be almond flour or wheat flour: not "no", not table sugar
+    natural = labels.loc["natural_flour"]
+    assert natural[["contains_nuts", "contains_gluten", "added_sugar"]].tolist() == ["unknown"] * 3
+    assert natural[["contains_meat", "contains_fish"]].tolist() == ["no", "no"]
