@@ -25,6 +25,9 @@ from serving.schemas import ProductItem, ProductsRequest, ProductsResponse
 
 #: History items looked at for "because you bought X" (a cap keeps the lookup cheap for heavy buyers).
 MAX_REASON_HISTORY = 400
+#: Candidate pruning for top-k over large catalogs (see `pruned_top_k`).
+PRUNE_STRIDE = 16
+PRUNE_MIN_ITEMS = 4096
 
 
 @dataclass(frozen=True)
@@ -49,23 +52,23 @@ def recommend_batch(
         )
         for j in jobs
     ]
-    scores = score_rows(rt, customers)
-    out: list[ProductsResponse | Exception] = [None] * len(jobs)  # type: ignore[list-item]
-    allowed = np.empty(scores.shape, dtype=bool)
+    scores = score_rows(rt, customers)  # our own array: masked in place below
+    out: list[ProductsResponse | Exception | None] = [None] * len(jobs)
     plain: list[int] = []
     for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
         try:
-            allowed[i] = request_mask(rt, job.request, cust)
+            mask = request_mask(rt, job.request, cust)
         except ValueError as exc:  # e.g. unknown store: this caller's 400, not the batch's
             out[i] = exc
             continue
+        np.putmask(scores[i], ~mask, -np.inf)  # the mask, applied BEFORE any selection
         if job.request.co2_weight == 0 and not cust.profile.preferences:
             plain.append(i)
     items = np.full((len(jobs), max(j.request.k for j in jobs)), -1, dtype=np.int64)
     top = np.full(items.shape, -np.inf, dtype=np.float32)
     if plain:
         kk = max(jobs[i].request.k for i in plain)
-        it, sc = top_k(scores[plain], kk, allowed[plain])
+        it, sc = pruned_top_k(scores[plain], kk)
         items[plain, :kk], top[plain, :kk] = it, sc
     for i, job in enumerate(jobs):
         if out[i] is not None or i in plain:
@@ -74,7 +77,7 @@ def recommend_batch(
         it, sc = rerank(
             scores[i : i + 1],
             k,
-            allowed[i : i + 1],
+            None,  # already masked: -inf items can never be selected
             co2e=rt.co2e,
             co2_weight=job.request.co2_weight,
             penalty=rt.engine.preference_penalty(customers[i].profile),
@@ -85,7 +88,36 @@ def recommend_batch(
             row = items[i, : job.request.k]
             keep = row >= 0
             out[i] = _response(rt, job.request, cust, row[keep], top[i, : job.request.k][keep])
-    return out
+    return out  # type: ignore[return-value]
+
+
+def pruned_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly `top_k(scores, k)`, but selection runs over a small candidate set per row.
+
+    The k-th largest score of a strided sample of a row is <= the k-th largest of the whole row,
+    so every item of the true top-k scores >= that threshold. Comparing against it is one cheap
+    vectorised pass; the shared `top_k` then only partitions the few hundred survivors instead of
+    the whole catalog (argpartition over ~90k items was the largest cost per request).
+    """
+    n_rows, n_items = scores.shape
+    if n_items <= PRUNE_MIN_ITEMS or n_items // PRUNE_STRIDE <= k:
+        return top_k(scores, k)
+    sample = scores[:, ::PRUNE_STRIDE]
+    threshold = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    top = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for r in range(n_rows):
+        if not np.isfinite(threshold[r]):  # fewer than k allowed items in the sample: no pruning
+            cand = np.flatnonzero(np.isfinite(scores[r]))
+        else:
+            cand = np.flatnonzero(scores[r] >= threshold[r])
+        if not len(cand):
+            continue
+        local, sc = top_k(scores[r, cand][None, :], k)
+        ok = local[0] >= 0
+        items[r, : ok.sum()] = cand[local[0][ok]]
+        top[r, : ok.sum()] = sc[0][ok]
+    return items, top
 
 
 def score_rows(rt: Runtime, customers: list[Customer]) -> np.ndarray:

@@ -25,7 +25,7 @@ import bentoml
 import numpy as np
 import prometheus_client
 from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from serving.auth import check_key
 from serving.batching import MicroBatcher
@@ -129,10 +129,15 @@ class RecsysService:
     async def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
         return await asyncio.to_thread(self.store.states, customer_ids)
 
-    def _products_batch(self, jobs: list[ProductJob]) -> list[ProductsResponse | Exception]:
+    def _products_batch(self, jobs: list[ProductJob]) -> list[Response | Exception]:
+        """Runs in a worker thread; serialises too, so the event loop only moves bytes."""
         rt = self.runtime  # one snapshot for the whole batch, even if a reload lands meanwhile
         states = self.store.states([j.request.customer_id for j in jobs])
-        return recommend_batch(rt, jobs, states, self.settings.default_consent)
+        results = recommend_batch(rt, jobs, states, self.settings.default_consent)
+        return [
+            r if isinstance(r, Exception) else Response(r.model_dump_json(), media_type="application/json")
+            for r in results
+        ]
 
     def _customer(self, rt: Runtime, customer_id: str, state: CustomerState, diet: list[str] | None):
         return resolve(rt, customer_id, state, diet_profile(diet), self.settings.default_consent)

@@ -1,0 +1,483 @@
+"""Serving speed, in ONE run on this machine: in-process floor vs the BentoML service vs a naive FastAPI.
+
+    .venv/bin/python benchmarks/serving.py [--data-dir data/cj] [--model-dir artifacts/serving-bench/als]
+
+1. floor: the service's own products path called in-process, one request at a time (event-store
+   read, consent/diet resolution, scoring, masks, top-k, reasons, JSON) -> req/s and latency.
+2. bentoml: `bentoml serve serving.service:RecsysService` as a subprocess on a free port.
+3. naive: FastAPI + uvicorn calling implicit's `AlternatingLeastSquares.recommend` per request
+   (same factors, same diet filter as `filter_items`, precomputed per diet so the naive side is not
+   handicapped).
+Load: wrk (closed loop, fixed connections) for throughput, and an open-loop httpx generator at a
+fixed rate (latency measured from the scheduled send time, so queueing is not hidden) for p99 at
+200 req/s. Every request carries a diet filter. Writes benchmarks/results/serving.{md,csv}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Row:
+    target: str
+    load: str
+    requests: int
+    errors: int
+    req_per_s: float
+    p50_ms: float
+    p99_ms: float
+    note: str = ""
+
+
+# ---- setup --------------------------------------------------------------------------------------
+
+
+def ensure_model(data_dir: Path, model_dir: Path) -> None:
+    if (model_dir / "model.json").exists():
+        return
+    from recsys.data.dataset import Dataset
+    from recsys.models.implicit_models import ALS
+
+    print(f"fitting ALS on {data_dir} -> {model_dir}", flush=True)
+    ALS(factors=64, iterations=15).fit(Dataset.load(data_dir)).save(model_dir)
+
+
+def sample_customers(model_dir: Path, n: int, seed: int = 0) -> list[str]:
+    users = json.loads((model_dir / "model.json").read_text())["users"]
+    rng = random.Random(seed)
+    return rng.sample(users, min(n, len(users)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the server we started (its own process group only)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ---- floor --------------------------------------------------------------------------------------
+
+
+def measure_floor(
+    model_dir: Path, data_dir: Path, customers: list[str], diet: list[str], n: int
+) -> list[Row]:
+    """The same products code the service runs, called in-process: sequential, and batched (16)."""
+    from serving.config import Settings
+    from serving.customers import diet_profile
+    from serving.events import EventStore
+    from serving.products import ProductJob, recommend_batch
+    from serving.runtime import load_runtime
+    from serving.schemas import ProductsRequest
+
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-floor-"))
+    settings = Settings(model_dir=model_dir, data_dir=data_dir, events_url=f"sqlite:///{tmp / 'events.db'}")
+    rt = load_runtime(settings)
+    store = EventStore(settings.events_url)
+
+    def run(batch: list[str]) -> list[str]:
+        jobs = [
+            ProductJob(ProductsRequest(customer_id=c, k=10, diet=diet), diet_profile(diet)) for c in batch
+        ]
+        states = store.states(batch)
+        return [r.model_dump_json() for r in recommend_batch(rt, jobs, states, True)]
+
+    for c in customers[:50]:
+        run([c])
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        s = time.perf_counter()
+        run([customers[i % len(customers)]])
+        lat.append(time.perf_counter() - s)
+    total = time.perf_counter() - t0
+    rows = [
+        Row("floor (in-process)", "sequential, batch 1", n, 0, n / total, *_pcts(lat), "per-request compute")
+    ]
+    t0 = time.perf_counter()
+    for i in range(0, n, 16):
+        run([customers[(i + j) % len(customers)] for j in range(16)])
+    total = time.perf_counter() - t0
+    rows.append(
+        Row("floor (in-process)", "sequential, batch 16", n, 0, n / total, float("nan"), float("nan"))
+    )
+    store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _pcts(lat: list[float]) -> tuple[float, float]:
+    a = np.asarray(lat) * 1000
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+# ---- load generators ----------------------------------------------------------------------------
+
+
+def wrk_script(path: Path, customers: list[str], diet: list[str]) -> Path:
+    ids = ",".join(f'"{c}"' for c in customers)
+    path.write_text(
+        f"""
+local ids = {{{ids}}}
+local diet = '{json.dumps(diet)}'
+math.randomseed(42)
+request = function()
+  local id = ids[math.random(#ids)]
+  local body = '{{"customer_id":"' .. id .. '","k":10,"diet":' .. diet .. '}}'
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
+end
+"""
+    )
+    return path
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: int, target: str) -> Row:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    return Row(target, f"wrk closed loop, {connections} conns", n, errors, rps, ms("50"), ms("99"))
+
+
+def run_fixed_rate(
+    url: str, customers: list[str], diet: list[str], rate: float, duration: int, target: str
+) -> Row:
+    """Open loop: request i is due at t0 + i/rate; latency counts from when it was due."""
+    import httpx
+
+    async def main() -> tuple[list[float], int, float]:
+        rng = random.Random(7)
+        lat: list[float] = []
+        errors = 0
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+
+            async def one(due: float) -> None:
+                nonlocal errors
+                body = {"customer_id": rng.choice(customers), "k": 10, "diet": diet}
+                try:
+                    r = await client.post(url, json=body)
+                    if r.status_code != 200:
+                        errors += 1
+                except httpx.HTTPError:
+                    errors += 1
+                lat.append(time.perf_counter() - due)
+
+            n = int(rate * duration)
+            t0 = time.perf_counter() + 0.1
+            tasks = []
+            for i in range(n):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(due)))
+            await asyncio.gather(*tasks)
+            return lat, errors, time.perf_counter() - t0
+
+    lat, errors, elapsed = asyncio.run(main())
+    return Row(target, f"open loop {rate:.0f} req/s", len(lat), errors, len(lat) / elapsed, *_pcts(lat))
+
+
+# ---- the naive service --------------------------------------------------------------------------
+
+
+class NaiveRequest(BaseModel):
+    """Module level: FastAPI resolves (string) annotations in the module namespace."""
+
+    customer_id: str
+    k: int = 10
+    diet: list[str] | None = None
+
+
+def naive_app(model_dir: Path, data_dir: Path):
+    """FastAPI calling implicit directly, one `recommend` per request: the baseline to beat."""
+    import pandas as pd
+    from fastapi import FastAPI
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from recsys.diet.constraints import ConstraintEngine
+    from recsys.diet.profiles import parse_profile
+    from recsys.models.base import Recommender
+    from serving.runtime import align_items, import_all_models
+
+    import_all_models()
+    model = Recommender.load(model_dir)
+    als = AlternatingLeastSquares(factors=model.item_factors_.shape[1])
+    als.user_factors, als.item_factors = model.user_factors_, model.item_factors_
+    user_items = model.seen_.tocsr()
+    items = align_items(pd.read_parquet(data_dir / "products.parquet"), model.items_.to_list())
+    engine = ConstraintEngine(items)
+    item_ids = model.items_.external_ids
+    users = {u: i for i, u in enumerate(model.users_.to_list())}
+    popular = np.argsort(-model.item_popularity_)
+    blocked: dict[tuple[str, ...], np.ndarray] = {}
+
+    app = FastAPI()
+
+    @app.post("/v1/products")
+    def products(req: NaiveRequest) -> dict:
+        key = tuple(sorted(req.diet or []))
+        if key not in blocked:
+            blocked[key] = np.flatnonzero(~engine.allowed(parse_profile(list(key))))
+        uid = users.get(req.customer_id)
+        if uid is None or user_items.indptr[uid + 1] == user_items.indptr[uid]:
+            ok = np.setdiff1d(popular, blocked[key], assume_unique=True)[: req.k]
+            ids, scores = ok, model.item_popularity_[ok]
+        else:
+            ids, scores = als.recommend(
+                uid, user_items[uid], N=req.k, filter_items=blocked[key], filter_already_liked_items=False
+            )
+        return {
+            "customer_id": req.customer_id,
+            "items": [
+                {"item_id": str(item_ids[i]), "score": float(s)} for i, s in zip(ids, scores, strict=True)
+            ],
+        }
+
+    @app.get("/ready")
+    def ready() -> dict:
+        return {"ok": True}
+
+    return app
+
+
+def serve_naive(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    app = naive_app(Path(args.model_dir), Path(args.data_dir))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def write_results(rows: list[Row], out: Path, meta: dict[str, object]) -> str:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(r).items()})
+    floor = next(r.req_per_s for r in rows if r.load == "sequential, batch 1")
+    bento = max(r.req_per_s for r in rows if r.target == "bentoml" and r.load.startswith("wrk"))
+    naive = max(r.req_per_s for r in rows if r.target == "naive fastapi" and r.load.startswith("wrk"))
+    fixed = next(r for r in rows if r.target == "bentoml" and r.load.startswith("open loop"))
+    errors = sum(r.errors for r in rows if r.target == "bentoml")
+
+    def fmt(x: float) -> str:
+        return "-" if x != x else f"{x:.1f}"
+
+    lines = [
+        "# Serving benchmark: products endpoint, diet filter on every request",
+        "",
+        f"Run {meta['when']} on {meta['cpus']} CPUs (load average before the run: {meta['load']}); "
+        f"data {meta['data']}, model {meta['model']} ({meta['n_users']} users x {meta['n_items']} items), "
+        f"k=10, diet {meta['diet']}, {meta['customers']} random customers. "
+        "Produced by `.venv/bin/python benchmarks/serving.py` in one run.",
+        "",
+        "| target | load | requests | errors | req/s | p50 ms | p99 ms | note |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+        *[
+            f"| {r.target} | {r.load} | {r.requests} | {r.errors} | {r.req_per_s:.1f} | {fmt(r.p50_ms)} | "
+            f"{fmt(r.p99_ms)} | {r.note} |"
+            for r in rows
+        ],
+        "",
+        "## Targets",
+        "",
+        f"- throughput >= 70% of the in-process floor: {bento:.1f} / {floor:.1f} req/s = "
+        f"**{100 * bento / floor:.0f}%** ({'met' if bento >= 0.7 * floor else 'NOT met'})",
+        f"- p99 <= 20 ms at {meta['rate']:.0f} req/s with the diet filter: **{fixed.p99_ms:.1f} ms** "
+        f"({'met' if fixed.p99_ms <= 20 else 'NOT met'})",
+        f"- >= 1.5x the naive FastAPI + implicit service: {bento:.1f} / {naive:.1f} req/s = "
+        f"**{bento / naive:.2f}x** ({'met' if bento >= 1.5 * naive else 'NOT met'})",
+        f"- errors: **{errors}**",
+        "",
+        "The floor runs the service's own products code in-process (event-store read, consent and diet "
+        "resolution, scoring, masks, top-k, reasons, JSON), one request at a time; batch 16 shows what "
+        "micro-batching buys. The services run one worker process each; wrk and the open-loop "
+        "generator share the same 2 CPUs with the server, and other jobs on the machine add noise "
+        "(see the load average above).",
+    ]
+    text = "\n".join(lines) + "\n"
+    out.with_suffix(".md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", nargs="?", default="bench", choices=["bench", "naive-server"])
+    p.add_argument("--data-dir", default=str(ROOT / "data/cj"))
+    p.add_argument("--model-dir", default=str(ROOT / "artifacts/serving-bench/als"))
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--duration", type=int, default=15)
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--customers", type=int, default=1000)
+    p.add_argument("--floor-requests", type=int, default=600)
+    p.add_argument("--diet", default="gluten-free")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/serving"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if args.mode == "naive-server":
+        serve_naive(args)
+        return 0
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    data_dir, model_dir = Path(args.data_dir), Path(args.model_dir)
+    if not (data_dir / "manifest.json").exists():
+        raise SystemExit(
+            f"{data_dir} missing: .venv/bin/recsys data prepare --source completejourney --out {data_dir}"
+        )
+    ensure_model(data_dir, model_dir)
+    diet = [d for d in args.diet.split(",") if d]
+    customers = sample_customers(model_dir, args.customers)
+    meta_model = json.loads((model_dir / "model.json").read_text())
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "data": data_dir.name,
+        "model": f"{meta_model['model']} {meta_model['params']}",
+        "n_users": len(meta_model["users"]),
+        "n_items": len(meta_model["items"]),
+        "diet": ",".join(diet),
+        "customers": len(customers),
+        "rate": args.rate,
+    }
+    rows: list[Row] = []
+    print("floor ...", flush=True)
+    rows += measure_floor(model_dir, data_dir, customers, diet, args.floor_requests)
+    print(rows[-2], rows[-1], sep="\n", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+    script = wrk_script(tmp / "products.lua", customers, diet)
+    env = {
+        **os.environ,
+        "RECSYS_MODEL_DIR": str(model_dir),
+        "RECSYS_DATA_DIR": str(data_dir),
+        "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}",
+        "RECSYS_DEFAULT_CONSENT": "true",
+        "RECSYS_ACCESS_LOG": "false",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    servers = {
+        "bentoml": (
+            [
+                str(ROOT / ".venv/bin/bentoml"),
+                "serve",
+                "serving.service:RecsysService",
+                "--host",
+                "127.0.0.1",
+            ],
+            "/v1/health/ready",
+        ),
+        "naive fastapi": (
+            [
+                sys.executable,
+                __file__,
+                "naive-server",
+                "--model-dir",
+                str(model_dir),
+                "--data-dir",
+                str(data_dir),
+            ],
+            "/ready",
+        ),
+    }
+    try:
+        for target, (cmd, ready) in servers.items():
+            port = free_port()
+            log = (tmp / f"{target.split()[0]}.log").open("w")
+            proc = subprocess.Popen(
+                [*cmd, "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                base = f"http://127.0.0.1:{port}"
+                wait_ready(base + ready, proc)
+                url = base + "/v1/products"
+                print(f"{target}: warm-up ...", flush=True)
+                run_wrk(url, script, 8, 5, target)  # warm caches, masks, the batcher
+                rows.append(run_wrk(url, script, args.connections, args.duration, target))
+                print(rows[-1], flush=True)
+                rows.append(run_fixed_rate(url, customers, diet, args.rate, args.duration, target))
+                print(rows[-1], flush=True)
+            finally:
+                stop(proc)
+                log.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(write_results(rows, Path(args.out), meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
