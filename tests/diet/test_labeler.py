@@ -284,3 +284,31 @@ def test_shelf_words_do_not_leak_into_products() -> None:
     natural = labels.loc["natural_flour"]
     assert natural[["contains_nuts", "contains_gluten", "added_sugar"]].tolist() == ["unknown"] * 3
     assert natural[["contains_meat", "contains_fish"]].tolist() == ["no", "no"]
+
+
+def test_plain_shelf_types_decide_dairy_egg_nuts_sugar() -> None:
+    frame = pd.DataFrame(
+        [
+            ("GROCERY", "VEGETABLES - SHELF STABLE", "TOMATOES: STEWED/DICED/CRMD"),
+            ("GROCERY", "VEGETABLES - SHELF STABLE", "CORN"),
+            ("GROCERY", "VEGETABLES - SHELF STABLE", "MUSHROOMS CND & GLASS"),
+            ("GROCERY", "VEGETABLES - SHELF STABLE", "BEANS GREEN: FS/WHL/CUT"),
+            ("GROCERY", "BEANS - CANNED GLASS & MW", "VARIETY BEANS - KIDNEY PINTO"),
+            ("GROCERY", "BEANS - CANNED GLASS & MW", "PREPARED BEANS - BAKED W/PORK"),
+            ("MEAT", "CHICKEN", "INTERNAL"),
+            ("MEAT", "PORK", "VARIETY MEAT - EXTERNAL"),
+            ("MEAT", "SMOKED MEATS", "SMOKED OFFAL"),
+        ],
+        columns=["department", "category", "type"],
+        index=["tomatoes", "corn", "mushrooms", "green_beans", "kidney", "baked", "livers", "feet", "smoked"],
+    )
+    labels = label_products(frame)
+    v = {k: _values(labels.loc[k], "GMFDENSA") for k in labels.index}
+    assert v["tomatoes"] == "------?-"
+    assert v["corn"][3] == "?"  # creamed corn
+    assert v["mushrooms"][3] == "?"  # mushrooms in butter sauce
+    assert v["green_beans"] == "-?----?-"  # meat (pork-seasoned) and sugar stay unknown
+    assert v["kidney"] == "??----??"  # meat, gluten, sugar, alcohol stay unknown
+    assert v["baked"] == "?Y----Y?"  # baked beans are sweetened
+    assert v["livers"] == v["feet"] == "-Y------"  # raw variety meats are one ingredient
+    assert v["smoked"][3:7] == "????"  # cured offal is not plain
