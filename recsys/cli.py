@@ -14,6 +14,7 @@ from recsys.commands.common import EXIT_BAD_INPUT
 
 COMMAND_MODULES = (
     "recsys.commands.data",
+    "recsys.commands.models",
     "recsys.commands.recipes",
     "recsys.commands.offers",
     "serving.commands",

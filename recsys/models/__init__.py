@@ -3,6 +3,18 @@
 from recsys.models.base import NotFittedError, Recommender
 from recsys.models.buy_again import BuyAgain
 from recsys.models.implicit_models import ALS, BPR, ItemKNN
+from recsys.models.lightfm_model import LightFMHybrid
 from recsys.models.popularity import Popularity
+from recsys.models.ranker import GroceryRanker
 
-__all__ = ["ALS", "BPR", "BuyAgain", "ItemKNN", "NotFittedError", "Popularity", "Recommender"]
+__all__ = [
+    "ALS",
+    "BPR",
+    "BuyAgain",
+    "GroceryRanker",
+    "ItemKNN",
+    "LightFMHybrid",
+    "NotFittedError",
+    "Popularity",
+    "Recommender",
+]
