@@ -6,6 +6,7 @@ State is plain arrays: factor matrices for ALS/BPR, the sparse similarity matrix
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -91,8 +92,8 @@ class ALS(_FactorModel):
 
     def _fit(self, dataset: Dataset) -> None:
         matrix = dataset.user_item_matrix(self.weighting)
-        model = self._model()
         with threadpool_limits(1, "blas"):
+            model = self._model()
             model.fit(matrix, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
@@ -100,14 +101,14 @@ class ALS(_FactorModel):
     def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
         """Fold the basket in as a new user (one exact least-squares step, `recalculate_user`)."""
         item_idx = np.unique(np.asarray(item_idx, dtype=np.int64))
-        model = self._model()
-        model.item_factors = self.item_factors_
-        model.user_factors = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
         row = sp.csr_matrix(
             (np.ones(len(item_idx), dtype=np.float32), (np.zeros(len(item_idx), dtype=int), item_idx)),
             shape=(1, self.item_factors_.shape[0]),
         )
         with threadpool_limits(1, "blas"):
+            model = self._model()
+            model.item_factors = self.item_factors_
+            model.user_factors = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
             user = model.recalculate_user(0, row)
         return np.asarray(user, dtype=np.float32) @ self.item_factors_.T
 
@@ -134,14 +135,14 @@ class BPR(_FactorModel):
     def _fit(self, dataset: Dataset) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        model = BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-        )
         with threadpool_limits(1, "blas"):
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.random_state,
+            )
             model.fit(dataset.user_item_matrix("binary"), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
@@ -172,7 +173,9 @@ class ItemKNN(Recommender):
             model = BM25Recommender(K=self.K)
         else:
             raise ValueError(f"similarity must be 'cosine' or 'bm25', got {self.similarity!r}")
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            # implicit hands its own COO-normalised matrix to the kNN kernel and then warns about it
+            warnings.simplefilter("ignore")
             model.fit(dataset.user_item_matrix("count"), show_progress=False)
         self.sim_ = model.similarity.tocsr().astype(np.float32)
         self.user_items_ = dataset.user_item_matrix(self.weighting)

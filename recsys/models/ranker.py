@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
@@ -212,17 +213,19 @@ class GroceryRanker(Recommender):
         s = np.concatenate(s_parts) if s_parts else np.zeros(0, dtype=bool)
         self.trees_ = {}
         for part, mask in (("repeat", s), ("discovery", ~s)):
-            if mask.sum() < 20 or y[mask].all() or not y[mask].any():
+            n_pos = int(y[mask].sum())
+            if n_pos < 5 or mask.sum() - n_pos < 5:
                 self.trees_[part] = None  # too little signal: fall back to the sub-model order
                 continue
             clf = HistGradientBoostingClassifier(
                 max_iter=self.max_iter,
                 learning_rate=self.learning_rate,
                 max_leaf_nodes=self.max_leaf_nodes,
-                early_stopping=True,
+                early_stopping=bool(n_pos >= 100 and mask.sum() >= 10_000),
                 random_state=self.random_state,
             )
-            clf.fit(X[mask], y[mask])
+            with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
+                clf.fit(X[mask], y[mask])
             self.trees_[part] = export_trees(clf)
         self.train_rows_ = np.array([len(y), int(y.sum()), int(s.sum())])
         self._fit_side(dataset)
