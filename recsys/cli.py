@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "recsys.commands.data",
     "recsys.commands.models",
     "recsys.commands.recipes",
+    "training.commands",
     "recsys.commands.offers",
     "serving.commands",
 )

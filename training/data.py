@@ -1,0 +1,111 @@
+"""Prepare (if needed), load and split the data a config names, and describe it for MLflow.
+
+The dataset digest from the data directory's manifest and the split cutoff are what the promotion
+gate compares: two runs are only comparable on the same digest and cutoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsys.data.dataset import Dataset
+from recsys.data.io import MANIFEST, read_manifest
+from recsys.data.splits import Split, temporal_split, week_cutoff
+from training.config import DataConfig, SplitConfig
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset
+    split: Split
+    data_dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest.get("digest", "unknown"))
+
+    @property
+    def cutoff(self) -> str:
+        return self.split.cutoff.isoformat() if self.split.cutoff is not None else "none"
+
+
+def ensure_data_dir(data: DataConfig) -> Path:
+    """The prepared data directory, building it from the named source the first time."""
+    out = Path(data.dir)
+    if (out / MANIFEST).exists():
+        return out
+    if data.source == "completejourney":
+        from recsys.data.completejourney import load_completejourney
+        from recsys.data.io import write_tables
+        from recsys.data.progress import Progress
+
+        tables, _ = load_completejourney(Progress(6))
+        write_tables(tables, out, {"source": "completejourney"})
+    elif data.source == "synthetic":
+        from recsys.data.synthetic import generate, write_synthetic
+
+        spec = data.synthetic
+        generated = generate(
+            n_customers=spec.customers, n_products=spec.products, weeks=spec.weeks, seed=spec.seed
+        )
+        write_synthetic(generated, out)
+    else:
+        source = Path(data.source)
+        if (source / MANIFEST).exists():
+            return source
+        from recsys.data.io import import_dir
+
+        import_dir(source, out)
+    return out
+
+
+def resolve_cutoff(dataset: Dataset, split: SplitConfig) -> pd.Timestamp:
+    if split.cutoff is not None:
+        return pd.Timestamp(split.cutoff)
+    assert split.test_weeks is not None
+    return week_cutoff(dataset, split.test_weeks)
+
+
+def prepare(data: DataConfig) -> PreparedData:
+    data_dir = ensure_data_dir(data)
+    dataset = Dataset.load(data_dir)
+    split = temporal_split(dataset, resolve_cutoff(dataset, data.split), data.split.until)
+    if len(split.train.interactions) == 0 or len(split.test.interactions) == 0:
+        raise ValueError(
+            f"split at {split.cutoff} leaves {len(split.train.interactions)} train and "
+            f"{len(split.test.interactions)} test interactions; choose another cutoff"
+        )
+    return PreparedData(dataset, split, data_dir, read_manifest(data_dir))
+
+
+def validation_split(train: Dataset, weeks: int) -> Split:
+    """Carve a validation period out of the training data so tuning never looks at the test weeks."""
+    return temporal_split(train, week_cutoff(train, weeks))
+
+
+def subsample_users(test: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """The test interactions of a random share of test users (cheap first look for pruning)."""
+    users = test.interactions["user_idx"].unique()
+    if fraction >= 1.0 or len(users) < 2:
+        return test
+    rng = pd.Series(users).sample(frac=fraction, random_state=seed)
+    keep = test.interactions["user_idx"].isin(rng.to_numpy())
+    return test.with_interactions(test.interactions[keep])
+
+
+def schema_summary(dataset: Dataset) -> dict[str, Any]:
+    """Column names, dtypes and row counts (never rows): what MLflow may know about the data."""
+    frames = {
+        "interactions": dataset.interactions,
+        "products": dataset.items_table,
+        "customers": dataset.users_table,
+    }
+    return {
+        name: {"rows": len(df), "columns": {c: str(t) for c, t in df.dtypes.items()}}
+        for name, df in frames.items()
+    }
