@@ -13,6 +13,7 @@ import pandas as pd
 
 #: Model features of a customer x group pair (see `pair_features`).
 PAIR_FEATURES: tuple[str, ...] = (
+    "logit_p_trip",
     "logit_p_recent",
     "logit_p_hist",
     "grp_share",
@@ -127,8 +128,16 @@ def pair_features(
     rate_hist = h["grp_baskets"].fillna(0.0).to_numpy() / weeks
     rate_recent = h["grp_recent_baskets"].fillna(0.0).to_numpy() / np.minimum(weeks, recent_weeks)
     life = lifecycle.reindex(pairs["customer_id"].to_numpy())
+    # trips x taste: the current visit rate (whole-lookback rate x smoothed recent/baseline ratio) times
+    # the share of the customer's baskets that hold the group (whole lookback: the most data per pair)
+    visits = life["visits"].fillna(0.0).to_numpy(float) if "visits" in life else np.zeros(len(pairs))
+    in_basket = (h["grp_baskets"].fillna(0.0).to_numpy() + 0.1) / (visits + 1.0)
+    trip_rate = life["frequency"].fillna(0.0).to_numpy(float) * life["visit_ratio"].fillna(1.0).to_numpy(
+        float
+    )
     out = pd.DataFrame(
         {
+            "logit_p_trip": _logit(-np.expm1(-trip_rate * np.clip(in_basket, 0.0, 1.0) * window)),
             "logit_p_recent": _logit(-np.expm1(-rate_recent * window)),
             "logit_p_hist": _logit(-np.expm1(-rate_hist * window)),
             "grp_share": h["grp_share"].fillna(0.0).to_numpy(),

@@ -164,6 +164,8 @@ class DiscountPlanner:
     margin: retailer margin rate, one number or a mapping product group -> rate (default 0.3).
     response: 'auto' (fit a ResponseModel on logged offers with levels, else PriorResponse), a
     fitted/unfitted ResponseModel, or a PriorResponse.
+    cost_safety: planned discount cost = expected cost x (1 + cost_safety), so the TRUE spend of a
+    plan stays within the budget despite the optimiser favouring offers whose cost it underestimates.
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class DiscountPlanner:
         window_weeks: float = 1.0,
         snapshot_weeks: int = 4,
         deal_prone_threshold: float = 0.35,
+        cost_safety: float = 0.15,
     ):
         self.levels = levels
         self.n_groups = n_groups
@@ -189,6 +192,7 @@ class DiscountPlanner:
         self.window_weeks = window_weeks
         self.snapshot_weeks = snapshot_weeks
         self.deal_prone_threshold = deal_prone_threshold
+        self.cost_safety = cost_safety
 
     # ---- fit --------------------------------------------------------------------------------
     def fit(
@@ -268,8 +272,11 @@ class DiscountPlanner:
         p = self.curves_
         v = self.candidates_["value"].to_numpy()[:, None]
         m = self.candidates_["margin"].to_numpy()[:, None]
-        self.cost_ = lv * v * p
-        self.profit_ = (p - p[:, :1]) * m * v - self.cost_
+        expected_cost = lv * v * p
+        self.profit_ = (p - p[:, :1]) * m * v - expected_cost
+        # budget accounting uses a conservative cost: the optimiser picks offers whose cost the model
+        # tends to underestimate (winner's curse), so the TRUE spend would overrun an exact-fit plan
+        self.cost_ = expected_cost * (1.0 + self.cost_safety)
         self.allowed_ = self._tier_mask()
         self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
 
