@@ -57,11 +57,14 @@ def recommend_batch(
     plain: list[int] = []
     for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
         try:
-            mask = request_mask(rt, job.request, cust)
+            if _diet_only(job.request):  # the common case: a cached index list of forbidden items
+                scores[i, rt.forbidden(cust.profile)] = -np.inf
+            else:
+                np.putmask(scores[i], ~request_mask(rt, job.request, cust), -np.inf)
         except ValueError as exc:  # e.g. unknown store: this caller's 400, not the batch's
             out[i] = exc
             continue
-        np.putmask(scores[i], ~mask, -np.inf)  # the mask, applied BEFORE any selection
+        # from here on scores[i] IS masked: -inf items can never be selected
         if job.request.co2_weight == 0 and not cust.profile.preferences:
             plain.append(i)
     items = np.full((len(jobs), max(j.request.k for j in jobs)), -1, dtype=np.int64)
@@ -135,11 +138,23 @@ def score_rows(rt: Runtime, customers: list[Customer]) -> np.ndarray:
             model_rows.append(i)
         else:
             fallback_rows.append(i)
+    if len(model_rows) == len(customers):  # the common case: no extra copy of a batch x catalog array
+        return model.score(np.array([c.user_idx for c in customers]))
     if model_rows:
         scores[model_rows] = model.score(np.array([customers[i].user_idx for i in model_rows]))
     if fallback_rows:
         scores[fallback_rows] = model.fallback_scores()
     return scores
+
+
+def _diet_only(req: ProductsRequest) -> bool:
+    return (
+        req.mode == "mixed"
+        and req.store is None
+        and req.categories is None
+        and req.include is None
+        and not req.exclude
+    )
 
 
 def request_mask(rt: Runtime, req: ProductsRequest, cust: Customer) -> np.ndarray:

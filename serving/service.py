@@ -91,6 +91,10 @@ health = FastAPI(title="health")
     # the worker that served it); customer state is shared through the event store either way.
     workers=int(os.environ.get("RECSYS_WORKERS") or 1),
     logging={"access": {"enabled": flag(os.environ.get("RECSYS_ACCESS_LOG"), True)}},
+    # URL patterns OpenTelemetry skips, comma separated. The products hot path is untraced by default:
+    # a span per request costs more CPU than the recommendation itself (and is dropped unless an
+    # exporter is configured). RECSYS_TRACING_EXCLUDED_URLS="" traces everything.
+    tracing={"excluded_urls": os.environ.get("RECSYS_TRACING_EXCLUDED_URLS", "/v1/products")},
 )
 class RecsysService:
     """Grocery personalisation over HTTP: products, items, recipes, discounts, feedback, customers."""
@@ -282,17 +286,30 @@ class RecsysService:
         """Record consent and diet; withdrawing personalisation consent deletes the stored events."""
 
         async def call() -> CustomerResponse:
-            profile = diet_profile(req.diet)  # validates names
-            if req.diet_preferences:
-                from recsys.diet.profiles import parse_preferences
+            from recsys.diet.profiles import parse_exclusions, parse_preferences
 
+            diet_profile(req.diet)  # validates names before anything is stored
+            if req.diet_preferences:
                 parse_preferences(req.diet_preferences)
+            rt = self.runtime
+            state = (await self._states([req.customer_id]))[req.customer_id]
+            # No diet in the request keeps the current one: a consent update must never silently
+            # drop a vegan's or a coeliac's exclusions. An explicit [] clears it.
+            old = state.record or (None if state.erased else rt.customers.get(req.customer_id))
+            exclusions = (
+                ",".join(req.diet) if req.diet is not None else (old.diet_exclusions if old else None)
+            )
+            preferences = (
+                req.diet_preferences
+                if req.diet_preferences is not None
+                else (old.diet_preferences if old else None)
+            )
             record = CustomerRecord(
                 req.customer_id,
                 req.consent_personalisation,
                 req.consent_marketing,
-                ",".join(req.diet) if req.diet else None,
-                req.diet_preferences,
+                exclusions or None,
+                preferences or None,
             )
             await asyncio.to_thread(self.store.upsert_customer, record)
             if not req.consent_personalisation:
@@ -301,7 +318,7 @@ class RecsysService:
                 customer_id=req.customer_id,
                 consent_personalisation=req.consent_personalisation,
                 consent_marketing=req.consent_marketing,
-                diet=[] if profile is None else sorted(profile.exclusions),
+                diet=sorted(parse_exclusions(exclusions)),
             )
 
         return await self._guard(ctx, "write", call)

@@ -141,6 +141,22 @@ def test_consent_update_then_withdrawal(client):
     assert products(client, customer_id=NO_CONSENT, k=3)["fallback"] == "no_consent"
 
 
+def test_consent_update_keeps_the_diet_unless_told(client):
+    r = client.post(
+        "/v1/customers/consent",
+        json={"customer_id": VEGAN, "consent_personalisation": True, "consent_marketing": True},
+        headers=AUTH,
+    )
+    assert r.status_code == 200 and "contains_meat" in r.json()["diet"]  # the data set's vegan stays
+    assert products(client, customer_id=VEGAN, k=3)["diet"] == r.json()["diet"]
+    r = client.post(
+        "/v1/customers/consent",
+        json={"customer_id": VEGAN, "consent_personalisation": True, "diet": []},
+        headers=AUTH,
+    )
+    assert r.json()["diet"] == [] and products(client, customer_id=VEGAN, k=3)["diet"] == []
+
+
 def test_fold_in_changes_the_next_answer(client):
     before = products(client, customer_id="m3", k=5, mode="mixed")
     r = feedback(
