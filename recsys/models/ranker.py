@@ -22,7 +22,7 @@ from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
 from recsys.models.buy_again import BuyAgain
 from recsys.models.gbdt import export_trees, predict_proba
-from recsys.models.implicit_models import ALS, ItemKNN
+from recsys.models.implicit_models import ALS, ItemKNN, _csr_from, _csr_state
 from recsys.models.popularity import Popularity, item_category_codes
 from recsys.ranking.topk import top_k
 
@@ -34,6 +34,8 @@ FEATURES = (
     "ratio",
     "due",
     "basket_share",
+    "n_recent",
+    "n_last_week",
     "als",
     "als_rel",
     "knn",
@@ -123,6 +125,11 @@ class GroceryRanker(Recommender):
         self.log_pop_ = np.log1p(buyers)
         recent = self.subs_["pop"].fallback_scores()
         self.popular_pool_ = np.argsort(-recent, kind="stable")[: self.n_popular * 20].astype(np.int64)
+        now = inter["timestamp"].max() if len(inter) else pd.Timestamp(0)
+        recent = inter["timestamp"] >= now - pd.Timedelta(days=float(self.label_days))
+        self.recent_ = dataset.with_interactions(inter[recent]).user_item_matrix("count")
+        week = inter["timestamp"] >= now - pd.Timedelta(days=7)
+        self.last_week_ = dataset.with_interactions(inter[week]).user_item_matrix("count")
         codes = item_category_codes(dataset)
         self.item_cat_ = codes
         cat_pop = Popularity(by="category").fit(dataset)
@@ -169,6 +176,8 @@ class GroceryRanker(Recommender):
         cols = {
             **f,
             "basket_share": f["n"] / np.maximum(self.user_baskets_[users], 1.0),
+            "n_recent": np.asarray(self.recent_[users, items]).ravel(),
+            "n_last_week": np.asarray(self.last_week_[users, items]).ravel(),
             "als": als[rows, items],
             "als_rel": relative(als),
             "knn": knn[rows, items],
@@ -277,6 +286,8 @@ class GroceryRanker(Recommender):
             "train_rows_",
         ):
             state[f"self__{name}"] = getattr(self, name)
+        state.update(_csr_state("self__recent", self.recent_))
+        state.update(_csr_state("self__last_week", self.last_week_))
         for part, trees in self.trees_.items():
             if trees is not None:
                 state.update({f"trees_{part}__{k}": v for k, v in trees.items() if not k.startswith("_")})
@@ -293,8 +304,12 @@ class GroceryRanker(Recommender):
             sub.seen_, sub.item_popularity_ = self.seen_, self.item_popularity_
             sub._set_state(groups.get(key, {}))
             self.subs_[key] = sub
-        for name, value in groups["self"].items():
-            setattr(self, name, value)
+        own = groups["self"]
+        self.recent_ = _csr_from("recent", own)
+        self.last_week_ = _csr_from("last_week", own)
+        for name, value in own.items():
+            if name.endswith("_"):
+                setattr(self, name, value)
         self.trees_ = {part: groups.get(f"trees_{part}") for part in ("repeat", "discovery")}
 
 
