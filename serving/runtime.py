@@ -216,9 +216,15 @@ class Runtime:
 
     def warm(self) -> None:
         """Build the lazy parts (recipes, discount planner) ahead of the first request that needs them."""
-        for name in ("personalizer", "discount_planner", "seen_csc"):
+        steps = {
+            "personalizer": lambda: self.personalizer,
+            "recipes": lambda: self.personalizer is not None and self.personalizer.recipe_recommender,
+            "discount planner": lambda: self.discount_planner,
+            "co-occurrence index": lambda: self.seen_csc,
+        }
+        for name, step in steps.items():
             try:
-                getattr(self, name)
+                step()
             except Exception:  # noqa: BLE001 - a missing optional part must not stop serving
                 logger.exception("warming %s failed", name)
 

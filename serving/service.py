@@ -105,12 +105,21 @@ class RecsysService:
         self.runtime: Runtime = load_runtime(self.settings)
         self._reload_lock = asyncio.Lock()
         self._publish_version(None, self.runtime)
-        threading.Thread(target=self.runtime.warm, name="recsys-warm", daemon=True).start()
+        # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
+        # balancer then never sends traffic that would wait behind seconds of warm-up.
+        self._warm = threading.Event()
+        threading.Thread(target=self._warm_up, name="recsys-warm", daemon=True).start()
         self.batcher = MicroBatcher(
             self._products_batch, self.settings.max_batch_size, on_batch=BATCH_SIZE.observe
         )
 
     # ---- plumbing -------------------------------------------------------------------------------
+    def _warm_up(self) -> None:
+        try:
+            self.runtime.warm()
+        finally:
+            self._warm.set()
+
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
         if kind == "write" or self.settings.read_requires_key:
             check_key(ctx.request.headers, self.settings.api_keys)
@@ -359,18 +368,23 @@ class RecsysService:
 
     @health.get("/ready", response_model=HealthResponse)
     def ready(self) -> HealthResponse | JSONResponse:
-        try:
-            self.store.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            body = HealthResponse(status="unavailable", detail=f"event store: {type(exc).__name__}")
+        problem = self._not_ready()
+        if problem:
+            body = HealthResponse(status="unavailable", model_version=self.runtime.version, detail=problem)
             return JSONResponse(body.model_dump(), status_code=503)
         return HealthResponse(status="ok", model_version=self.runtime.version)
 
     def __is_ready__(self) -> bool:
+        return self._not_ready() is None
+
+    def _not_ready(self) -> str | None:
+        if not self._warm.is_set():
+            return "warming up"
         try:
-            return self.store.ping()
-        except Exception:  # noqa: BLE001
-            return False
+            self.store.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return f"event store: {type(exc).__name__}"
+        return None
 
 
 # ---- small helpers ------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ model from tmp_path exactly as `bentoml serve` does)."""
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -348,7 +350,13 @@ def test_reload_swaps_the_model(client, world):
 
 def test_health_and_openapi(client):
     assert client.get("/v1/health/live").json()["status"] == "ok"
-    assert client.get("/v1/health/ready").json()["status"] == "ok"
+    for _ in range(100):  # ready once the warm-up thread is done (well under a second here)
+        ready = client.get("/v1/health/ready")
+        if ready.status_code == 200:
+            break
+        assert ready.json()["detail"] == "warming up"
+        time.sleep(0.1)
+    assert ready.json()["status"] == "ok"
     assert client.get("/readyz").status_code == 200
     paths = client.get("/docs.json").json()["paths"]
     for route in (
