@@ -22,7 +22,7 @@ class Customer:
     personalised: bool  # consent given: history may be used
     consent_marketing: bool
     user_idx: int  # model row, -1 when unknown / erased / not personalisable
-    history: np.ndarray  # item indices bought (model history + fresh events); empty without consent
+    history: np.ndarray  # SORTED item indices bought (model history + fresh events); empty without consent
     fresh: np.ndarray  # item indices from events the model has not seen yet
     profile: DietProfile
     known: bool = True  # we hold a consent record (store or data set) for this id

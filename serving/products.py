@@ -183,9 +183,12 @@ def reasons(rt: Runtime, cust: Customer, items: np.ndarray) -> list[tuple[str, i
         text = "popular with shoppers" if cust.personalised else "popular with shoppers (not personalised)"
         return [(text, None)] * len(items)
     fresh = set(cust.fresh.tolist())
-    hist = np.concatenate([cust.fresh, np.setdiff1d(cust.history, cust.fresh)])[:MAX_REASON_HISTORY]
+    if len(cust.fresh):
+        hist = np.concatenate([cust.fresh, np.setdiff1d(cust.history, cust.fresh)])[:MAX_REASON_HISTORY]
+    else:
+        hist = cust.history[:MAX_REASON_HISTORY]
     out: list[tuple[str, int | None]] = [("recommended for you", None)] * len(items)
-    bought = np.isin(items, cust.history)
+    bought = _contains_sorted(cust.history, items)
     others = [j for j in range(len(items)) if not bought[j]]
     for j in np.flatnonzero(bought):
         it = int(items[j])
@@ -200,6 +203,14 @@ def reasons(rt: Runtime, cust: Customer, items: np.ndarray) -> list[tuple[str, i
                 h = int(hist[best[row]])
                 out[j] = (f"because you bought {rt.names[h] or rt.item_ids[h]}", h)
     return out
+
+
+def _contains_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """`np.isin(queries, sorted_values)` for a sorted array, without np.isin's sort of both sides."""
+    if not len(sorted_values):
+        return np.zeros(len(queries), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[pos] == queries
 
 
 def _similarity(rt: Runtime, items: np.ndarray, hist: np.ndarray) -> np.ndarray:

@@ -86,6 +86,8 @@ class Runtime:
         # dict lookups: ~100x cheaper per request than a pandas Index round trip
         self.user_pos: dict[str, int] = {u: i for i, u in enumerate(self.model.users_.to_list())}
         self.item_pos: dict[str, int] = {u: i for i, u in enumerate(self.model.items_.to_list())}
+        if not self.model.seen_.has_sorted_indices:  # history rows are searched with searchsorted
+            self.model.seen_.sort_indices()
         self.seen_indptr = self.model.seen_.indptr
         self.seen_indices = self.model.seen_.indices
 
