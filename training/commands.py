@@ -78,7 +78,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     from training.pipeline import main_pipeline
 
     _, decision = main_pipeline(args.data, args.config, args.model)
-    if not decision.promoted and not decision.unchanged and decision.champion_version is None:
+    refused = not decision.promoted and not decision.unchanged
+    # A challenger that merely loses leaves a good champion in place; a diet violation never passes.
+    if refused and (decision.champion_version is None or decision.violations or decision.short_lists):
+        print(f"promotion refused: {decision.reason}", file=sys.stderr)
         return EXIT_REFUSED
     print("\nOpen the UI: mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return 0

@@ -103,6 +103,7 @@ class TuningConfig(_Strict):
     validation_weeks: int = Field(4, ge=1)
     prune_user_fraction: float = Field(0.25, gt=0.0, le=1.0)
     pruner_startup_trials: int = Field(3, ge=0)
+    sampler_startup_trials: int = Field(5, ge=1)  # random trials before TPE models the space
     seed: int = 0
 
 

@@ -123,11 +123,9 @@ def version_by_alias(client: MlflowClient, model_name: str, alias: str) -> Model
 def _items_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
     """The catalog to check against: the data directory's current products table when the run's data
     dir still exists (ground truth about products), else the items table logged with the model."""
-    from recsys.data.io import read_tables
-
     data_dir = client.get_run(run_id).data.tags.get(TAG_DATA_DIR)
     if data_dir and (Path(data_dir) / "products.parquet").exists():
-        return read_tables(Path(data_dir))["products"]
+        return pd.read_parquet(Path(data_dir) / "products.parquet")
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             f"runs:/{run_id}/model/artifacts/items.parquet", dst_path=tmp

@@ -44,8 +44,8 @@ def artifact_root(uri: str | None = None) -> str | None:
     uri = uri or tracking_uri()
     if uri.startswith(("http://", "https://", "databricks")):
         return None
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
+    db = sqlite_path(uri)
+    if db is not None:
         return (db.parent / "mlartifacts").resolve().as_uri()
     return (PROJECT_ROOT / "mlartifacts").resolve().as_uri()
 
@@ -54,12 +54,27 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (query string dropped), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+
+
+def with_sqlite_timeout(uri: str, seconds: int = 60) -> str:
+    """Several processes (tuning workers) write to one SQLite file: wait for its lock instead of
+    failing with "database is locked" after sqlite3's default 5 s."""
+    if sqlite_path(uri) is None or "timeout=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}timeout={seconds}"
+
+
 def setup_tracking() -> str:
     """Point MLflow at the configured store; returns the URI (printed by the commands)."""
     uri = tracking_uri()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_tracking_uri(with_sqlite_timeout(uri))
+    mlflow.set_registry_uri(with_sqlite_timeout(os.environ.get("MLFLOW_REGISTRY_URI") or uri))
     return uri
 
 

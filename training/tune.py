@@ -41,6 +41,7 @@ from training.tracking import (
     flatten,
     git_commit,
     setup_tracking,
+    sqlite_path,
     tracking_uri,
 )
 
@@ -56,8 +57,9 @@ def storage_url(explicit: str | None = None) -> str:
     if os.environ.get("OPTUNA_STORAGE"):
         return os.environ["OPTUNA_STORAGE"]
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return f"sqlite:///{Path(uri[len('sqlite:///') :]).with_name('optuna.db')}"
+    db = sqlite_path(uri)
+    if db is not None:
+        return f"sqlite:///{db.with_name('optuna.db')}"
     if uri.startswith("postgresql"):
         return uri
     raise ValueError(f"cannot derive an Optuna storage from tracking URI {uri!r}; pass --storage URL")
@@ -229,7 +231,7 @@ def open_study(
     name: str, storage: optuna.storages.BaseStorage, tuning: TuningConfig, seed: int | None
 ) -> tuple[optuna.Study, bool]:
     """(study, created): create it, or join it when another worker already did."""
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=tuning.sampler_startup_trials)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=tuning.pruner_startup_trials, n_warmup_steps=0)
     import sqlalchemy.exc
 

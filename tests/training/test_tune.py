@@ -47,7 +47,7 @@ def test_trials_are_nested_runs_and_defaults_are_compared(store, tiny_dir):
 
 
 def _workers(config_path: Path, storage: str, study: str, env: dict[str, str]) -> None:
-    cmd = [sys.executable, "-m", "recsys.cli", "tune", "--config", str(config_path), "--trials", "3"]
+    cmd = [sys.executable, "-m", "recsys.cli", "tune", "--config", str(config_path), "--trials", "2"]
     procs = [
         subprocess.Popen(
             [*cmd, "--study", study, "--storage", storage, "--seed", str(seed), "--no-holdout"],
@@ -67,7 +67,7 @@ def _workers(config_path: Path, storage: str, study: str, env: dict[str, str]) -
 def _check_shared(storage: str, study: str) -> None:
     trials = optuna.load_study(study_name=study, storage=make_storage(storage)).get_trials()
     workers = {t.user_attrs.get("worker") for t in trials}
-    assert len(trials) == 6 and len(workers) == 2, [(t.number, t.user_attrs) for t in trials]
+    assert len(trials) == 4 and len(workers) == 2, [(t.number, t.user_attrs) for t in trials]
 
 
 def _run_two_workers(tmp_path, tiny_dir, uri: str, storage: str, experiment: str) -> None:
