@@ -61,8 +61,10 @@ def true_score(
 
 
 def oracle_planner(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
-    """A copy of a fitted planner whose curves are the true ones (same candidates, caps and tiers)."""
+    """A copy of a fitted planner whose curves are the true ones (same candidates, caps and tiers) and
+    no cost safety margin: the oracle knows its costs exactly."""
     oracle = copy.copy(planner)
+    oracle.cost_safety = 0.0
     oracle.curves_ = true_curves(planner, truth_response)
     oracle._economics()
     return oracle
@@ -176,7 +178,9 @@ def off_policy_estimates(
     )
     for f in range(folds):
         tr, te = fold != f, fold == f
-        model = ResponseModel(**{k: getattr(planner.response_, k) for k in ("kind", "levels", "halves", "C")})
+        model = ResponseModel(
+            **{k: getattr(planner.response_, k) for k in ("kind", "levels", "halves", "C", "columns")}
+        )
         model.fit(x[tr], frame["level"][tr], y[tr], prop[tr])
         q_curves[te] = model.predict_curve(x[te], levels)
     q_reward = q_curves * (v[:, None] * (m[:, None] - levels[None, :]))

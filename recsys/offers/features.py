@@ -13,6 +13,7 @@ import pandas as pd
 
 #: Model features of a customer x group pair (see `pair_features`).
 PAIR_FEATURES: tuple[str, ...] = (
+    "logit_p_base",
     "logit_p_trip",
     "logit_p_recent",
     "logit_p_hist",
@@ -24,6 +25,8 @@ PAIR_FEATURES: tuple[str, ...] = (
     "log_visit_ratio",
     "log_aov",
     "is_dropping",
+    "visit_drop",
+    "deal_proneness_sq",
 )
 
 
@@ -33,19 +36,106 @@ def product_groups(products: pd.DataFrame) -> pd.Series:
     return pd.Series(group.to_numpy(), index=products["product_id"].to_numpy(), name="product_group")
 
 
+def organic_interactions(interactions: pd.DataFrame, offers: pd.DataFrame | None) -> pd.DataFrame:
+    """The interactions without the lines that redeemed a logged offer (same customer and timestamp as
+    an offer's `redeemed_at`): those purchases were caused by the offer, not by the customer's habit,
+    so they would inflate the no-discount baseline of exactly the pairs that were offered before."""
+    if offers is None or offers.empty or "redeemed_at" not in offers:
+        return interactions
+    red = offers[offers["redeemed_at"].notna()]
+    if red.empty:
+        return interactions
+    key = pd.MultiIndex.from_arrays([interactions["customer_id"], interactions["timestamp"]])
+    drop = key.isin(pd.MultiIndex.from_arrays([red["customer_id"], red["redeemed_at"]]))
+    return interactions[~drop]
+
+
+def purchase_baseline(
+    interactions: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lookback_weeks: int = 26,
+    halflife_weeks: float = 3.0,
+    prior_lines: float = 3.0,
+) -> pd.DataFrame:
+    """No-discount purchase baseline per (customer_id, product_group) bought in the lookback.
+
+    P(buys the group in a window of w weeks) = 1 - exp(-trips x in_basket x w) with
+    - trips (`base_trip_rate`): the CURRENT weekly visit rate, a recency-weighted count of baskets
+      (weight 0.5 ** (weeks ago / halflife_weeks), normalised over the weeks the customer was
+      observed), so a churner's fading and a grower's rising rate are what counts, not the average;
+    - in_basket (`base_in_basket`) = 1 - exp(-lines per basket x share of the customer's lines in the
+      group): the taste share is estimated from every purchase line (hundreds per customer, far more
+      than the few dozen baskets that hold the group), shrunk empirical-Bayes style towards the
+      group's population share with `prior_lines` pseudo-lines (a Dirichlet-multinomial posterior mean).
+    Pass `organic_interactions` (redemptions removed) for an uncontaminated baseline.
+    """
+    as_of = pd.Timestamp(as_of)
+    ts = interactions["timestamp"]
+    inter = interactions[(ts >= as_of - pd.Timedelta(weeks=lookback_weeks)) & (ts < as_of)]
+    cols = ["base_trip_rate", "base_in_basket", "base_normal_rate"]
+    if inter.empty:
+        idx = pd.MultiIndex.from_arrays([[], []], names=["customer_id", "product_group"])
+        return pd.DataFrame({c: [] for c in cols}, index=idx)
+    groups = product_groups(products)
+    frame = pd.DataFrame(
+        {
+            "customer_id": inter["customer_id"].to_numpy(),
+            "product_group": inter["product_id"].map(groups).to_numpy(),
+            "basket_id": inter["basket_id"].to_numpy(),
+            "weeks_ago": (as_of - inter["timestamp"]).dt.total_seconds().to_numpy() / 604800.0,
+        }
+    )
+    baskets = frame.groupby(["customer_id", "basket_id"], sort=False)["weeks_ago"].min()
+    cust = baskets.index.get_level_values("customer_id")
+    decay = 0.5 ** (1.0 / halflife_weeks)
+    weight = pd.Series(decay ** np.floor(baskets.to_numpy()), index=cust).groupby(level=0).sum()
+    observed = np.ceil(pd.Series(baskets.to_numpy(), index=cust).groupby(level=0).max().clip(lower=1.0))
+    observed = observed.clip(upper=float(lookback_weeks)).reindex(weight.index)
+    trip_rate = weight / ((1.0 - decay**observed) / (1.0 - decay))
+    # the customer's normal rate: baskets per week in the older half of their observed window
+    ago = pd.Series(baskets.to_numpy(), index=cust)
+    half = (observed / 2.0).reindex(cust).to_numpy()
+    older = (ago.to_numpy() >= half).astype(float)
+    normal = pd.Series(older, index=cust).groupby(level=0).sum() / (observed - np.floor(observed / 2.0)).clip(
+        lower=1.0
+    )
+    lines = frame.groupby("customer_id").size()
+    per_basket = lines / baskets.groupby(level="customer_id").size()
+    frame = frame.dropna(subset=["product_group"])
+    grp_lines = frame.groupby(["customer_id", "product_group"]).size()
+    pop = grp_lines.groupby(level="product_group").sum() / max(grp_lines.sum(), 1)
+    c = grp_lines.index.get_level_values("customer_id")
+    g = grp_lines.index.get_level_values("product_group")
+    share = (grp_lines.to_numpy() + prior_lines * pop.reindex(g).to_numpy()) / (
+        lines.reindex(c).to_numpy() + prior_lines
+    )
+    return pd.DataFrame(
+        {
+            "base_trip_rate": trip_rate.reindex(c).to_numpy(float),
+            "base_in_basket": -np.expm1(-per_basket.reindex(c).to_numpy(float) * share),
+            "base_normal_rate": normal.reindex(c).to_numpy(float),
+        },
+        index=grp_lines.index,
+    )
+
+
 def group_history(
     interactions: pd.DataFrame,
     products: pd.DataFrame,
     as_of: pd.Timestamp,
     lookback_weeks: int = 26,
     recent_weeks: int = 8,
+    offers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (customer_id, product_group) bought in the `lookback_weeks` before `as_of`.
 
     Columns: grp_baskets / grp_recent_baskets (baskets containing the group, whole lookback / last
     `recent_weeks`), grp_spend, grp_share (of the customer's spend), grp_value (average spend on the
     group per basket that has it), grp_deal (share of that spend bought on discount), grp_recency_days,
-    weeks_observed (weeks of the lookback the customer was known, at least 1).
+    weeks_observed (weeks of the lookback the customer was known, at least 1), and the
+    `purchase_baseline` columns base_trip_rate / base_in_basket computed without the redemptions of
+    `offers` (NaN for pairs bought only through an offer).
     """
     as_of = pd.Timestamp(as_of)
     start = as_of - pd.Timedelta(weeks=lookback_weeks)
@@ -84,6 +174,8 @@ def group_history(
     first = frame.groupby("customer_id")["timestamp"].min()
     weeks = ((as_of - first).dt.total_seconds() / 604800.0).clip(lower=1.0, upper=float(lookback_weeks))
     hist["weeks_observed"] = hist.index.get_level_values("customer_id").map(weeks).to_numpy()
+    base = purchase_baseline(organic_interactions(interactions, offers), products, as_of, lookback_weeks)
+    hist = hist.join(base, how="left")
     return hist.drop(columns=["grp_deal_spend", "grp_last"])
 
 
@@ -135,8 +227,20 @@ def pair_features(
     trip_rate = life["frequency"].fillna(0.0).to_numpy(float) * life["visit_ratio"].fillna(1.0).to_numpy(
         float
     )
+    base_rate = (
+        h["base_trip_rate"].to_numpy(float) * h["base_in_basket"].to_numpy(float)
+        if "base_trip_rate" in h
+        else np.full(len(pairs), np.nan)
+    )
+    if "base_normal_rate" in h:
+        # 1 - current / normal visit rate (smoothed by one pseudo-visit a month on both sides)
+        now, normal = h["base_trip_rate"].to_numpy(float), h["base_normal_rate"].to_numpy(float)
+        visit_drop = np.nan_to_num(np.clip(1.0 - (now + 0.25) / (normal + 0.25), 0.0, 1.0), nan=0.0)
+    else:
+        visit_drop = np.zeros(len(pairs))
     out = pd.DataFrame(
         {
+            "logit_p_base": _logit(-np.expm1(-np.nan_to_num(base_rate, nan=0.0) * window)),
             "logit_p_trip": _logit(-np.expm1(-trip_rate * np.clip(in_basket, 0.0, 1.0) * window)),
             "logit_p_recent": _logit(-np.expm1(-rate_recent * window)),
             "logit_p_hist": _logit(-np.expm1(-rate_hist * window)),
@@ -148,6 +252,8 @@ def pair_features(
             "log_visit_ratio": np.log(life["visit_ratio"].fillna(1.0).clip(0.05, 20.0).to_numpy(float)),
             "log_aov": np.log1p(life["avg_order_value"].fillna(0.0).to_numpy(float)),
             "is_dropping": life["segment"].isin(["dropping", "dropping sharply", "lapsed"]).to_numpy(float),
+            "visit_drop": visit_drop,
+            "deal_proneness_sq": life["deal_proneness"].fillna(0.0).to_numpy(float) ** 2,
         },
         index=pairs.index,
     )

@@ -139,7 +139,7 @@ def logged_offer_frame(
         if (inter["timestamp"] < snap).sum() == 0:
             continue
         life = lifecycle_metrics(inter, snap, churn="heuristic")
-        hist = group_history(inter, products, snap)
+        hist = group_history(inter, products, snap, offers=offers)
         feats = pair_features(hist, life, grp, window.loc[grp.index].to_numpy())
         parts.append(
             feats.assign(
@@ -212,7 +212,7 @@ class DiscountPlanner:
         tables = {**tables, "interactions": inter}
         self.lifecycle_ = lifecycle_metrics(inter, self.as_of_)
         self.lifecycle_["tier"] = churn_tier(self.lifecycle_)
-        self.history_ = group_history(inter, tables["products"], self.as_of_)
+        self.history_ = group_history(inter, tables["products"], self.as_of_, offers=tables.get("offers"))
         self.response_ = self._fit_response(tables)
         self.candidates_ = self._candidates(tables)
         feats = pair_features(self.history_, self.lifecycle_, self.candidates_, self.window_weeks)

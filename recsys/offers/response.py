@@ -126,6 +126,7 @@ class ResponseModel:
         max_weight: float = 10.0,
         use_ips: bool = True,
         random_state: int = 0,
+        columns: tuple[str, ...] | None = None,
     ):
         self.kind = kind
         self.levels = levels
@@ -134,9 +135,17 @@ class ResponseModel:
         self.max_weight = max_weight
         self.use_ips = use_ips
         self.random_state = random_state
+        self.columns = columns
 
     def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("kind", "levels", "halves", "C", "max_weight", "use_ips")}
+        keys = ("kind", "levels", "halves", "C", "max_weight", "use_ips", "columns")
+        return {k: getattr(self, k) for k in keys}
+
+    def _select(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model's columns of `features` (all of them unless `columns` names a subset)."""
+        if self.columns is not None and isinstance(features, pd.DataFrame):
+            return features[list(self.columns)].to_numpy(float)
+        return np.asarray(features, dtype=float)
 
     # ---- design ----------------------------------------------------------------------------
     def _design(self, x: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -156,7 +165,7 @@ class ResponseModel:
         bought: np.ndarray,
         propensity: np.ndarray | None = None,
     ) -> ResponseModel:
-        x = np.asarray(features, dtype=float)
+        x = self._select(features)
         level = np.asarray(level, dtype=float)
         y = np.asarray(bought, dtype=int)
         if len(x) != len(level) or len(x) != len(y):
@@ -193,7 +202,7 @@ class ResponseModel:
 
     def predict_proba(self, features: pd.DataFrame | np.ndarray, level: np.ndarray) -> np.ndarray:
         """P(buy) of each row at its own level (no monotone projection; see `predict_curve`)."""
-        x = np.asarray(features, dtype=float)
+        x = self._select(features)
         level = np.broadcast_to(np.asarray(level, dtype=float), (len(x),))
         if self.kind == "hill":
             return self.model_.predict(self._design(x, level), level)
@@ -206,8 +215,7 @@ class ResponseModel:
         levels = np.asarray(self.levels if levels is None else levels, dtype=float)
         if np.any(np.diff(levels) < 0):
             raise ValueError("levels must be sorted ascending")
-        x = np.asarray(features, dtype=float)
-        raw = np.column_stack([self.predict_proba(x, np.full(len(x), lv)) for lv in levels])
+        raw = np.column_stack([self.predict_proba(features, np.full(len(features), lv)) for lv in levels])
         mono = np.maximum.accumulate(raw, axis=1)
         self.nonmonotone_share_ = float(np.mean(np.any(mono > raw + 1e-12, axis=1))) if len(raw) else 0.0
         return mono
