@@ -108,7 +108,10 @@ class RecsysService:
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
         # balancer then never sends traffic that would wait behind seconds of warm-up.
         self._warm = threading.Event()
-        threading.Thread(target=self._warm_up, name="recsys-warm", daemon=True).start()
+        if self.settings.warm_up:
+            threading.Thread(target=self._warm_up, name="recsys-warm", daemon=True).start()
+        else:
+            self._warm.set()
         self.batcher = MicroBatcher(
             self._products_batch, self.settings.max_batch_size, on_batch=BATCH_SIZE.observe
         )
@@ -354,7 +357,8 @@ class RecsysService:
                 old = self.runtime
                 model_dir = Path(req.model_dir) if req.model_dir else None
                 new = await asyncio.to_thread(load_runtime, self.settings, model_dir)
-                await asyncio.to_thread(new.warm)  # ready before it takes traffic
+                if self.settings.warm_up:
+                    await asyncio.to_thread(new.warm)  # ready before it takes traffic
                 self.runtime = new  # the swap: one reference assignment
                 self._publish_version(old, new)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)

@@ -150,6 +150,7 @@ def service_env(
         "RECSYS_API_KEYS": f"other-key,{API_KEY}",
         "RECSYS_READ_REQUIRES_KEY": "false",
         "RECSYS_DEFAULT_CONSENT": "false",
+        "RECSYS_WARM_UP": "false",  # lazy parts on first use: keeps every test's start-up cheap
         **extra,
     }
     for k, v in env.items():
