@@ -23,7 +23,7 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
         progress = Progress(6)
         tables, report = load_completejourney(progress)
         with progress.step(f"validating and writing {out}"):
-            info = write_tables(tables, out, {"source": "completejourney"})
+            write_tables(tables, out, {"source": "completejourney"})
         print("Complete Journey raw sizes: " + ", ".join(f"{k} {v:,}" for k, v in report.raw_sizes.items()))
         for reason, n in report.dropped.items():
             print(f"Dropped {n:,} {reason}")
@@ -41,9 +41,8 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     else:
         progress = Progress(1)
         with progress.step(f"importing {args.source}"):
-            info = import_dir(Path(args.source), out)
+            import_dir(Path(args.source), out)
         tables = read_tables(out)
-    del info
     print(summarize(tables))
     print(f"\nWrote {out} in {time.perf_counter() - start:.1f}s")
     return 0

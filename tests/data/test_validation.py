@@ -135,3 +135,26 @@ def test_duplicate_composite_key_is_named(tables):
     assert [(p.row, p.field, p.value, p.reason) for p in problems] == [
         (2, "campaign_id+product_id", "1|p1", "duplicate id")
     ]
+
+
+def test_cli_prepares_a_small_synthetic_directory(tmp_path, capsys):
+    from recsys.cli import main
+    from recsys.data.io import read_manifest
+
+    out = tmp_path / "syn"
+    args = [
+        "data",
+        "prepare",
+        "--source",
+        "synthetic",
+        "--customers",
+        "50",
+        "--products",
+        "80",
+        "--weeks",
+        "4",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    assert read_manifest(out)["tables"]["customers"] == 50
+    assert "Diet-attribute coverage" in capsys.readouterr().out
+    assert main(["data", "validate", str(out)]) == 0
