@@ -65,7 +65,7 @@ class GroceryRanker(Recommender):
         max_iter: int = 200,
         learning_rate: float = 0.08,
         max_leaf_nodes: int = 31,
-        max_train_users: int = 1200,
+        max_train_users: int = 5000,
         random_state: int = 0,
     ):
         self.label_days = label_days
