@@ -22,7 +22,7 @@ import pandas as pd
 
 from recsys.offers.features import PAIR_FEATURES, group_value
 from recsys.offers.policy import DiscountPlanner
-from recsys.offers.response import ResponseModel
+from recsys.offers.uplift import StructuralResponse
 
 
 def _truth_rows(truth_response: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +153,8 @@ def off_policy_estimates(
     frame = frame.reset_index(drop=True)
     levels = np.asarray(planner.levels, dtype=float)
     col = np.searchsorted(levels, frame["level"].to_numpy())
-    x = frame[list(PAIR_FEATURES)]
+    structural = isinstance(planner.response_, StructuralResponse)
+    x = frame if structural else frame[list(PAIR_FEATURES)]
     v = group_value(planner.history_, frame)
     margin = planner.margin
     m = (
@@ -178,9 +179,7 @@ def off_policy_estimates(
     )
     for f in range(folds):
         tr, te = fold != f, fold == f
-        model = ResponseModel(
-            **{k: getattr(planner.response_, k) for k in ("kind", "levels", "halves", "C", "columns")}
-        )
+        model = type(planner.response_)(**planner.response_.get_params())
         model.fit(x[tr], frame["level"][tr], y[tr], prop[tr])
         q_curves[te] = model.predict_curve(x[te], levels)
     q_reward = q_curves * (v[:, None] * (m[:, None] - levels[None, :]))

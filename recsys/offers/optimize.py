@@ -139,3 +139,50 @@ def _fill(
 def _finish(profit: np.ndarray, cost: np.ndarray, choice: np.ndarray, lam: float) -> Allocation:
     p, c = _totals(profit, cost, choice)
     return Allocation(choice=choice, profit=float(p.sum()), cost=float(c.sum()), lam=lam)
+
+
+def refill(
+    profit: np.ndarray,
+    cost: np.ndarray,
+    customer: np.ndarray,
+    budget: float,
+    max_per_customer: int | None,
+    allowed: np.ndarray | None,
+    alloc: Allocation,
+) -> Allocation:
+    """Second pass: spend the budget an allocation left unused (the Lagrangian plan plus its prefix
+    fill stop at the first customer that does not fit) on the best remaining moves, greedily by
+    extra profit per extra cost: a new offer (while the customer is under the cap) or a change of
+    level of a chosen one. Each candidate moves at most once; the budget stays a hard limit."""
+    profit = np.asarray(profit, dtype=float)
+    if allowed is not None:
+        profit = np.where(allowed, profit, -np.inf)
+    choice = alloc.choice.copy()
+    limit = budget * (1.0 - 1e-12)
+    p_now, c_now = _totals(profit, cost, choice)
+    left = limit - float(c_now.sum())
+    if left <= 0 or len(profit) == 0:
+        return alloc
+    d_p = profit - p_now[:, None]
+    d_c = cost - c_now[:, None]
+    ok = np.isfinite(d_p) & (d_p > 1e-12) & (d_c <= left)
+    if not ok.any():
+        return alloc
+    ratio = np.where(ok, d_p / np.maximum(d_c, 1e-12), -np.inf)
+    best = np.argmax(ratio, axis=1)
+    rows = np.flatnonzero(ok[np.arange(len(profit)), best])
+    rows = rows[np.lexsort((rows, -ratio[rows, best[rows]]))]
+    codes, inv = np.unique(customer, return_inverse=True)
+    n_offers = np.bincount(inv, weights=(choice >= 0).astype(float), minlength=len(codes))
+    cap = np.inf if max_per_customer is None else max_per_customer
+    for r in rows:
+        dc = d_c[r, best[r]]
+        if dc > left:
+            continue
+        if choice[r] < 0:
+            if n_offers[inv[r]] >= cap:
+                continue
+            n_offers[inv[r]] += 1
+        choice[r] = best[r]
+        left -= dc
+    return _finish(profit, cost, choice, alloc.lam)

@@ -19,10 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys.offers.features import group_history, group_value, pair_features, product_groups
+from recsys.offers.features import (
+    group_history,
+    group_value,
+    organic_interactions,
+    pair_features,
+    point_in_time_baseline,
+    product_groups,
+    structural_features,
+)
 from recsys.offers.lifecycle import lifecycle_metrics
-from recsys.offers.optimize import allocate
-from recsys.offers.response import LEVELS, PriorResponse, ResponseModel
+from recsys.offers.optimize import allocate, refill
+from recsys.offers.response import LEVELS, PriorResponse, ResponseModel, ips_weights
+from recsys.offers.uplift import StructuralResponse
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,113 @@ def logged_offer_frame(
     return pd.concat(parts) if parts else None
 
 
+def structural_offer_frame(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, min_history_weeks: float = 2.0
+) -> pd.DataFrame | None:
+    """Logged offers (level and propensity known, window closed before `as_of`) with the structural
+    model's inputs computed AT EACH OFFER'S OWN SEND TIME from the organic history strictly before it
+    (`point_in_time_baseline`): the offset and STRUCTURAL_FEATURES. Offers whose customer has less than
+    `min_history_weeks` of history at send time are dropped (no usable baseline yet).
+
+    Columns: offset, STRUCTURAL_FEATURES..., customer_id, product_group, level, propensity, bought,
+    window_weeks, sent_at. None when there are no such offers.
+    """
+    offers = tables.get("offers")
+    if offers is None or offers.empty or "propensity" not in offers:
+        return None
+    off = offers[offers["discount_level"].notna() & offers["propensity"].notna()]
+    expires = off["expires_at"].fillna(off["sent_at"] + pd.Timedelta(weeks=1))
+    keep = (expires <= as_of).to_numpy()
+    off, expires = off[keep], expires[keep]
+    if off.empty:
+        return None
+    window = ((expires - off["sent_at"]).dt.total_seconds() / 604800.0).clip(lower=1 / 7).to_numpy()
+    bought = (off["redeemed_at"].notna() & (off["redeemed_at"] <= expires)).astype(int).to_numpy()
+    organic = organic_interactions(tables["interactions"], offers)
+    base = point_in_time_baseline(
+        organic,
+        tables["products"],
+        off["customer_id"].to_numpy(),
+        off["product_group"].to_numpy(),
+        off["sent_at"].to_numpy(),
+    )
+    frame = structural_features(base, window).assign(
+        customer_id=off["customer_id"].to_numpy(),
+        product_group=off["product_group"].to_numpy(),
+        level=off["discount_level"].to_numpy(float),
+        propensity=off["propensity"].to_numpy(float),
+        bought=bought,
+        window_weeks=window,
+        sent_at=off["sent_at"].to_numpy(),
+    )
+    ok = (base["observed_weeks"].to_numpy() >= min_history_weeks) & base["base_trip_rate"].notna().to_numpy()
+    frame = frame[ok].reset_index(drop=True)
+    return frame if len(frame) else None
+
+
+def _clone(model: ResponseModel | StructuralResponse) -> ResponseModel | StructuralResponse:
+    return type(model)(**model.get_params())
+
+
+def _model_inputs(model, frame: pd.DataFrame) -> pd.DataFrame:
+    from recsys.offers.features import PAIR_FEATURES
+
+    return frame if isinstance(model, StructuralResponse) else frame[list(PAIR_FEATURES)]
+
+
+def measured_cost_ratio(
+    model: ResponseModel | StructuralResponse,
+    frame: pd.DataFrame,
+    value: np.ndarray,
+    margin: np.ndarray,
+    folds: int = 3,
+    z: float = 1.2816,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Realised / predicted discount cost on HELD-OUT logged offers (customer folds, cross-fitted).
+
+    Among held-out offers with a discount that the fold's model would call profitable at their logged
+    level (the kind of option a plan buys, so the optimiser's selection is mimicked), realised cost
+    = L x v x bought and predicted cost = L x v x P_model(L), both inverse-propensity weighted (clipped
+    like the response model). Returns the ratio, its customer-clustered standard error (delta method)
+    and the one-sided upper bound ratio + z x se (z = 1.28: 90%).
+    """
+    frame = frame.reset_index(drop=True)
+    cust = pd.factorize(frame["customer_id"])[0]
+    fold = np.random.default_rng(seed).integers(0, folds, cust.max() + 1)[cust]
+    level = frame["level"].to_numpy(float)
+    levels = np.asarray(model.levels, dtype=float)
+    col = np.searchsorted(levels, level)
+    p_hat = np.full(len(frame), np.nan)
+    selected = np.zeros(len(frame), dtype=bool)
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        m = _clone(model).fit(
+            _model_inputs(model, frame[tr]),
+            level[tr],
+            frame["bought"].to_numpy()[tr],
+            frame["propensity"][tr],
+        )
+        curve = m.predict_curve(_model_inputs(model, frame[te]), levels)
+        rows = np.arange(te.sum())
+        p = curve[rows, col[te]]
+        v, mg = value[te], margin[te]
+        profit = (p - curve[:, 0]) * mg * v - level[te] * v * p
+        p_hat[te] = p
+        selected[te] = (level[te] > 0) & (profit > 0)
+    w = ips_weights(frame["propensity"].to_numpy(float), len(levels), getattr(model, "max_weight", 10.0))
+    w = np.ones(len(frame)) if w is None else w
+    s = selected
+    realised = w[s] * level[s] * value[s] * frame["bought"].to_numpy(float)[s]
+    predicted = w[s] * level[s] * value[s] * p_hat[s]
+    if predicted.sum() <= 0:
+        return {"ratio": 1.0, "se": 0.0, "upper": 1.0, "offers": 0}
+    ratio = realised.sum() / predicted.sum()
+    resid = np.bincount(cust[s], weights=realised - ratio * predicted)
+    se = float(np.sqrt(np.sum(resid**2)) / predicted.sum())
+    return {"ratio": float(ratio), "se": se, "upper": float(ratio + z * se), "offers": int(s.sum())}
+
+
 # ---- planner ---------------------------------------------------------------------------------------
 
 
@@ -162,10 +278,16 @@ class DiscountPlanner:
     budget or `recommend` for one customer. Parameters only in `__init__` (scikit-learn style).
 
     margin: retailer margin rate, one number or a mapping product group -> rate (default 0.3).
-    response: 'auto' (fit a ResponseModel on logged offers with levels, else PriorResponse), a
-    fitted/unfitted ResponseModel, or a PriorResponse.
-    cost_safety: planned discount cost = expected cost x (1 + cost_safety), so the TRUE spend of a
-    plan stays within the budget despite the optimiser favouring offers whose cost it underestimates.
+    response: 'auto' / 'structural' (a StructuralResponse fitted on logged offers with levels: fixed
+    point-in-time baseline offset + monotone Hill-basis uplift; PriorResponse when there are none),
+    'logistic' (the previous ResponseModel on PAIR_FEATURES with 4-weekly snapshots), or a
+    fitted/unfitted ResponseModel / StructuralResponse, or a PriorResponse.
+    cost_safety: 'measured' (default): planned discount cost = expected cost x the upper confidence
+    bound of realised / predicted discount cost on held-out logged offers (`measured_cost_ratio`,
+    floored at 1), so the TRUE spend of a plan stays within the budget; a number s: the fixed factor
+    (1 + s).
+    refill: after the budgeted allocation, spend what is left of the budget (planned cost below it)
+    greedily on the best remaining profit-per-cost upgrades and new offers.
     """
 
     def __init__(
@@ -180,7 +302,8 @@ class DiscountPlanner:
         window_weeks: float = 1.0,
         snapshot_weeks: int = 4,
         deal_prone_threshold: float = 0.35,
-        cost_safety: float = 0.15,
+        cost_safety: float | str = "measured",
+        refill: bool = True,
     ):
         self.levels = levels
         self.n_groups = n_groups
@@ -193,6 +316,7 @@ class DiscountPlanner:
         self.snapshot_weeks = snapshot_weeks
         self.deal_prone_threshold = deal_prone_threshold
         self.cost_safety = cost_safety
+        self.refill = refill
 
     # ---- fit --------------------------------------------------------------------------------
     def fit(
@@ -215,20 +339,68 @@ class DiscountPlanner:
         self.history_ = group_history(inter, tables["products"], self.as_of_, offers=tables.get("offers"))
         self.response_ = self._fit_response(tables)
         self.candidates_ = self._candidates(tables)
-        feats = pair_features(self.history_, self.lifecycle_, self.candidates_, self.window_weeks)
+        if isinstance(self.response_, StructuralResponse):
+            cand = self.candidates_
+            base = point_in_time_baseline(
+                organic_interactions(inter, tables.get("offers")),
+                tables["products"],
+                cand["customer_id"].to_numpy(),
+                cand["product_group"].to_numpy(),
+                np.full(len(cand), self.as_of_.to_datetime64()),
+            )
+            feats = structural_features(base, self.window_weeks)
+        else:
+            feats = pair_features(self.history_, self.lifecycle_, self.candidates_, self.window_weeks)
+        self.features_ = feats
         self.curves_ = self.response_.predict_curve(feats, np.asarray(self.levels))
+        self.cost_factor_ = self._cost_factor()
         self._economics()
         return self
+
+    def _cost_factor(self) -> float:
+        if not isinstance(self.cost_safety, str):
+            return 1.0 + float(self.cost_safety)
+        if self.cost_safety != "measured":
+            raise ValueError(f"cost_safety must be a number or 'measured', got {self.cost_safety!r}")
+        frame = getattr(self, "training_frame_", None)
+        if frame is None or not isinstance(self.response_, ResponseModel | StructuralResponse):
+            self.cost_ratio_ = None
+            return 1.15  # no logged levels to measure on: the documented fixed margin
+        value = group_value(self.history_, frame)
+        margin = (
+            frame["product_group"].map(self.margin).fillna(0.3).to_numpy(float)
+            if isinstance(self.margin, dict)
+            else np.full(len(frame), float(self.margin))
+        )
+        self.cost_ratio_ = measured_cost_ratio(self.response_, frame, value, margin)
+        # never below 1: the held-out check mimics the optimiser's selection only partly (a plan picks
+        # the offers with the LARGEST predicted profit, whose cost is the most underestimated)
+        return max(1.0, float(self.cost_ratio_["upper"]))
 
     def _fit_response(self, tables: dict[str, pd.DataFrame]) -> ResponseModel | PriorResponse:
         if isinstance(self.response, PriorResponse):
             return self.response
-        if isinstance(self.response, ResponseModel) and hasattr(self.response, "model_"):
+        if isinstance(self.response, ResponseModel | StructuralResponse) and hasattr(self.response, "model_"):
             return self.response
+        if isinstance(self.response, StructuralResponse) or self.response in ("auto", "structural"):
+            frame = structural_offer_frame(tables, self.as_of_)
+            self.training_frame_ = frame
+            if frame is None or frame["bought"].nunique() < 2:
+                if self.response != "auto":
+                    raise ValueError("no logged offers with discount levels and propensities to fit on")
+                return PriorResponse()
+            model = (
+                self.response
+                if isinstance(self.response, StructuralResponse)
+                else StructuralResponse(levels=self.levels)
+            )
+            return model.fit(frame, frame["level"], frame["bought"], frame["propensity"])
+        if not isinstance(self.response, ResponseModel) and self.response != "logistic":
+            raise ValueError(f"unknown response {self.response!r}")
         frame = logged_offer_frame(tables, self.as_of_, self.snapshot_weeks)
         self.training_frame_ = frame
         if frame is None or frame["bought"].nunique() < 2:
-            if isinstance(self.response, ResponseModel):
+            if not isinstance(self.response, str):
                 raise ValueError("no logged offers with discount levels and propensities to fit on")
             return PriorResponse()
         from recsys.offers.features import PAIR_FEATURES
@@ -276,7 +448,11 @@ class DiscountPlanner:
         self.profit_ = (p - p[:, :1]) * m * v - expected_cost
         # budget accounting uses a conservative cost: the optimiser picks offers whose cost the model
         # tends to underestimate (winner's curse), so the TRUE spend would overrun an exact-fit plan
-        self.cost_ = expected_cost * (1.0 + self.cost_safety)
+        if isinstance(self.cost_safety, str):
+            factor = getattr(self, "cost_factor_", 1.15)
+        else:  # a number (the oracle copies set 0.0: they know their costs)
+            factor = 1.0 + float(self.cost_safety)
+        self.cost_ = expected_cost * factor
         self.allowed_ = self._tier_mask()
         self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
 
@@ -294,6 +470,8 @@ class DiscountPlanner:
             raise ValueError(f"budget must be >= 0, got {budget}")
         cap = self.max_per_customer if max_per_customer is None else max_per_customer
         alloc = allocate(self.profit_, self.cost_, self.customer_codes_, budget, cap, self.allowed_)
+        if self.refill:
+            alloc = refill(self.profit_, self.cost_, self.customer_codes_, budget, cap, self.allowed_, alloc)
         self.lam_ = alloc.lam
         self.allocation_ = alloc
         return self._decisions(alloc.choice)

@@ -55,8 +55,12 @@ def test_vegan_never_gets_meat(data):
     assert not set(plan["product_group"]) & meat
 
 
-def test_response_model_is_monotone_in_level(planner):
-    frame = planner.training_frame_
+def test_response_model_is_monotone_in_level(data, planner):
+    assert type(planner.response_).__name__ == "StructuralResponse"  # the default
+    assert np.all(np.diff(planner.curves_, axis=1) >= 0)
+    assert planner.cost_factor_ >= 1.0
+    legacy = DiscountPlanner(snapshot_weeks=8, response="logistic").fit(data.tables)  # still selectable
+    frame = legacy.training_frame_
     for kind in ("logistic", "hill"):
         model = ResponseModel(kind=kind).fit(
             frame[list(PAIR_FEATURES)], frame["level"], frame["bought"], frame["propensity"]
