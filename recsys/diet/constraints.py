@@ -2,7 +2,8 @@
 
 Rules (the promise to a coeliac or an allergic customer):
 - under a hard exclusion an item is allowed only if its attribute is 'no'; 'unknown' is excluded;
-- a known non-food item (is_food == 'no', detergent, say) is cleared unless it is labelled 'yes';
+- no exception for non-food: the labeler marks detergent & co. 'no' on every diet attribute, and a
+  non-food item whose attribute is 'unknown' stays excluded (the rule has no holes to argue about);
 - a missing attribute column means 'unknown' everywhere, so it excludes everything it is asked about.
 Masks are combined with `&` and applied before top-k (recsys.ranking.topk), so nothing forbidden can
 reach a list and k is honoured whenever enough compliant items exist. Soft preferences are not masks:
@@ -68,10 +69,8 @@ class ConstraintEngine:
     ):
         self.items_table = items_table.reset_index(drop=True)
         self.n_items = len(self.items_table)
-        is_food = tristate_column(self.items_table, "is_food")
         self._values = {a: tristate_column(self.items_table, a) for a in DIET_ATTRIBUTES}
-        non_food = is_food == "no"
-        self._clear = {a: _readonly((v == "no") | (non_food & (v != "yes"))) for a, v in self._values.items()}
+        self._clear = {a: _readonly(v == "no") for a, v in self._values.items()}
         self._all = _readonly(np.ones(self.n_items, dtype=bool))
         self._cache: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -131,8 +130,7 @@ class ConstraintEngine:
         penalty = np.zeros(self.n_items, dtype=np.float64)
         for attr, strength in prefs.items():
             v = self._values[attr]
-            unknown = (v == "unknown") & ~self._clear[attr]  # a known non-food item is not penalised
-            penalty += strength * np.where(v == "yes", 1.0, np.where(unknown, UNKNOWN_PENALTY, 0.0))
+            penalty += strength * np.where(v == "yes", 1.0, np.where(v == "unknown", UNKNOWN_PENALTY, 0.0))
         return penalty
 
     # ---- filters -----------------------------------------------------------------------------

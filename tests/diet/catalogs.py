@@ -108,14 +108,14 @@ diet_names = st.lists(st.sampled_from(sorted(NAMED_DIETS) + ["gluten", "nuts", "
 def violates(products: pd.DataFrame, item_idx: np.ndarray | list[int], profile: DietProfile) -> list[int]:
     """Independent oracle (not the engine): items whose attribute is not a clear 'no' under an exclusion.
 
-    A known non-food item is clear unless labelled 'yes'.
+    Only a 'no' is clear, for food and non-food alike.
     """
     bad = []
     for i in item_idx:
         row = products.iloc[int(i)]
         for a in profile.exclusions:
             value = row[a]
-            if value == "no" or (row["is_food"] == "no" and value != "yes"):
+            if value == "no":
                 continue
             bad.append(int(i))
             break

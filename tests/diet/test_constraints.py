@@ -27,17 +27,17 @@ def small_catalog() -> pd.DataFrame:
     )
 
 
-def test_fail_closed_unknown_is_excluded_and_known_non_food_is_clear():
+def test_fail_closed_unknown_is_excluded_even_for_non_food():
     engine = ConstraintEngine(small_catalog())
     mask = engine.allowed(parse_profile("gluten-free"))
-    assert mask.tolist() == [False, True, False, True, False, True]
+    assert mask.tolist() == [False, True, False, False, False, True]  # soap with gluten 'unknown' is out
     assert engine.allowed(None).all()
 
 
 def test_missing_attribute_column_excludes_everything_asked_about():
     items = small_catalog().drop(columns=["contains_nuts"])
     engine = ConstraintEngine(items)
-    assert engine.allowed("nuts").tolist() == [False, False, False, True, False, False]  # only known non-food
+    assert not engine.allowed("nuts").any()
 
 
 def test_masks_are_cached_and_read_only():
@@ -65,7 +65,7 @@ def test_filters_categories_items_and_stock():
 def test_preference_penalty_yes_unknown_no():
     engine = ConstraintEngine(small_catalog())
     pen = engine.preference_penalty(parse_profile(None, "gluten:0.8"))
-    assert pen.tolist() == pytest.approx([0.8, 0.0, 0.4, 0.0, 0.4, 0.0])
+    assert pen.tolist() == pytest.approx([0.8, 0.0, 0.4, 0.4, 0.4, 0.0])
     assert engine.preference_penalty(parse_profile("vegan")) is None
 
 
@@ -87,7 +87,7 @@ def test_zero_violations_and_no_unknown_leak(products, profile):
     # every excluded item really has a 'yes' or an undecided attribute (the mask is not over-strict)
     for i in np.flatnonzero(~mask):
         assert violates(products, [i], profile) == [int(i)]
-    # unknown never leaks: an unknown food attribute under an exclusion is never allowed
+    # unknown never leaks: an unknown attribute under an exclusion is never allowed, food or not
     for a in profile.exclusions:
-        leak = (products[a] == "unknown").to_numpy() & (products["is_food"] != "no").to_numpy() & mask
+        leak = (products[a] == "unknown").to_numpy() & mask
         assert not leak.any()
