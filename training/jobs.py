@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 
 from recsys.models.base import Recommender
+from recsys.models.model_dir import ITEMS_FILE, save_model_dir
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from training.data import PreparedData, prepare, schema_summary
 from training.evaluation import EvaluationResult, full_evaluation
@@ -41,7 +42,6 @@ from training.tracking import (
 PYFUNC_NAME = "model"  # name of the pyfunc: runs:/<run_id>/model
 TAG_PYFUNC_ID = "pyfunc_model_id"  # its LoggedModel id: models:/<model_id>
 NATIVE_DIR = "native_model"
-ITEMS_FILE = "items.parquet"
 
 
 def model_class(name: str) -> type[Recommender]:
@@ -121,7 +121,7 @@ def log_model_artifacts(model: Recommender, items: pd.DataFrame, out: Path | Non
         )
         mlflow.set_tag(TAG_PYFUNC_ID, info.model_id)
     if out is not None:
-        model.save(Path(out))
+        save_model_dir(model, items, Path(out))
 
 
 def _requirements() -> list[str]:

@@ -1,3 +1,25 @@
 """Shared bits of the command line."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 EXIT_BAD_INPUT = 2
+
+
+def read_users(path: Path) -> list[str]:
+    """One user id per line, or a CSV with a user_id column."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"users file {path} does not exist")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    header = lines[0].lower() if lines else ""
+    if "," in header or header in ("user_id", "customer_id"):
+        frame = pd.read_csv(path, dtype=str)
+        column = next((c for c in ("user_id", "customer_id") if c in frame.columns), None)
+        if column is None:
+            raise ValueError(f"{path}: a CSV users file needs a user_id column, found {list(frame.columns)}")
+        return frame[column].dropna().str.strip().tolist()
+    return lines

@@ -1,7 +1,11 @@
 """`recsys train` and `recsys recommend`: batch training and inference for other teams.
 
-    recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...]
+    recsys train --config FILE [--out MODEL_DIR]
+    recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
+                     [--diet NAME[,NAME]] [--co2-weight X]
+
+Both train forms are tracked in MLflow (training.jobs) unless --no-track.
 
 Bad input (unknown model, bad date or parameter, missing file, k <= 0) raises ValueError /
 FileNotFoundError, which recsys.cli turns into a one-line error and exit code 2.
@@ -14,6 +18,8 @@ import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from recsys.commands.common import read_users
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,56 +61,74 @@ def parse_date(text: str):
         raise ValueError(f"bad date {text!r} (use e.g. 2017-12-04 or '2017-12-04 05:00')") from exc
 
 
-def read_users(path: Path) -> list[str]:
-    """One user id per line, or a CSV with a user_id column."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"users file {path} does not exist")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    header = lines[0].lower() if lines else ""
-    if "," in header or header in ("user_id", "customer_id"):
-        frame = pd.read_csv(path, dtype=str)
-        column = next((c for c in ("user_id", "customer_id") if c in frame.columns), None)
-        if column is None:
-            raise ValueError(f"{path}: a CSV users file needs a user_id column, found {list(frame.columns)}")
-        return frame[column].dropna().str.strip().tolist()
-    return lines
-
-
 def recommend_for_users(
     model: Recommender,
     users: list[str],
     k: int,
     exclude_seen: bool = False,
     allowed: np.ndarray | None = None,
+    co2e: np.ndarray | None = None,
+    co2_weight: float = 0.0,
 ) -> pd.DataFrame:
-    """user_id, item_id, rank, score (original ids). Unknown users get the fallback list."""
+    """user_id, item_id, rank, score (original ids). Unknown users get the fallback list.
+
+    `allowed` (a diet mask) applies before top-k; `co2_weight` > 0 re-ranks with the items' CO2e.
+    """
+    from functools import partial
+
+    from recsys.ranking.rerank import rerank
+
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    return model.recommend(users, k=k, allowed=allowed, exclude_seen=exclude_seen)
+    if co2_weight < 0:
+        raise ValueError(f"--co2-weight must be >= 0, got {co2_weight}")
+    select = partial(rerank, co2e=co2e, co2_weight=co2_weight)
+    return model.recommend(users, k=k, allowed=allowed, exclude_seen=exclude_seen, select=select)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from recsys.data.dataset import Dataset
-    from recsys.data.splits import temporal_split
+    if args.config:
+        if any(getattr(args, f) for f in ("data", "until", "model", "param")):
+            raise ValueError("use either --config FILE or --data/--until/--model flags, not both")
+        from training.jobs import train_config
 
+        run_id = train_config(Path(args.config), out=Path(args.out) if args.out else None)
+        print(f"MLflow run {run_id}" + (f"; model saved to {args.out}" if args.out else ""))
+        return 0
+    missing = [f"--{f}" for f in ("data", "until", "model", "out") if not getattr(args, f)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)} (or use --config FILE)")
     until = parse_date(args.until)
     params = dict(parse_param(p) for p in args.param or [])
-    model = make_model(args.model, params)
+    make_model(args.model, params)  # fail fast on an unknown model or parameter
     data = Path(args.data)
     if not data.is_dir():
         raise FileNotFoundError(f"data directory {data} does not exist")
-    train = temporal_split(Dataset.load(data), until).train
+    if args.no_track:
+        return _train_untracked(data, until, args.model, params, Path(args.out))
+    from training.jobs import train_from_flags
+
+    run_id = train_from_flags(data, str(until), args.model, params, out=Path(args.out))
+    print(f"MLflow run {run_id}; model saved to {args.out}")
+    return 0
+
+
+def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
+    from recsys.data.dataset import Dataset
+    from recsys.data.splits import temporal_split
+    from recsys.models.model_dir import save_model_dir
+
+    model = make_model(model_name, params)
+    dataset = Dataset.load(data)
+    train = temporal_split(dataset, until).train
     if len(train.interactions) == 0:
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    model.save(Path(args.out))
+    save_model_dir(model, dataset.items_table, out)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
-        f"in {time.perf_counter() - start:.1f}s -> {args.out}"
+        f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked)"
     )
     return 0
 
@@ -121,11 +145,30 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     model = Recommender.load(model_dir)
     users = read_users(Path(args.users))
-    recs = recommend_for_users(model, users, args.k, exclude_seen=args.exclude_seen)
+    allowed = co2e = None
+    if args.diet or args.co2_weight:
+        from recsys.diet.constraints import allowed_mask_for_diet
+        from recsys.models.model_dir import load_items_table
+        from recsys.personalize import align_items
+
+        items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
+        items_table = align_items(items_table, model.items_)
+        allowed = allowed_mask_for_diet(args.diet, items_table) if args.diet else None
+        co2e = items_table["co2e_per_kg"].to_numpy(dtype=float)
+    recs = recommend_for_users(
+        model,
+        users,
+        args.k,
+        exclude_seen=args.exclude_seen,
+        allowed=allowed,
+        co2e=co2e,
+        co2_weight=args.co2_weight,
+    )
     recs.to_csv(args.out, index=False)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"
+        + (f" (diet {args.diet})" if args.diet else "")
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
     )
     return 0
@@ -133,11 +176,15 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit a model on events strictly before a date and save it")
-    p.add_argument("--data", required=True, help="prepared data directory")
-    p.add_argument("--until", required=True, help="train on events strictly before this date/time")
-    p.add_argument("--model", required=True, help="model name (popularity, buy_again, als, ...)")
-    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument(
+        "--config", help="experiment config (experiments/configs/*.yaml); replaces the flags below"
+    )
+    p.add_argument("--data", help="prepared data directory")
+    p.add_argument("--until", help="train on events strictly before this date/time")
+    p.add_argument("--model", help="model name (popularity, buy_again, als, ...)")
+    p.add_argument("--out", help="model directory to write (model + items.parquet)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="model parameter (repeatable)")
+    p.add_argument("--no-track", action="store_true", help="fit and save without an MLflow run")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("recommend", help="top-k products for a list of customers (CSV)")
     p.add_argument("--model", required=True, help="model directory written by `recsys train`")
@@ -145,4 +192,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
     p.add_argument("--out", required=True, help="output CSV: user_id,item_id,rank,score")
     p.add_argument("--exclude-seen", action="store_true", help="only products the user never bought")
+    p.add_argument("--diet", help="apply a diet to every user, e.g. vegan or gluten-free,nuts (fail-closed)")
+    p.add_argument("--co2-weight", type=float, default=0.0, help="CO2e re-ranking weight (0 = off)")
+    p.add_argument("--data", help="data directory, if the model dir has no items.parquet")
     p.set_defaults(func=_cmd_recommend)

@@ -11,38 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from recsys.commands.common import EXIT_BAD_INPUT
-
-ITEMS_FILE = "items.parquet"
-
-
-def read_user_ids(path: Path) -> list[str]:
-    """Customer ids from a CSV with a user_id (or customer_id) column, or one id per line."""
-    import pandas as pd
-
-    path = Path(path)
-    text = path.read_text(encoding="utf-8").splitlines()
-    header = text[0].strip().lower().split(",") if text else []
-    for column in ("user_id", "customer_id"):
-        if column in header:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            return [u for u in frame[column].str.strip() if u]
-    return [line.strip() for line in text if line.strip()]
-
-
-def load_items_table(model_dir: Path, data_dir: Path | None):
-    """(items table, Dataset or None): the model dir's items.parquet, else the data directory's."""
-    import pandas as pd
-
-    if data_dir is not None:
-        from recsys.data.dataset import Dataset
-
-        dataset = Dataset.load(Path(data_dir))
-        return dataset.items_table, dataset
-    path = Path(model_dir) / ITEMS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; pass --data DIR (the data the model was trained on)")
-    return pd.read_parquet(path), None
+from recsys.commands.common import EXIT_BAD_INPUT, read_users
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
@@ -53,6 +22,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     import recsys.models  # noqa: F401  (registers the model classes for Recommender.load)
     from recsys.diet.profiles import parse_profile
     from recsys.models.base import Recommender
+    from recsys.models.model_dir import load_items_table
     from recsys.personalize import Personalizer
 
     start = time.perf_counter()
@@ -63,7 +33,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and args.max_minutes < 1:
         raise ValueError(f"--max-minutes must be >= 1, got {args.max_minutes}")
     profile = parse_profile(args.diet)  # an unknown diet fails before any work
-    users = read_user_ids(Path(args.users))
+    users = read_users(Path(args.users))
     if not users:
         print(f"error: no user ids in {args.users}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,9 @@ from recsys.data.idmap import IdMap
 from recsys.ranking.topk import top_k
 
 FORMAT_VERSION = 1
+
+#: The selection step of recommend: (scores, k, allowed) -> (items, scores), both (n_users, k).
+Selector = Callable[[np.ndarray, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 
 
 class NotFittedError(RuntimeError):
@@ -100,8 +104,13 @@ class Recommender:
         allowed: np.ndarray | None = None,
         exclude_seen: bool = False,
         scores: np.ndarray | None = None,
+        select: Selector = top_k,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item indices and scores for internal user indices (batch); masks apply before top-k."""
+        """Top-k item indices and scores for internal user indices (batch); masks apply before top-k.
+
+        `select(scores, k, allowed)` is the selection step: `top_k`, or a re-ranker built on it
+        (CO2e, diversity) that keeps the same guarantee.
+        """
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if scores is None:
             scores = self.score(user_idx)
@@ -111,7 +120,7 @@ class Recommender:
             if known.any():
                 seen[known] = self.seen_[user_idx[known]].toarray() > 0
             allowed = ~seen if allowed is None else (np.asarray(allowed, dtype=bool) & ~seen)
-        return top_k(scores, k, allowed)
+        return select(scores, k, allowed)
 
     def recommend(
         self,
@@ -120,6 +129,7 @@ class Recommender:
         allowed: np.ndarray | None = None,
         exclude_seen: bool = False,
         batch_size: int = 256,
+        select: Selector = top_k,
     ) -> pd.DataFrame:
         """user_id, item_id, rank, score with external ids; unknown users get the fallback list."""
         self._check_fitted()
@@ -128,7 +138,9 @@ class Recommender:
         frames = []
         for start in range(0, len(users), batch_size):
             batch = user_idx[start : start + batch_size]
-            items, scores = self.recommend_idx(batch, k, allowed=allowed, exclude_seen=exclude_seen)
+            items, scores = self.recommend_idx(
+                batch, k, allowed=allowed, exclude_seen=exclude_seen, select=select
+            )
             rows, ranks = np.nonzero(items >= 0)
             frames.append(
                 pd.DataFrame(
