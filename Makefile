@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+PORT ?= 3000
+
 main: $(STAMP)
-	$(VENV)/bin/recsys pipeline
+	$(VENV)/bin/recsys pipeline --data data/cj
+	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
