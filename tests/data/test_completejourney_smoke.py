@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from recsys.data.dataset import Dataset
-from recsys.data.io import read_manifest, write_tables
+from recsys.data.io import read_manifest
 from recsys.data.schema import DIET_ATTRIBUTES
 
 
 @pytest.mark.realdata
-def test_completejourney_prepares_valid_canonical_tables(tmp_path):
-    from recsys.data.completejourney import load_completejourney
-
-    tables, report = load_completejourney()
+def test_completejourney_prepares_valid_canonical_tables(completejourney_dir):
+    out, tables, report = completejourney_dir
     assert report.raw_sizes["transactions"] == 1_469_307
     assert report.raw_sizes["products"] == 92_331
     assert len(tables["customers"]) == 2_469
@@ -28,9 +26,9 @@ def test_completejourney_prepares_valid_canonical_tables(tmp_path):
     offers = tables["offers"]
     assert len(offers) == 6_589 and offers["redeemed_at"].notna().sum() > 0
 
-    info = write_tables(tables, tmp_path / "cj", {"source": "completejourney"})
-    assert read_manifest(tmp_path / "cj")["digest"] == info["digest"]
-    dataset = Dataset.load(tmp_path / "cj")
+    manifest = read_manifest(out)
+    assert manifest["source"] == "completejourney" and manifest["tables"]["interactions"] == kept
+    dataset = Dataset.load(out)
     assert (
         dataset.n_users == 2_469 and dataset.user_item_matrix().nnz == 859_089
     )  # distinct household x product pairs

@@ -234,7 +234,6 @@ def test_catalog_has_safe_alternatives_and_plausible_co2e(data):
 
 
 def test_write_synthetic_round_trip(tmp_path):
-    pytest.importorskip("recsys.data.io")
     from recsys.data.io import read_manifest, read_tables
 
     small = generate(60, 120, weeks=6, seed=1)

@@ -1,23 +1,18 @@
-"""One fast smoke test on the prepared Complete Journey data (skipped when data/cj is absent)."""
+"""One fast smoke test on the real Complete Journey data (prepared once per session by tests/conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-DATA = Path(__file__).resolve().parents[2] / "data" / "cj"
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not (DATA / "manifest.json").exists(), reason="run `recsys data prepare` first")
-def test_buy_again_beats_popularity_on_complete_journey():
+def test_buy_again_beats_popularity_on_complete_journey(completejourney_dir):
     from recsys.data.dataset import Dataset
     from recsys.data.splits import temporal_split
     from recsys.metrics.evaluation import evaluate
     from recsys.models import BuyAgain, Popularity
 
-    data = Dataset.load(DATA)
+    data = Dataset.load(completejourney_dir[0])
     # 300 households keep it fast; the split is the benchmark's (weeks < 50 vs 50-53)
     keep = data.interactions["user_idx"] < 300
     split = temporal_split(data.with_interactions(data.interactions[keep]), "2017-12-04 05:00")

@@ -87,7 +87,8 @@ def test_recsys_serve_starts_a_server_with_metrics(tmp_path, world):
         metrics = httpx.get(f"{base}/metrics").text
         version = r.json()["model_version"]
         assert f'recsys_model_info{{model="als",model_version="{version}"}} 1.0' in metrics
-        assert 'bentoml_service_request_duration_seconds_bucket{endpoint="/v1/products"' in metrics
+        histogram = 'bentoml_service_request_duration_seconds_bucket{endpoint="/v1/products"'
+        assert histogram in metrics
         assert "recsys_products_batch_size_bucket" in metrics
     finally:
         os.killpg(proc.pid, 15)  # our own process group only
