@@ -122,12 +122,12 @@ def measure_floor(
     rt = load_runtime(settings)
     store = EventStore(settings.events_url)
 
-    def run(batch: list[str]) -> list[str]:
+    def run(batch: list[str]) -> list[bytes | Exception]:
         jobs = [
             ProductJob(ProductsRequest(customer_id=c, k=10, diet=diet), diet_profile(diet)) for c in batch
         ]
         states = store.states(batch)
-        return [r.model_dump_json() for r in recommend_batch(rt, jobs, states, True)]
+        return recommend_batch(rt, jobs, states, True)  # JSON bodies, as the service sends them
 
     for c in customers[:50]:
         run([c])
@@ -351,11 +351,26 @@ def naive_app(model_dir: Path, data_dir: Path):
     return app
 
 
+def naive_app_from_env():
+    """uvicorn factory for several naive worker processes (they import the app by name)."""
+    return naive_app(Path(os.environ["NAIVE_MODEL_DIR"]), Path(os.environ["NAIVE_DATA_DIR"]))
+
+
 def serve_naive(args: argparse.Namespace) -> None:
     import uvicorn
 
-    app = naive_app(Path(args.model_dir), Path(args.data_dir))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    common = {"host": "127.0.0.1", "port": args.port, "log_level": "warning", "access_log": False}
+    if args.workers <= 1:
+        uvicorn.run(naive_app(Path(args.model_dir), Path(args.data_dir)), **common)
+        return
+    os.environ["NAIVE_MODEL_DIR"], os.environ["NAIVE_DATA_DIR"] = args.model_dir, args.data_dir
+    uvicorn.run(
+        "benchmarks.serving:naive_app_from_env",
+        factory=True,
+        workers=args.workers,
+        app_dir=str(ROOT),
+        **common,
+    )
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -387,7 +402,8 @@ def write_results(rows: list[Row], out: Path, meta: dict[str, object]) -> str:
     lines = [
         "# Serving benchmark: products endpoint, diet filter on every request",
         "",
-        f"Run {meta['when']} on {meta['cpus']} CPUs (load average before the run: {meta['load']}); "
+        f"Run {meta['when']} on {meta['cpus']} CPUs (load average 1/5/15 min before the run: {meta['load']}, "
+        f"after: {meta.get('load_after', '?')}); {meta.get('workers', 1)} worker process(es) per service; "
         f"data {meta['data']}, model {meta['model']} ({meta['n_users']} users x {meta['n_items']} items), "
         f"k=10, diet {meta['diet']}, {meta['customers']} random customers. "
         "Produced by `.venv/bin/python benchmarks/serving.py` in one run.",
@@ -414,8 +430,8 @@ def write_results(rows: list[Row], out: Path, meta: dict[str, object]) -> str:
         "",
         "The floor runs the service's own products code in-process (event-store read, consent and diet "
         "resolution, scoring, masks, top-k, reasons, JSON), one request at a time; batch 16 shows what "
-        "micro-batching buys. The services run one worker process each, both started before the first "
-        "measurement and measured in alternation (rounds), so background load hits both alike; wrk and "
+        "micro-batching buys. Both services run the same number of worker processes, both started before the "
+        "first measurement and measured in alternation (rounds), so background load hits both alike; wrk and "
         "the open-loop generator share the same 2 CPUs with the servers, and other jobs on the machine "
         "add noise (see the load average above).",
     ]
@@ -437,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--floor-requests", type=int, default=600)
     p.add_argument("--diet", default="gluten-free")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes of EACH service (BentoML and the naive one alike; default: one per CPU)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/serving"))
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -465,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "diet": ",".join(diet),
         "customers": len(customers),
         "rate": args.rate,
+        "workers": args.workers,
     }
     rows: list[Row] = []
     print("floor ...", flush=True)
@@ -480,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_DEFAULT_CONSENT": "true",
         "RECSYS_ACCESS_LOG": "false",
         "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_WORKERS": str(args.workers),
     }
     servers = {
         "bentoml": (
@@ -501,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(model_dir),
                 "--data-dir",
                 str(data_dir),
+                "--workers",
+                str(args.workers),
             ],
             "/ready",
         ),
@@ -545,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         for log in logs:
             log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    meta["load_after"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(write_results(rows, Path(args.out), meta))
     return 0
 

@@ -5,6 +5,13 @@ new requests queue up; the next batch takes all of them, up to `max_batch_size`.
 therefore adapts to the load by itself: 1 when requests arrive one at a time (no added latency), many
 under load (one BLAS matrix product instead of many matrix-vector products).
 
+Small batches (<= `inline_max_size`) run on the event loop itself: a hand-off to a worker thread and
+back costs more CPU than scoring a few requests (~0.6 ms per batch measured under load, against
+~0.3 ms per request of compute), and with the GIL the thread buys no parallelism for them anyway.
+Before taking a batch the drainer yields once, so requests that reached `submit` in the same event
+loop iteration are batched together; large batches still go to a thread so the loop keeps reading
+sockets meanwhile.
+
 We do not use BentoML's `batchable=True` dispatcher here: it batches only whole API calls (the
 products endpoint also needs auth, consent and per-request errors), it polls its queue every
 millisecond and it sheds load with 503s once its latency model says a deadline is at risk.
@@ -30,11 +37,13 @@ class MicroBatcher(Generic[T, R]):
         fn: Callable[[list[T]], Sequence[R | BaseException]],
         max_batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        inline_max_size: int = 0,
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         self.fn = fn
         self.max_batch_size = max_batch_size
+        self.inline_max_size = inline_max_size
         self.on_batch = on_batch
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -48,13 +57,19 @@ class MicroBatcher(Generic[T, R]):
         return await future
 
     async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let requests already in flight in this loop iteration join
         while self._queue:
             n = min(len(self._queue), self.max_batch_size)
             batch = [self._queue.popleft() for _ in range(n)]
             if self.on_batch is not None:
                 self.on_batch(n)
             try:
-                results = await asyncio.to_thread(self.fn, [item for item, _ in batch])
+                items = [item for item, _ in batch]
+                if n <= self.inline_max_size:
+                    results = self.fn(items)
+                    await asyncio.sleep(0)  # the loop reads the sockets that became ready meanwhile
+                else:
+                    results = await asyncio.to_thread(self.fn, items)
                 if len(results) != len(batch):
                     raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)}")
             except BaseException as exc:  # noqa: BLE001 - every waiter must be released

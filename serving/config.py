@@ -31,6 +31,7 @@ class Settings:
     read_requires_key: bool = False
     default_consent: bool = False
     max_batch_size: int = 64
+    inline_batch_size: int = 16
     warm_up: bool = True
 
     @classmethod
@@ -51,6 +52,8 @@ class Settings:
             # no stored events until the app records consent.
             default_consent=flag(env.get("RECSYS_DEFAULT_CONSENT"), False),
             max_batch_size=int(env.get("RECSYS_MAX_BATCH_SIZE") or 64),
+            # products batches up to this size are computed on the event loop (no thread hand-off)
+            inline_batch_size=int(env.get("RECSYS_INLINE_BATCH_SIZE") or 16),
             # Build recipes/discount planner before reporting ready (off: on first use instead).
             warm_up=flag(env.get("RECSYS_WARM_UP"), True),
         )

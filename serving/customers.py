@@ -8,6 +8,7 @@ only what was recorded after the erasure; its rows in the model are never used a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -43,7 +44,13 @@ def diet_profile(diet: list[str] | None) -> DietProfile | None:
     """Request diet override -> profile; ValueError (-> 400) names an unknown diet."""
     if diet is None:
         return None
-    return parse_profile(diet)
+    return _parse_diet(tuple(diet))
+
+
+@lru_cache(maxsize=1024)
+def _parse_diet(diet: tuple[str, ...]) -> DietProfile:
+    """Parsed once per distinct list (profiles are immutable; errors are not cached)."""
+    return parse_profile(list(diet))
 
 
 def resolve(
@@ -71,12 +78,15 @@ def resolve(
         return Customer(customer_id, False, marketing, -1, empty, empty, profile, known)
     user_idx = -1 if state.erased else rt.user_index(customer_id)
     model_hist = rt.history(user_idx)
-    fresh = rt.item_index(list(state.fresh_items)) if state.fresh_items else empty
+    if not state.fresh_items:  # the common case: nothing new since the model was trained
+        return Customer(customer_id, True, marketing, user_idx, model_hist, empty, profile)
+    fresh = rt.item_index(list(state.fresh_items))
     fresh = np.setdiff1d(fresh[fresh >= 0], model_hist)
     history = np.union1d(model_hist, fresh) if len(fresh) else model_hist
     return Customer(customer_id, True, marketing, user_idx, history, fresh, profile)
 
 
+@lru_cache(maxsize=4096)
 def _stored_profile(exclusions: str | None, preferences: str | None) -> DietProfile:
     if not exclusions and not preferences:
         return EMPTY_PROFILE

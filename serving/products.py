@@ -3,8 +3,13 @@
 Per request: consent and diet are resolved (`serving.customers`), fresh events are folded in (a
 customer with new purchases is scored from history + new items through the model's
 `score_basket`, e.g. an ALS user vector recalculated on the spot; the new items count as history for
-buy-again/discover), and every filter becomes part of ONE boolean mask applied before top-k, so
-nothing forbidden can reach a list and k is honoured whenever k allowed items exist.
+buy-again/discover), and every filter is applied before top-k, so nothing forbidden can reach a
+list and k is honoured whenever k allowed items exist.
+
+The common request (a diet, nothing else) of a customer the model knows never builds a catalog-wide
+score row: a dot-product model scores only the diet's allowed items, largest factor norms first, and
+stops as soon as no unscored item can enter the top-k (`serving.factors`). Reasons and the JSON body
+are built for the k returned items only.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic_core import to_json
 
 from recsys.diet.profiles import DietProfile
 from recsys.ranking.rerank import rerank
@@ -21,7 +27,7 @@ from recsys.ranking.topk import top_k
 from serving.customers import Customer, resolve
 from serving.events import CustomerState
 from serving.runtime import Runtime
-from serving.schemas import ProductItem, ProductsRequest, ProductsResponse
+from serving.schemas import ProductsRequest
 
 #: History items looked at for "because you bought X" (a cap keeps the lookup cheap for heavy buyers).
 MAX_REASON_HISTORY = 400
@@ -41,7 +47,18 @@ def recommend_batch(
     jobs: list[ProductJob],
     states: dict[str, CustomerState],
     default_consent: bool,
-) -> list[ProductsResponse | Exception]:
+) -> list[bytes | Exception]:
+    """One JSON body (bytes, a `ProductsResponse`) or one Exception per job.
+
+    Three paths, all exact, all applying the diet before selection:
+    - factor: plain requests (diet only, mixed mode, no CO2e weight or soft preferences) of model
+      users of a dot-product model: bounded scoring over the diet's allowed items (`FactorIndex`),
+      one gemm per chunk for the whole batch, no catalog-wide score row at all;
+    - fallback: plain requests of customers who get the non-personalised list: one cached top list
+      per diet;
+    - general: everything else (filters, modes, CO2e, preferences, fold-in): full score rows, one
+      boolean mask, top-k / re-rank.
+    """
     customers = [
         resolve(
             rt,
@@ -52,29 +69,83 @@ def recommend_batch(
         )
         for j in jobs
     ]
+    n_jobs = len(jobs)
+    out: list[bytes | Exception | None] = [None] * n_jobs
+    items = np.full((n_jobs, max(j.request.k for j in jobs)), -1, dtype=np.int64)
+    top = np.full(items.shape, -np.inf, dtype=np.float32)
+    factor_rows: dict[frozenset[str], list[int]] = {}
+    general: list[int] = []
+    for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
+        path = _path(rt, job.request, cust)
+        if path == "factor":
+            factor_rows.setdefault(cust.profile.exclusions, []).append(i)
+        elif path == "fallback":
+            k = job.request.k
+            items[i, :k], top[i, :k] = rt.fallback_top(cust.profile, k)
+        else:
+            general.append(i)
+    for rows in factor_rows.values():
+        index = rt.factor_index(customers[rows[0]].profile)
+        kk = max(jobs[i].request.k for i in rows)
+        users = rt.model.user_factors_[[customers[i].user_idx for i in rows]]
+        items[rows, :kk], top[rows, :kk] = index.top_k(users, kk)
+    if general:
+        _general(rt, [jobs[i] for i in general], [customers[i] for i in general], general, items, top, out)
+    for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
+        if out[i] is None:
+            row = items[i, : job.request.k]
+            keep = row >= 0
+            out[i] = response_json(rt, job.request, cust, row[keep], top[i, : job.request.k][keep])
+    return out  # type: ignore[return-value]
+
+
+def _path(rt: Runtime, req: ProductsRequest, cust: Customer) -> str:
+    if not (_diet_only(req) and req.co2_weight == 0 and not cust.profile.preferences):
+        return "general"
+    model = rt.model
+    if not cust.personalised:
+        return "fallback"
+    if len(cust.fresh) and model.supports_basket:
+        return "general"  # fold-in
+    if cust.user_idx < 0 or (model.needs_history and not len(cust.history)):
+        return "fallback"  # what `model.score` does for them too
+    return "factor" if rt.dot_product_model else "general"
+
+
+def _general(
+    rt: Runtime,
+    jobs: list[ProductJob],
+    customers: list[Customer],
+    rows: list[int],
+    items: np.ndarray,
+    top: np.ndarray,
+    out: list,
+) -> None:
+    """Full score rows, one mask per row, then top-k (or the re-ranker); fills items/top/out at `rows`."""
     scores = score_rows(rt, customers)  # our own array: masked in place below
-    out: list[ProductsResponse | Exception | None] = [None] * len(jobs)
     plain: list[int] = []
+    failed: set[int] = set()
     for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
         try:
-            if _diet_only(job.request):  # the common case: a cached index list of forbidden items
+            if _diet_only(job.request):  # a cached index list of forbidden items
                 scores[i, rt.forbidden(cust.profile)] = -np.inf
             else:
                 np.putmask(scores[i], ~request_mask(rt, job.request, cust), -np.inf)
         except ValueError as exc:  # e.g. unknown store: this caller's 400, not the batch's
-            out[i] = exc
+            out[rows[i]] = exc
+            failed.add(i)
             continue
         # from here on scores[i] IS masked: -inf items can never be selected
         if job.request.co2_weight == 0 and not cust.profile.preferences:
             plain.append(i)
-    items = np.full((len(jobs), max(j.request.k for j in jobs)), -1, dtype=np.int64)
-    top = np.full(items.shape, -np.inf, dtype=np.float32)
     if plain:
         kk = max(jobs[i].request.k for i in plain)
         it, sc = pruned_top_k(scores[plain], kk)
-        items[plain, :kk], top[plain, :kk] = it, sc
+        dst = [rows[i] for i in plain]
+        items[dst, :kk], top[dst, :kk] = it, sc
+    done = failed | set(plain)
     for i, job in enumerate(jobs):
-        if out[i] is not None or i in plain:
+        if i in done:
             continue
         k = job.request.k
         it, sc = rerank(
@@ -85,13 +156,7 @@ def recommend_batch(
             co2_weight=job.request.co2_weight,
             penalty=rt.engine.preference_penalty(customers[i].profile),
         )
-        items[i, :k], top[i, :k] = it[0], sc[0]
-    for i, (job, cust) in enumerate(zip(jobs, customers, strict=True)):
-        if out[i] is None:
-            row = items[i, : job.request.k]
-            keep = row >= 0
-            out[i] = _response(rt, job.request, cust, row[keep], top[i, : job.request.k][keep])
-    return out  # type: ignore[return-value]
+        items[rows[i], :k], top[rows[i], :k] = it[0], sc[0]
 
 
 def pruned_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,28 +290,32 @@ def _similarity(rt: Runtime, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
     return co / np.sqrt(pop[items])[:, None] / np.sqrt(pop[hist])[None, :]
 
 
-def _response(
+def response_json(
     rt: Runtime, req: ProductsRequest, cust: Customer, items: np.ndarray, scores: np.ndarray
-) -> ProductsResponse:
+) -> bytes:
+    """The `ProductsResponse` body, serialised straight from plain values (no per-item model objects
+    on the hot path; tests validate the body against `ProductsResponse`)."""
     why = reasons(rt, cust, items)
-    return ProductsResponse(
-        recommendation_id=uuid.uuid4().hex,
-        customer_id=req.customer_id,
-        model_version=rt.version,
-        personalised=cust.personalised and cust.fallback is None,
-        fallback=cust.fallback,
-        diet=cust.diet,
-        items=[
-            ProductItem(
-                item_id=str(rt.item_ids[it]),
-                rank=r + 1,
-                score=float(s),
-                name=rt.names[it],
-                category=rt.categories[it],
-                reason=text,
-                reason_item_id=None if h is None else str(rt.item_ids[h]),
-                co2e_per_kg=None if math.isnan(rt.co2e[it]) else float(rt.co2e[it]),
-            )
+    item_ids, names, categories, co2e = rt.item_ids, rt.names, rt.categories, rt.co2e
+    body = {
+        "recommendation_id": uuid.uuid4().hex,
+        "customer_id": req.customer_id,
+        "model_version": rt.version,
+        "personalised": cust.personalised and cust.fallback is None,
+        "fallback": cust.fallback,
+        "diet": cust.diet,
+        "items": [
+            {
+                "item_id": str(item_ids[it]),
+                "rank": r + 1,
+                "score": s,
+                "name": names[it],
+                "category": categories[it],
+                "reason": text,
+                "reason_item_id": None if h is None else str(item_ids[h]),
+                "co2e_per_kg": None if math.isnan(co2e[it]) else float(co2e[it]),
+            }
             for r, (it, s, (text, h)) in enumerate(zip(items.tolist(), scores.tolist(), why, strict=True))
         ],
-    )
+    }
+    return to_json(body)

@@ -13,6 +13,7 @@ Each body is one JSON object (positional-only `req` = root input). Expected fail
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -111,15 +112,20 @@ class RecsysService:
         if self.settings.warm_up:
             threading.Thread(target=self._warm_up, name="recsys-warm", daemon=True).start()
         else:
+            freeze_heap()
             self._warm.set()
         self.batcher = MicroBatcher(
-            self._products_batch, self.settings.max_batch_size, on_batch=BATCH_SIZE.observe
+            self._products_batch,
+            self.settings.max_batch_size,
+            on_batch=BATCH_SIZE.observe,
+            inline_max_size=self.settings.inline_batch_size,
         )
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         try:
             self.runtime.warm()
+            freeze_heap()
         finally:
             self._warm.set()
 
@@ -151,8 +157,7 @@ class RecsysService:
         states = self.store.states([j.request.customer_id for j in jobs])
         results = recommend_batch(rt, jobs, states, self.settings.default_consent)
         return [
-            r if isinstance(r, Exception) else Response(r.model_dump_json(), media_type="application/json")
-            for r in results
+            r if isinstance(r, Exception) else Response(r, media_type="application/json") for r in results
         ]
 
     def _customer(self, rt: Runtime, customer_id: str, state: CustomerState, diet: list[str] | None):
@@ -361,6 +366,7 @@ class RecsysService:
                     await asyncio.to_thread(new.warm)  # ready before it takes traffic
                 self.runtime = new  # the swap: one reference assignment
                 self._publish_version(old, new)
+            await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "write", call)
@@ -392,6 +398,19 @@ class RecsysService:
 
 
 # ---- small helpers ------------------------------------------------------------------------------
+
+
+def freeze_heap() -> None:
+    """Move the loaded model, catalog and caches out of the garbage collector's sight.
+
+    A full collection walks every container object; with the runtime loaded that took ~115 ms on
+    the benchmark data, an occasional stop-the-world pause in the middle of serving (p99). Frozen
+    objects are never traversed; they are still freed by reference counting. Unfreezing first lets a
+    replaced runtime's cycles be collected after a reload.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _rec_id() -> str:

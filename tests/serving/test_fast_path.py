@@ -1,0 +1,124 @@
+"""The products hot path: bounded factor scoring, cached fallback lists, the event-state cache, inline
+batches. Each fast path must give exactly what the general path gives."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.ranking.topk import top_k
+from serving import products
+from serving.batching import MicroBatcher
+from serving.config import Settings
+from serving.customers import diet_profile
+from serving.events import CustomerRecord, EventStore, NewEvent
+from serving.factors import FactorIndex
+from serving.products import ProductJob, recommend_batch
+from serving.runtime import load_runtime
+from serving.schemas import ProductsRequest, ProductsResponse
+from tests.serving.conftest import BREAD_BUYERS, MEAT_BUYERS, VEGAN
+
+
+@pytest.mark.parametrize("k", [1, 5, 40, 700])
+@pytest.mark.parametrize("allowed_share", [0.0, 0.01, 0.6, 1.0])
+def test_factor_index_top_k_is_exact(k, allowed_share):
+    rng = np.random.default_rng(k)
+    # norms spread over orders of magnitude, like ALS items (rare items have small factors)
+    items = rng.normal(size=(20_000, 16)).astype(np.float32) * rng.lognormal(-2, 1, size=(20_000, 1))
+    users = rng.normal(size=(7, 16)).astype(np.float32)
+    allowed = rng.random(len(items)) < allowed_share
+    index = FactorIndex.build(items, allowed)
+    got_items, got_scores = index.top_k(users, k)
+    ref_items, ref_scores = top_k(users @ items.T, k, allowed)
+    assert got_items.shape == ref_items.shape == (7, k)
+    np.testing.assert_allclose(got_scores, ref_scores, rtol=1e-5, atol=1e-6)
+    assert ((got_items >= 0) == (ref_items >= 0)).all()  # same padding when few items are allowed
+    assert allowed[got_items[got_items >= 0]].all()  # never a forbidden item
+    real = got_items >= 0
+    exact = (users @ items.T)[np.nonzero(real)[0], got_items[real]]
+    np.testing.assert_allclose(got_scores[real], exact, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def runtime_and_store(world: dict[str, Path], tmp_path: Path):
+    settings = Settings(
+        model_dir=world["model"], data_dir=world["data"], events_url=f"sqlite:///{tmp_path / 'e.db'}"
+    )
+    store = EventStore(settings.events_url)
+    yield load_runtime(settings), store
+    store.close()
+
+
+def _run(rt, store, customer_ids, diet=None, default_consent=False):
+    jobs = [
+        ProductJob(ProductsRequest(customer_id=c, k=6, diet=diet), diet_profile(diet)) for c in customer_ids
+    ]
+    out = recommend_batch(rt, jobs, store.states(customer_ids), default_consent)
+    return [ProductsResponse.model_validate_json(body) for body in out]
+
+
+@pytest.mark.parametrize("diet", [None, ["vegan"], ["gluten-free"]])
+def test_fast_paths_equal_the_general_path(runtime_and_store, monkeypatch, diet):
+    rt, store = runtime_and_store
+    assert rt.dot_product_model
+    ids = [*BREAD_BUYERS[:3], *MEAT_BUYERS[:3], VEGAN, "nc1", "somebody-new"]
+    fast = _run(rt, store, ids, diet)
+    # the general path for everyone: full score rows, mask, top-k
+    monkeypatch.setattr(products, "_path", lambda rt, req, cust: "general")
+    slow = _run(rt, store, ids, diet)
+    for a, b in zip(fast, slow, strict=True):
+        assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
+        np.testing.assert_allclose(
+            [i.score for i in a.items], [i.score for i in b.items], rtol=1e-5, atol=1e-6
+        )
+        assert [i.reason for i in a.items] == [i.reason for i in b.items]
+        assert (a.personalised, a.fallback, a.diet) == (b.personalised, b.fallback, b.diet)
+
+
+def test_fold_in_still_changes_the_list_with_the_cache(runtime_and_store):
+    rt, store = runtime_and_store
+    before = _run(rt, store, [VEGAN])[0]
+    store.add_events([NewEvent(VEGAN, "purchase", "p_beef"), NewEvent(VEGAN, "purchase", "p_bbq")])
+    after = _run(rt, store, [VEGAN])[0]  # fresh events: the fold-in path, not a stale cached state
+    assert [(i.item_id, i.score) for i in after.items] != [(i.item_id, i.score) for i in before.items]
+    assert "p_beef" not in [i.item_id for i in after.items]  # the vegan profile still applies
+
+
+def test_event_state_cache_sees_writes_of_other_workers(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = EventStore(url), EventStore(url)  # two worker processes' stores on one database
+    try:
+        assert b.states(["c1"])["c1"].fresh_items == ()
+        assert b.states(["c1"])["c1"].fresh_items == ()  # now cached
+        a.add_events([NewEvent("c1", "purchase", "p1")])
+        assert b.states(["c1"])["c1"].fresh_items == ("p1",)
+        a.upsert_customer(CustomerRecord("c1", False, False))
+        assert b.states(["c1"])["c1"].record == CustomerRecord("c1", False, False)
+        a.erase("c1")
+        erased = b.states(["c1"])["c1"]
+        assert erased.erased and erased.fresh_items == () and erased.record is None
+        b.add_events([NewEvent("c2", "add_to_cart", "p2")])  # own writes too
+        assert b.states(["c2"])["c2"].fresh_items == ("p2",)
+        assert a.states(["c2"])["c2"].fresh_items == ("p2",)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_inline_batches_share_calls_and_keep_errors_per_caller():
+    calls: list[list[int]] = []
+
+    def fn(items: list[int]) -> list[object]:
+        calls.append(list(items))
+        return [ValueError(f"bad {x}") if x < 0 else x * 10 for x in items]
+
+    async def main() -> list[object]:
+        batcher = MicroBatcher(fn, max_batch_size=8, inline_max_size=8)
+        return await asyncio.gather(*(batcher.submit(i) for i in [*range(11), -1]), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:11] == [i * 10 for i in range(11)] and isinstance(results[11], ValueError)
+    assert [len(c) for c in calls] == [8, 4]  # one loop iteration's submits -> full batches
