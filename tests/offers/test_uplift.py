@@ -5,7 +5,7 @@ import pandas as pd
 
 from recsys.offers.features import point_in_time_baseline, purchase_baseline
 from recsys.offers.optimize import allocate, refill
-from recsys.offers.uplift import OffsetHillGLM, hill_basis
+from recsys.offers.uplift import OffsetHillGLM, StructuralResponse, hill_basis, shrink_factor
 
 LADDER = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])
 
@@ -82,3 +82,71 @@ def test_refill_spends_leftover_without_exceeding_budget():
     assert alloc.cost == 1.0  # the Lagrangian plan + prefix fill leave 6 of the 7 unspent
     # refill adds the best profit-per-cost move that still fits (offer 0 costs 6.0 > 7 x (1 - 1e-12) - 1)
     assert out.cost == 6.0 and out.profit == 5.0 and list(out.choice) == [-1, 1, 1, -1]
+
+
+def test_free_offset_coefficient_and_hinge_are_recovered():
+    # true baseline logit = -0.3 + 0.7 x offset + 0.4 x max(offset + 1, 0): a diluted, bent offset
+    rng = np.random.default_rng(2)
+    n = 40000
+    z = rng.normal(size=(n, 1))
+    offset = rng.normal(-1.5, 1.2, n)
+    level = rng.choice(LADDER, n)
+    truth = OffsetHillGLM((0.1,), link="exp", offset_coef=True, knots=(-1.0,))
+    truth.theta_ = np.array([-0.3, 0.7, 0.4, 0.0, 0.5])  # c, gamma, d, a, b
+    assert truth.gamma_ == 0.7
+    y = (rng.random(n) < truth.predict(offset, z, level)).astype(float)
+    fit = OffsetHillGLM((0.1,), link="exp", l2=1e-3, offset_coef=True, knots=(-1.0,)).fit(offset, z, level, y)
+    assert np.max(np.abs(fit.theta_ - truth.theta_)) < 0.1
+    # pinned at 1, the same data give a different (biased) baseline and uplift
+    fixed = OffsetHillGLM((0.1,), link="exp", l2=1e-3).fit(offset, z, level, y)
+    assert np.max(np.abs(fixed.base_logit(offset) - truth.base_logit(offset))) > 0.5
+    # extra linear baseline terms: coefficient recovered, no effect on rows where they are 0
+    x = rng.normal(size=n)
+    y2 = (rng.random(n) < _sig(truth.base_logit(offset) - 0.5 * x + truth.uplift_logit(z, level))).astype(
+        float
+    )
+    fit2 = OffsetHillGLM((0.1,), link="exp", l2=1e-3, offset_coef=True, knots=(-1.0,)).fit(
+        offset, z, level, y2, extra=x
+    )
+    assert fit2.n_extra_ == 1 and abs(fit2.theta_[3] + 0.5) < 0.08
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_shrink_factor_known_answer():
+    rng = np.random.default_rng(3)
+    n = 60000
+    base = rng.normal(-1.0, 1.0, n)
+    uplift = rng.uniform(0.0, 2.0, n)
+    y = (rng.random(n) < _sig(base + 0.6 * uplift)).astype(float)
+    assert abs(shrink_factor(base, uplift, y) - 0.6) < 0.05
+    y1 = (rng.random(n) < _sig(base + uplift)).astype(float)
+    assert abs(shrink_factor(base, uplift, y1) - 1.0) < 0.05
+    assert shrink_factor(base, uplift, np.zeros(n)) == 0.0  # clipped: never a negative uplift
+
+
+def test_structural_response_applies_a_fixed_shrink_to_the_uplift_logit():
+    rng = np.random.default_rng(4)
+    n = 5000
+    feats = pd.DataFrame(
+        {
+            "offset": rng.normal(-1.0, 1.0, n),
+            "deal_proneness": rng.uniform(0, 1, n),
+            "deal_proneness_sq": 0.0,
+            "visit_drop": rng.uniform(0, 1, n),
+        }
+    )
+    feats["deal_proneness_sq"] = feats["deal_proneness"] ** 2
+    level = rng.choice(LADDER, n)
+    y = (rng.random(n) < _sig(feats["offset"] + 3.0 * feats["deal_proneness"] * level / 0.3)).astype(float)
+    full = StructuralResponse().fit(feats, level, y)
+    half = StructuralResponse(shrink=0.5).fit(feats, level, y)
+    assert full.shrink_ == 1.0 and half.shrink_ == 0.5
+    cf = full.predict_curve(feats)
+    lf = np.log(cf / (1 - cf))
+    ch = half.predict_curve(feats)
+    lh = np.log(ch / (1 - ch))
+    assert np.allclose(lh - lh[:, :1], 0.5 * (lf - lf[:, :1]))
+    assert np.all(np.diff(ch, axis=1) >= 0)
