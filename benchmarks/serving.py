@@ -353,6 +353,9 @@ def naive_app(model_dir: Path, data_dir: Path):
 
 def naive_app_from_env():
     """uvicorn factory for several naive worker processes (they import the app by name)."""
+    from serving.accept import share_accepts
+
+    share_accepts()  # the same fair accept as the BentoML workers: both services get both CPUs
     return naive_app(Path(os.environ["NAIVE_MODEL_DIR"]), Path(os.environ["NAIVE_DATA_DIR"]))
 
 

@@ -28,6 +28,7 @@ import prometheus_client
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
 
+from serving.accept import share_accepts
 from serving.auth import check_key
 from serving.batching import MicroBatcher
 from serving.config import Settings, flag
@@ -84,13 +85,18 @@ BATCH_SIZE = prometheus_client.Histogram(
 health = FastAPI(title="health")
 
 
+WORKERS = int(os.environ.get("RECSYS_WORKERS") or 1)
+if WORKERS > 1 and flag(os.environ.get("RECSYS_SHARE_ACCEPTS"), True):
+    share_accepts()
+
+
 @bentoml.asgi_app(health, path="/v1/health")
 @bentoml.service(
     name="recsys",
     traffic={"timeout": 30},
     # One worker by default: every worker holds its own copy of the model (and a reload reaches only
     # the worker that served it); customer state is shared through the event store either way.
-    workers=int(os.environ.get("RECSYS_WORKERS") or 1),
+    workers=WORKERS,
     logging={"access": {"enabled": flag(os.environ.get("RECSYS_ACCESS_LOG"), True)}},
     # URL patterns OpenTelemetry skips, comma separated. The products hot path is untraced by default:
     # a span per request costs more CPU than the recommendation itself (and is dropped unless an

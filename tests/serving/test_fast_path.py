@@ -122,3 +122,34 @@ def test_inline_batches_share_calls_and_keep_errors_per_caller():
     results = asyncio.run(main())
     assert results[:11] == [i * 10 for i in range(11)] and isinstance(results[11], ValueError)
     assert [len(c) for c in calls] == [8, 4]  # one loop iteration's submits -> full batches
+
+
+def test_shared_accepts_still_serve_every_connection():
+    from serving.accept import share_accepts
+
+    assert share_accepts()
+    assert share_accepts()  # idempotent
+
+    async def main() -> list[bytes]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=100)
+        port = server.sockets[0].getsockname()[1]
+
+        async def client(i: int) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"{i}\n".encode())
+            line = await reader.readline()
+            writer.close()
+            return line
+
+        try:
+            return await asyncio.gather(*(client(i) for i in range(20)))  # a burst, one accept per tick
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(main()) == [f"{i}\n".encode() for i in range(20)]
