@@ -8,7 +8,6 @@ keeps fold-in, consent and erasure consistent across worker processes and restar
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,6 +35,8 @@ from sqlalchemy import (
     select,
     text,
 )
+
+from recsys.data.erasure import erasure_key
 
 metadata = MetaData()
 
@@ -78,8 +79,8 @@ erasures = Table(
 HISTORY_EVENTS = ("purchase", "add_to_cart")
 
 
-def id_hash(customer_id: str) -> str:
-    return hashlib.sha256(customer_id.encode("utf-8")).hexdigest()
+#: The key stored for an erased customer; shared with training, which drops those customers' rows.
+id_hash = erasure_key
 
 
 @dataclass(frozen=True)

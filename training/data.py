@@ -2,10 +2,16 @@
 
 The dataset digest from the data directory's manifest and the split cutoff are what the promotion
 gate compares: two runs are only comparable on the same digest and cutoff.
+
+Customers erased through the service (`POST /v1/customers/erase`) are dropped from every table before
+anything is split or fitted: the service's event store keeps an erasure key per erased customer, and
+`prepare` reads those keys from the store at RECSYS_EVENTS_URL (the service's default SQLite file when
+unset). Only the number of dropped customers is reported, never who they were.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +19,14 @@ from typing import Any
 import pandas as pd
 
 from recsys.data.dataset import Dataset
-from recsys.data.io import MANIFEST, read_manifest
+from recsys.data.erasure import drop_erased
+from recsys.data.io import MANIFEST, read_manifest, read_tables
 from recsys.data.splits import Split, temporal_split, week_cutoff
 from training.config import DataConfig, SplitConfig
+
+#: The event store the service writes erasures to, unless RECSYS_EVENTS_URL says otherwise; the same
+#: default as serving's Settings.events_url (the project directory's events.db).
+DEFAULT_EVENTS_URL = f"sqlite:///{Path(__file__).resolve().parents[1] / 'events.db'}"
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,7 @@ class PreparedData:
     split: Split
     data_dir: Path
     manifest: dict[str, Any]
+    erased_customers: int = 0  # customers dropped because they were erased through the service
 
     @property
     def digest(self) -> str:
@@ -71,16 +83,59 @@ def resolve_cutoff(dataset: Dataset, split: SplitConfig) -> pd.Timestamp:
     return week_cutoff(dataset, split.test_weeks)
 
 
+def events_url(env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("RECSYS_EVENTS_URL") or DEFAULT_EVENTS_URL
+
+
+def read_erasure_keys(url: str) -> set[str]:
+    """Every erasure key in the event store at `url`; none if the database or its table does not exist.
+
+    A store that exists but cannot be reached is an error: training must not quietly run on data that
+    still holds erased customers.
+    """
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).exists():
+            return set()
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("erasures"):
+                return set()
+            return {str(k) for k in conn.execute(text("SELECT id_hash FROM erasures")).scalars()}
+    except OperationalError as exc:
+        if parsed.database and f'database "{parsed.database}" does not exist' in str(exc.orig):
+            return set()
+        raise RuntimeError(
+            f"cannot read erasures from the event store {parsed.render_as_string(hide_password=True)}: "
+            f"{exc.orig}"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def load_without_erased(data_dir: Path, url: str | None = None) -> tuple[Dataset, int]:
+    """The data directory's dataset minus every customer erased in the event store, and their count."""
+    tables, dropped = drop_erased(read_tables(data_dir), read_erasure_keys(url or events_url()))
+    return Dataset.from_tables(tables), dropped
+
+
 def prepare(data: DataConfig) -> PreparedData:
     data_dir = ensure_data_dir(data)
-    dataset = Dataset.load(data_dir)
+    dataset, erased = load_without_erased(data_dir)
     split = temporal_split(dataset, resolve_cutoff(dataset, data.split), data.split.until)
     if len(split.train.interactions) == 0 or len(split.test.interactions) == 0:
         raise ValueError(
             f"split at {split.cutoff} leaves {len(split.train.interactions)} train and "
             f"{len(split.test.interactions)} test interactions; choose another cutoff"
         )
-    return PreparedData(dataset, split, data_dir, read_manifest(data_dir))
+    return PreparedData(dataset, split, data_dir, read_manifest(data_dir), erased)
 
 
 def validation_split(train: Dataset, weeks: int) -> Split:

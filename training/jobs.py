@@ -102,6 +102,7 @@ def log_dataset(data: PreparedData) -> None:
             "data.test_interactions": len(data.split.test.interactions),
             "data.users": data.dataset.n_users,
             "data.items": data.dataset.n_items,
+            "data.erased_customers": data.erased_customers,
         }
     )
 
