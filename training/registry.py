@@ -181,10 +181,10 @@ def _native_model(run_id: str):
 def reevaluate_on_split(challenger_run: str, champion_run: str, metric: str) -> tuple[float, float]:
     """Refit both models (class + params from their native artifacts) on the challenger's split and
     evaluate both there: the only fair comparison when the champion was trained on other data."""
-    from recsys.data.dataset import Dataset
     from recsys.data.io import read_manifest
     from recsys.data.splits import temporal_split
     from recsys.metrics.evaluation import evaluate
+    from training.data import load_without_erased
 
     client = MlflowClient()
     tags = client.get_run(challenger_run).data.tags
@@ -197,9 +197,8 @@ def reevaluate_on_split(challenger_run: str, champion_run: str, metric: str) -> 
             f"cannot re-evaluate: {data_dir} now has digest {digest}, the challenger used {tags.get(TAG_DIGEST)}"
         )
     until = tags.get(TAG_UNTIL)
-    split = temporal_split(
-        Dataset.load(data_dir), tags[TAG_CUTOFF], None if until in (None, "None") else until
-    )
+    dataset, _ = load_without_erased(data_dir)  # erased customers never come back through a refit
+    split = temporal_split(dataset, tags[TAG_CUTOFF], None if until in (None, "None") else until)
     name, k, track = parse_metric(metric)
     values = []
     for run_id in (challenger_run, champion_run):
