@@ -269,6 +269,8 @@ def point_in_time_baseline(
     lookback_weeks: int = 26,
     halflife_weeks: float = 3.0,
     prior_lines: float = 3.0,
+    trend: str = "changepoint",
+    shape_prior: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """`purchase_baseline` of each row (customer_id, product_group) as of its OWN time `at`, vectorised.
 
@@ -279,8 +281,12 @@ def point_in_time_baseline(
     groupby per distinct time. The population share of each group is taken over the whole history
     (it barely moves and only enters through the `prior_lines` pseudo-lines).
 
-    Also returns `deal_share` (share of the customer's spend in the lookback on discounted lines)
-    and `observed_weeks`. Pass `organic_interactions` so that redemptions of logged offers count
+    Also returns `deal_share` (share of the customer's lines in the lookback bought on discount),
+    `base_visit_drop` (1 - current / normal visit rate) and `observed_weeks`; `attrs['shape_prior']`
+    holds the fitted trend-shape prior (None for 'recency'), to pass back as `shape_prior`. `trend='changepoint'` (default) replaces the recency-weighted trip rate and
+    the older-half normal rate by `trend_rates` (changepoint trend shapes, model-averaged; on the
+    synthetic benchmark it halves the error of a steady customer's rate and follows a churner's
+    decline), `trend='recency'` keeps `purchase_baseline`'s estimators. Pass `organic_interactions` so that redemptions of logged offers count
     neither as habit nor as deal proneness. Rows whose customer has no basket in the lookback get NaN.
     """
     n = len(customer_id)
@@ -306,14 +312,13 @@ def point_in_time_baseline(
         q_hi = q_code.astype(np.int64) * span + (hi_t - base)
         return order, np.searchsorted(key, q_lo, "left"), np.searchsorted(key, q_hi, "left")
 
-    # lines (all, and of the pair's group) and spend on deal, via prefix sums
+    # lines (all, and of the pair's group) and lines bought on discount, via prefix sums
     order, lo, hi = ranges(cust_codes, ts, qc)
     lines = (hi - lo).astype(float)
-    value = interactions["value"].to_numpy(float)[order]
-    deal = np.where(interactions["discount"].to_numpy(float)[order] > 0, value, 0.0)
-    cum_v, cum_d = np.r_[0.0, np.cumsum(value)], np.r_[0.0, np.cumsum(deal)]
-    spend = cum_v[hi] - cum_v[lo]
-    deal_share = np.where(spend > 0, (cum_d[hi] - cum_d[lo]) / np.where(spend > 0, spend, 1.0), 0.0)
+    # deal proneness as the share of LINES on discount: each line is an equal draw of the habit, while
+    # a spend share also carries the price noise of the few expensive lines (a noisier trait estimate)
+    on_deal = np.r_[0.0, np.cumsum(interactions["discount"].to_numpy(float)[order] > 0)]
+    deal_share = np.where(lines > 0, (on_deal[hi] - on_deal[lo]) / np.maximum(lines, 1.0), 0.0)
 
     line_group = interactions["product_id"].map(groups).to_numpy(dtype=object)
     has_group = pd.notna(line_group)
@@ -343,19 +348,128 @@ def point_in_time_baseline(
     trip_rate = weight / ((1.0 - decay**observed) / (1.0 - decay))
     older = np.bincount(row, weights=(ago >= (observed / 2.0)[row]).astype(float), minlength=n)
     normal = older / np.maximum(observed - np.floor(observed / 2.0), 1.0)
+    drop = np.clip(1.0 - (trip_rate + 0.25) / (normal + 0.25), 0.0, 1.0)  # smoothed by a visit a month
+    if trend == "changepoint":
+        trip_rate, normal, drop, fitted_prior = _row_trend_rates(
+            qc, at, row, ago, observed, n, lookback_weeks, shape_prior
+        )
+    elif trend != "recency":
+        raise ValueError(f"trend must be 'changepoint' or 'recency', got {trend!r}")
+    else:
+        fitted_prior = None
     per_basket = lines / np.maximum(counts, 1)
     share = (grp_lines + prior_lines * prior) / (lines + prior_lines)
     ok = known & (counts > 0)
     nan = np.full(n, np.nan)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "base_trip_rate": np.where(ok, trip_rate, nan),
             "base_in_basket": np.where(ok, -np.expm1(-per_basket * share), nan),
             "base_normal_rate": np.where(ok, normal, nan),
+            "base_visit_drop": np.where(ok, drop, nan),
             "deal_share": np.where(ok, deal_share, nan),
             "observed_weeks": np.where(ok, observed, 0.0),
         }
     )
+    out.attrs["shape_prior"] = fitted_prior
+    return out
+
+
+def _row_trend_rates(
+    qc: np.ndarray,
+    at: np.ndarray,
+    row: np.ndarray,
+    ago: np.ndarray,
+    observed: np.ndarray,
+    n: int,
+    lookback_weeks: int,
+    shape_prior: dict[str, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """`trend_rates` of each row from its baskets (row, weeks ago), computed once per distinct
+    (customer, time) so that the empirical-Bayes prior weighs customers, not their product groups."""
+    codes, uniq = pd.factorize(pd.MultiIndex.from_arrays([qc, at]))
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[codes] = np.arange(n)  # one representative row per distinct key
+    mine = first[codes][row] == row  # baskets of the representative rows
+    bins = np.minimum(np.floor(ago[mine]).astype(np.int64), lookback_weeks - 1)
+    counts = np.zeros((len(uniq), lookback_weeks))
+    np.add.at(counts, (codes[row[mine]], bins), 1.0)
+    exposed = np.arange(lookback_weeks)[None, :] < observed[first][:, None]
+    now, normal, drop, prior = trend_rates(counts, exposed, prior=shape_prior)
+    return now[codes], normal[codes], drop[codes], prior
+
+
+#: Week-on-week visit-rate factors of the trend shapes (`trend_shapes`): decays down to 0.6 a week
+#: (a customer leaving), slight growth up to 1.06 a week.
+TREND_FACTORS: tuple[float, ...] = (
+    *np.round(np.exp(np.linspace(np.log(0.6), np.log(0.97), 12)), 4),
+    1.02,
+    1.04,
+    1.06,
+)
+
+
+def trend_shapes(n_bins: int, factors: tuple[float, ...] = TREND_FACTORS) -> tuple[np.ndarray, np.ndarray]:
+    """Visit-rate shapes over weekly bins (bin j = j to j + 1 weeks before the decision): shape 0 is
+    flat; the others are flat until a change `tau` weeks ago and then move by a factor k a week
+    (rate(a) = r x k^(tau - a) for a < tau). Returns shapes (S x bins) and each shape's rate now
+    relative to the customer's normal rate r (k^tau)."""
+    ago = np.arange(n_bins) + 0.5
+    shapes, now = [np.ones(n_bins)], [1.0]
+    for k in factors:
+        for tau in range(1, n_bins):
+            shapes.append(np.where(ago < tau, k ** (tau - ago), 1.0))
+            now.append(k**tau)
+    return np.array(shapes), np.array(now)
+
+
+def trend_rates(
+    counts: np.ndarray,
+    exposed: np.ndarray,
+    prior_visits: float = 1.0,
+    em_iters: int = 100,
+    prior: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Current and normal weekly visit rate of each row from its weekly visit counts (rows x bins,
+    bin 0 = the last week; `exposed` marks the weeks the customer was known).
+
+    Why: a recency-weighted average lags a customer whose visits keep falling (the baseline of a
+    churner is over-estimated) and is noisy for a steady one (only the last few weeks count). Here
+    visits are Poisson with rate r x shape, the shape one of `trend_shapes` (flat, or a change some
+    weeks ago followed by a steady decline or growth); r has a Gamma prior worth `prior_visits`
+    visits at the population's mean rate, so every shape's evidence and r's posterior are closed
+    form. The prior over shapes (log weights) is fitted to the rows by empirical Bayes (EM on the
+    mixture weights) unless `prior` (shapes' log weights and the Gamma rate) is given: pass the one fitted on the logged offers when scoring
+    the candidates, so that a training offer and a candidate with the same history get the same
+    estimate (a prior fitted on each set separately shifted steady customers' rates by 0.1 log
+    between the two, and the fitted baseline calibration carried that shift into every plan).
+
+    Returns the posterior means of the rate now (r x shape at the decision time), of the normal
+    rate r and of the visit drop 1 - rate now / normal rate (0 for flat or growing shapes), all
+    model-averaged over shapes, and the prior ({'log_weights', 'beta'}).
+    """
+    shapes, now = trend_shapes(counts.shape[1])
+    visits = counts.sum(axis=1)
+    exposure = exposed.astype(float) @ shapes.T  # rows x shapes
+    alpha = prior_visits
+    beta = prior["beta"] if prior else alpha * exposed.sum() / max(visits.sum(), 1.0)
+    loglik = counts @ np.log(shapes).T - (alpha + visits)[:, None] * np.log(beta + exposure)
+    if prior:
+        log_weights = prior["log_weights"]
+    else:
+        log_weights = np.full(len(shapes), -np.log(len(shapes)))
+        for _ in range(em_iters):
+            log_weights = np.log(_softmax_rows(loglik + log_weights).mean(axis=0) + 1e-12)
+    post = _softmax_rows(loglik + log_weights)
+    rate = (alpha + visits)[:, None] / (beta + exposure)
+    drop = post @ np.clip(1.0 - now, 0.0, 1.0)
+    prior = {"log_weights": log_weights, "beta": beta}
+    return np.sum(post * rate * now, axis=1), np.sum(post * rate, axis=1), drop, prior
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 #: Features of the structural uplift model's height functions (see `structural_features`).
@@ -371,20 +485,18 @@ STRUCTURAL_FEATURES: tuple[str, ...] = (
 def structural_features(base: pd.DataFrame, window_weeks: float | np.ndarray = 1.0) -> pd.DataFrame:
     """From `point_in_time_baseline` rows: `offset` = logit P(buys the group in the window without a
     discount) = logit(1 - exp(-trips x in_basket x window)), and STRUCTURAL_FEATURES (deal proneness
-    and its square, visit drop = 1 - current / normal visit rate smoothed by a pseudo-visit a month,
-    log trip rate, group affinity = log of the in-basket probability)."""
+    and its square, visit drop (`base_visit_drop`: 1 - current / normal visit rate), log trip rate, group affinity = log of the in-basket probability)."""
     window = np.broadcast_to(np.asarray(window_weeks, dtype=float), (len(base),))
     trip = base["base_trip_rate"].to_numpy(float)
     in_basket = base["base_in_basket"].to_numpy(float)
     p0 = -np.expm1(-trip * in_basket * window)
-    normal = base["base_normal_rate"].to_numpy(float)
     deal = base["deal_share"].to_numpy(float)
     return pd.DataFrame(
         {
             "offset": _logit(np.clip(p0, 0.002, 0.97)),
             "deal_proneness": deal,
             "deal_proneness_sq": deal**2,
-            "visit_drop": np.clip(1.0 - (trip + 0.25) / (normal + 0.25), 0.0, 1.0),
+            "visit_drop": base["base_visit_drop"].to_numpy(float),
             "log_trip_rate": np.log(trip + 0.1),
             "grp_affinity": np.log(np.clip(in_basket, 1e-3, 1.0)),
         },

@@ -204,6 +204,7 @@ def structural_offer_frame(
     )
     ok = (base["observed_weeks"].to_numpy() >= min_history_weeks) & base["base_trip_rate"].notna().to_numpy()
     frame = frame[ok].reset_index(drop=True)
+    frame.attrs["shape_prior"] = base.attrs.get("shape_prior")  # reused for the candidates
     return frame if len(frame) else None
 
 
@@ -352,6 +353,7 @@ class DiscountPlanner:
                 cand["customer_id"].to_numpy(),
                 cand["product_group"].to_numpy(),
                 np.full(len(cand), self.as_of_.to_datetime64()),
+                shape_prior=self._shape_prior(),
             )
             feats = structural_features(base, self.window_weeks)
         else:
@@ -361,6 +363,12 @@ class DiscountPlanner:
         self.cost_factor_ = self._cost_factor()
         self._economics()
         return self
+
+    def _shape_prior(self) -> dict[str, np.ndarray] | None:
+        """The visit-trend prior fitted on the training offers: candidates are scored with the same
+        one, so equal histories give equal baselines in training and in the plan."""
+        frame = getattr(self, "training_frame_", None)
+        return None if frame is None else frame.attrs.get("shape_prior")
 
     def _cost_factor(self) -> float:
         if not isinstance(self.cost_safety, str):

@@ -52,8 +52,8 @@ class OffsetHillGLM:
         offset_coef: bool = False,
         knots: tuple[float, ...] = (),
     ):
-        if link not in ("softplus", "exp"):
-            raise ValueError(f"link must be 'softplus' or 'exp', got {link!r}")
+        if link not in ("softplus", "exp", "additive"):
+            raise ValueError(f"link must be 'softplus', 'exp' or 'additive', got {link!r}")
         self.halves = halves
         self.link = link
         self.l2 = l2
@@ -98,6 +98,8 @@ class OffsetHillGLM:
         """beta_j(z): rows x basis functions, all >= 0."""
         theta = self.theta_ if theta is None else theta
         _, a, b = self._split(theta, z.shape[1])
+        if self.link == "additive":
+            return np.exp(a)[None, :] + z @ np.exp(b).T
         return self._beta(a[None, :] + z @ b.T)[0]
 
     def fit(
@@ -126,11 +128,15 @@ class OffsetHillGLM:
         if self.offset_coef:
             theta0[1] = 1.0
         pen = np.r_[np.zeros(h), np.tile(np.r_[0.0, np.ones(k)], J)]  # ridge on the slopes b_j only
+        if self.link == "additive":
+            pen[:] = 0.0  # log-weights: no natural centre to shrink towards
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             c, a, b = self._split(theta, k)
-            s = a[None, :] + z @ b.T
-            beta, dbeta = self._beta(s)
+            if self.link == "additive":
+                beta, dbeta = np.exp(a)[None, :] + z @ np.exp(b).T, np.ones((n, J))
+            else:
+                beta, dbeta = self._beta(a[None, :] + z @ b.T)
             base = xb @ theta[1:h] if self.offset_coef else offset
             eta = base + (c if self.intercept else 0.0) + np.sum(beta * g, axis=1)
             # log-likelihood in a stable form: y*eta - log(1 + e^eta)
@@ -141,7 +147,10 @@ class OffsetHillGLM:
             grad[0] = r.sum() if self.intercept else 0.0
             if self.offset_coef:
                 grad[1:h] = r @ xb
-            gab = np.column_stack([q.sum(axis=0), q.T @ z])  # J x (k + 1)
+            if self.link == "additive":  # d beta_j / d a_j = e^a_j, d beta_j / d b_jm = z_m e^b_jm
+                gab = np.column_stack([q.sum(axis=0) * np.exp(a), (q.T @ z) * np.exp(b)])
+            else:
+                gab = np.column_stack([q.sum(axis=0), q.T @ z])  # J x (k + 1)
             grad[h:] = gab.ravel()
             lam = self.l2 / n
             return nll + 0.5 * lam * np.sum(pen * theta**2), grad + lam * pen * theta
@@ -217,7 +226,7 @@ class StructuralResponse:
         columns: tuple[str, ...] = ("deal_proneness", "deal_proneness_sq", "visit_drop"),
         offset_coef: bool = True,
         knots: int = 2,
-        base_columns: tuple[str, ...] = (),
+        base_columns: tuple[str, ...] = ("visit_drop",),
         shrink: str | float | None = None,
         shrink_folds: int = 3,
         seed: int = 0,
@@ -258,8 +267,10 @@ class StructuralResponse:
         return {k: getattr(self, k) for k in keys}
 
     def _z(self, features: pd.DataFrame) -> np.ndarray:
-        x = features[list(self.columns)].to_numpy(float)
-        return (np.nan_to_num(x, nan=0.0) - self.mean_) / self.scale_
+        x = np.nan_to_num(features[list(self.columns)].to_numpy(float), nan=0.0)
+        if self.link == "additive":  # heights are sums of non-negative drivers: raw, clipped at 0
+            return np.clip(x, 0.0, None)
+        return (x - self.mean_) / self.scale_
 
     def fit(
         self,

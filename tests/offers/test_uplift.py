@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from recsys.offers.features import point_in_time_baseline, purchase_baseline
+from recsys.offers.features import point_in_time_baseline, purchase_baseline, trend_rates
 from recsys.offers.optimize import allocate, refill
 from recsys.offers.uplift import OffsetHillGLM, StructuralResponse, hill_basis, shrink_factor
 
@@ -57,7 +57,12 @@ def test_point_in_time_baseline_matches_purchase_baseline_and_ignores_the_future
     at = pd.Timestamp("2024-04-01")
     ref = purchase_baseline(inter, products, at).reset_index()
     got = point_in_time_baseline(
-        inter, products, ref["customer_id"].to_numpy(), ref["product_group"].to_numpy(), np.full(len(ref), at)
+        inter,
+        products,
+        ref["customer_id"].to_numpy(),
+        ref["product_group"].to_numpy(),
+        np.full(len(ref), at),
+        trend="recency",
     )
     for col in ("base_trip_rate", "base_normal_rate"):
         assert np.allclose(got[col], ref[col])
@@ -66,10 +71,10 @@ def test_point_in_time_baseline_matches_purchase_baseline_and_ignores_the_future
     later = inter.assign(
         timestamp=inter["timestamp"].where(inter["timestamp"] < at, at + pd.Timedelta(days=9))
     )
-    again = point_in_time_baseline(
-        later, products, ref["customer_id"].to_numpy(), ref["product_group"].to_numpy(), np.full(len(ref), at)
-    )
-    assert np.allclose(again["base_trip_rate"], got["base_trip_rate"])  # events at or after `at` unseen
+    args = (products, ref["customer_id"].to_numpy(), ref["product_group"].to_numpy(), np.full(len(ref), at))
+    for trend in ("recency", "changepoint"):
+        now, again = (point_in_time_baseline(x, *args, trend=trend) for x in (inter, later))
+        assert np.allclose(again["base_trip_rate"], now["base_trip_rate"])  # events at or after `at` unseen
 
 
 def test_refill_spends_leftover_without_exceeding_budget():
@@ -150,3 +155,18 @@ def test_structural_response_applies_a_fixed_shrink_to_the_uplift_logit():
     lh = np.log(ch / (1 - ch))
     assert np.allclose(lh - lh[:, :1], 0.5 * (lf - lf[:, :1]))
     assert np.all(np.diff(ch, axis=1) >= 0)
+
+
+def test_trend_rates_follow_a_decline_and_average_a_steady_customer():
+    weeks = 26
+    steady = np.tile([1.0, 2.0], weeks // 2)  # 1.5 visits a week, no trend
+    leaving = np.r_[np.zeros(10), np.full(weeks - 10, 2.0)]  # bin 0 = last week: 2 a week, then none
+    rng = np.random.default_rng(0)
+    crowd = rng.poisson(1.5, (200, weeks)).astype(float)  # a steady population for the prior
+    counts = np.vstack([steady, leaving, crowd])
+    now, normal, drop, prior = trend_rates(counts, np.ones_like(counts, dtype=bool))
+    assert abs(now[0] - 1.5) < 0.2 and abs(normal[0] - 1.5) < 0.2 and drop[0] < 0.2
+    assert now[1] < 0.25 * normal[1] and drop[1] > 0.7 and abs(normal[1] - 2.0) < 0.4
+    # the same prior passed back gives the same answer (training offers and candidates share it)
+    again = trend_rates(counts[:2], np.ones((2, weeks), dtype=bool), prior=prior)
+    assert np.allclose(again[0], now[:2]) and np.allclose(again[2], drop[:2])
