@@ -502,3 +502,63 @@ def structural_features(base: pd.DataFrame, window_weeks: float | np.ndarray = 1
         },
         index=base.index,
     )
+
+
+def organic_baseline_frame(
+    interactions: pd.DataFrame,
+    products: pd.DataFrame,
+    offers: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    weeks_back: tuple[int, ...] = (1, 2, 3, 4),
+    lookback_weeks: int = 26,
+    min_history_weeks: float = 2.0,
+    shape_prior: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame | None:
+    """Pseudo-decisions without any discount, from the organic history: at each time t = as_of - k
+    weeks, every (customer, group) bought in the lookback before t, with the structural inputs as of t
+    (`point_in_time_baseline`) and `bought` = an organic line of the group in [t, t + 1 week).
+
+    Why: the logged offers are few (and only a quarter at level 0), so a baseline calibration fitted
+    on them alone is weak exactly where it matters, at low baselines (churners: their fitted baseline
+    was 1.5-2 logits too high). The history holds tens of times more no-discount outcomes. Pairs with
+    an offer sent in (t - 1 week, t + 1 week) are left out: the offer, not the habit, drove them.
+    """
+    inter = organic_interactions(interactions, offers)
+    groups = product_groups(products)
+    grp = inter["product_id"].map(groups)
+    ok = grp.notna().to_numpy()
+    lines = pd.DataFrame(
+        {"customer_id": inter["customer_id"].to_numpy()[ok], "product_group": grp.to_numpy()[ok]}
+    ).assign(ts=inter["timestamp"].to_numpy()[ok])
+    parts = []
+    for k in weeks_back:
+        t = as_of - pd.Timedelta(weeks=k)
+        past = lines[(lines["ts"] < t) & (lines["ts"] >= t - pd.Timedelta(weeks=lookback_weeks))]
+        pairs = past[["customer_id", "product_group"]].drop_duplicates()
+        nxt = lines[(lines["ts"] >= t) & (lines["ts"] < t + pd.Timedelta(weeks=1))]
+        key = pd.MultiIndex.from_frame(pairs)
+        pairs = pairs.assign(bought=key.isin(pd.MultiIndex.from_frame(nxt[["customer_id", "product_group"]])))
+        if offers is not None and not offers.empty:
+            near = offers[
+                (offers["sent_at"] > t - pd.Timedelta(weeks=1))
+                & (offers["sent_at"] < t + pd.Timedelta(weeks=1))
+            ]
+            pairs = pairs[~key.isin(pd.MultiIndex.from_frame(near[["customer_id", "product_group"]]))]
+        parts.append(pairs.assign(at=t))
+    pairs = pd.concat(parts, ignore_index=True)
+    if pairs.empty:
+        return None
+    base = point_in_time_baseline(
+        inter,
+        products,
+        pairs["customer_id"].to_numpy(),
+        pairs["product_group"].to_numpy(),
+        pairs["at"].to_numpy(),
+        shape_prior=shape_prior,
+    )
+    frame = structural_features(base, 1.0).assign(bought=pairs["bought"].to_numpy().astype(int))
+    keep = (base["observed_weeks"].to_numpy() >= min_history_weeks) & base[
+        "base_trip_rate"
+    ].notna().to_numpy()
+    frame = frame[keep].reset_index(drop=True)
+    return frame if len(frame) and frame["bought"].nunique() == 2 else None

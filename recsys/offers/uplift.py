@@ -217,7 +217,7 @@ class StructuralResponse:
     def __init__(
         self,
         levels: tuple[float, ...] = tuple(LEVELS),
-        halves: tuple[float, ...] = (0.05, 0.15),
+        halves: tuple[float, ...] = (0.05, 0.25),
         link: str = "exp",
         C: float = 1.0,
         max_weight: float = 10.0,
@@ -230,7 +230,10 @@ class StructuralResponse:
         shrink: str | float | None = None,
         shrink_folds: int = 3,
         seed: int = 0,
+        calibration: str = "organic",
     ):
+        if calibration not in ("offers", "organic"):
+            raise ValueError(f"calibration must be 'offers' or 'organic', got {calibration!r}")
         self.levels = levels
         self.halves = halves
         self.link = link
@@ -245,6 +248,7 @@ class StructuralResponse:
         self.shrink = shrink
         self.shrink_folds = shrink_folds
         self.seed = seed
+        self.calibration = calibration
         self.nonmonotone_share_ = 0.0  # monotone by construction
 
     def get_params(self) -> dict:
@@ -263,6 +267,7 @@ class StructuralResponse:
             "shrink",
             "shrink_folds",
             "seed",
+            "calibration",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -278,26 +283,52 @@ class StructuralResponse:
         level: np.ndarray,
         bought: np.ndarray,
         propensity: np.ndarray | None = None,
+        baseline: pd.DataFrame | None = None,
     ) -> StructuralResponse:
+        """`baseline`: no-discount pseudo-decisions (`features.organic_baseline_frame`: offset,
+        `base_columns`, bought) to calibrate the baseline on when `calibration='organic'`."""
         x = np.nan_to_num(features[list(self.columns)].to_numpy(float), nan=0.0)
         y = np.asarray(bought, dtype=float)
         if len(np.unique(y)) < 2:
             raise ValueError("need both bought and not-bought offers to fit a response model")
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
         w = ips_weights(propensity, len(self.levels), self.max_weight) if self.use_ips else None
-        offset = np.nan_to_num(features["offset"].to_numpy(float), nan=-6.2)
+        self.calibration_ = self._fit_calibration(baseline)
+        offset, extra = self._calibrated(features)
         z, level = self._z(features), np.asarray(level, dtype=float)
-        # hinge knots of the baseline calibration at quantiles of the logged offsets' baselines
-        q = np.linspace(0.0, 1.0, self.knots + 2)[1:-1]
-        self.knots_ = tuple(float(v) for v in np.quantile(offset, q)) if self.knots else ()
-        extra = self._extra(features)
+        self.knots_ = self._knots(offset) if self.calibration_ is None else ()
         self.model_ = self._glm().fit(offset, z, level, y, w, extra)
         self.shrink_ = (
-            self._fit_shrink(offset, z, level, y, w, features)
+            self._fit_shrink(offset, z, level, y, w, features, extra)
             if self.shrink == "crossfit"
             else (1.0 if self.shrink is None else float(self.shrink))
         )
         return self
+
+    def _knots(self, offset: np.ndarray) -> tuple[float, ...]:
+        """Hinge knots of a baseline calibration at quantiles of the offsets it is fitted on."""
+        q = np.linspace(0.0, 1.0, self.knots + 2)[1:-1]
+        return tuple(float(v) for v in np.quantile(offset, q)) if self.knots else ()
+
+    def _fit_calibration(self, baseline: pd.DataFrame | None) -> OffsetHillGLM | None:
+        """The no-discount logit c + gamma x offset + hinges + `base_columns` terms, fitted on organic
+        pseudo-decisions when `calibration='organic'` and they are given, else None (calibrated on the
+        logged offers jointly with the uplift). Why: ~20x more no-discount outcomes than logged offers,
+        so gamma is no longer diluted to ~0.7 (it comes out at ~0.93)."""
+        if self.calibration != "organic" or baseline is None or baseline["bought"].nunique() < 2:
+            return None
+        off = np.nan_to_num(baseline["offset"].to_numpy(float), nan=-6.2)
+        glm = OffsetHillGLM((), "exp", l2=0.0, offset_coef=True, knots=self._knots(off))
+        no_z = np.zeros((len(off), 0))
+        return glm.fit(off, no_z, np.zeros(len(off)), baseline["bought"], None, self._extra(baseline))
+
+    def _calibrated(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """The uplift GLM's offset and extra baseline terms: raw, or the organic calibration's
+        no-discount logit (then the GLM keeps only a free intercept on top of it)."""
+        offset = np.nan_to_num(features["offset"].to_numpy(float), nan=-6.2)
+        if getattr(self, "calibration_", None) is None:
+            return offset, self._extra(features)
+        return self.calibration_.base_logit(offset, self._extra(features)), None
 
     def _extra(self, features: pd.DataFrame) -> np.ndarray | None:
         if not self.base_columns:
@@ -310,12 +341,11 @@ class StructuralResponse:
             self.link,
             l2=1.0 / self.C,
             intercept=self.intercept,
-            offset_coef=self.offset_coef,
+            offset_coef=self.offset_coef and self.calibration_ is None,
             knots=self.knots_,
         )
 
-    def _fit_shrink(self, offset, z, level, y, w, features: pd.DataFrame) -> float:
-        extra = self._extra(features)
+    def _fit_shrink(self, offset, z, level, y, w, features: pd.DataFrame, extra) -> float:
         """Reliability of the predicted uplift, cross-fitted: customer folds; on each held-out fold the
         fold model's base logit b and uplift logit u at the logged level; then the s maximising the
         (IPS-weighted) likelihood of logit P = b + s x u over all held-out offers (Newton, 1-D).
@@ -333,9 +363,9 @@ class StructuralResponse:
 
     def predict_proba(self, features: pd.DataFrame, level: np.ndarray) -> np.ndarray:
         level = np.broadcast_to(np.asarray(level, dtype=float), (len(features),))
-        offset = np.nan_to_num(features["offset"].to_numpy(float), nan=-6.2)
+        offset, extra = self._calibrated(features)
         z = self._z(features)
-        base = self.model_.base_logit(offset, self._extra(features))
+        base = self.model_.base_logit(offset, extra)
         return _sigmoid(base + self.shrink_ * self.model_.uplift_logit(z, level))
 
     def predict_curve(self, features: pd.DataFrame, levels: np.ndarray | None = None) -> np.ndarray:

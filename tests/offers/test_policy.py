@@ -86,8 +86,10 @@ def test_zero_uplift_customer_gets_nothing(planner):
 
 
 def test_single_customer_call(planner):
-    planner.plan(25.0)
-    cid = planner.plan(25.0)["customer_id"].iloc[0]
+    plan = planner.plan(25.0)
+    # the plan's most profitable customer: the single call prices at the shadow price, so a customer
+    # the refill pass added with leftover budget may rightly get nothing from it
+    cid = plan.sort_values("expected_profit", kind="stable")["customer_id"].iloc[-1]
     recs = recommend_discounts(cid, planner)
     assert recs and {
         "product_group",

@@ -170,3 +170,43 @@ def test_trend_rates_follow_a_decline_and_average_a_steady_customer():
     # the same prior passed back gives the same answer (training offers and candidates share it)
     again = trend_rates(counts[:2], np.ones((2, weeks), dtype=bool), prior=prior)
     assert np.allclose(again[0], now[:2]) and np.allclose(again[2], drop[:2])
+
+
+def test_organic_calibration_recovers_a_diluted_baseline_the_offers_alone_cannot():
+    # true no-discount logit = -0.5 + 0.9 x offset - 1.0 x visit_drop; uplift 2 x deal at any level > 0
+    rng = np.random.default_rng(5)
+
+    def frame(n: int) -> pd.DataFrame:
+        f = pd.DataFrame(
+            {
+                "offset": rng.normal(-2.0, 1.0, n),
+                "deal_proneness": rng.uniform(0, 1, n),
+                "visit_drop": rng.uniform(0, 1, n),
+            }
+        )
+        return f.assign(deal_proneness_sq=f["deal_proneness"] ** 2)
+
+    def base(f: pd.DataFrame) -> np.ndarray:
+        return (-0.5 + 0.9 * f["offset"] - 1.0 * f["visit_drop"]).to_numpy()
+
+    organic = frame(100000)
+    organic["bought"] = (rng.random(len(organic)) < _sig(base(organic))).astype(int)
+    offers = frame(4000)
+    level = rng.choice(LADDER, len(offers))
+    y = (rng.random(len(offers)) < _sig(base(offers) + 2.0 * offers["deal_proneness"] * (level > 0))).astype(
+        int
+    )
+    model = StructuralResponse().fit(offers, level, y, baseline=organic)
+    cal = model.calibration_
+    assert abs(cal.theta_[-1] + 1.0) < 0.1  # the visit drop's coefficient
+    drop = offers[["visit_drop"]].to_numpy()
+    assert np.mean(np.abs(cal.base_logit(offers["offset"].to_numpy(), drop) - base(offers))) < 0.05
+    p0 = model.predict_curve(offers)[:, 0]  # the offers' free intercept moves it a little
+    assert np.mean(np.abs(np.log(p0 / (1 - p0)) - base(offers))) < 0.25
+    # uplift still monotone in the level; no organic frame, or calibration='offers': calibrated on the
+    # logged offers as before
+    assert np.all(np.diff(model.predict_curve(offers), axis=1) >= 0)
+    assert StructuralResponse().fit(offers, level, y).calibration_ is None
+    assert (
+        StructuralResponse(calibration="offers").fit(offers, level, y, baseline=organic).calibration_ is None
+    )
