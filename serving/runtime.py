@@ -335,7 +335,8 @@ def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
     else:
         model_dir, artifact_items, version, source = download_champion(settings)
         model = Recommender.load(model_dir)
-    tables = read_tables(settings.data_dir) if settings.data_dir is not None else None
+    # serving scores with what the model learnt; the promotion calendar is only read by training
+    tables = read_tables(settings.data_dir, skip=("promotions",)) if settings.data_dir is not None else None
     dataset = Dataset.from_tables(tables) if tables is not None else None
     if dataset is not None:
         items = dataset.items_table

@@ -20,7 +20,7 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     if args.source == "completejourney":
         from recsys.data.completejourney import load_completejourney
 
-        progress = Progress(6)
+        progress = Progress(7)
         tables, report = load_completejourney(progress)
         with progress.step(f"validating and writing {out}"):
             write_tables(tables, out, {"source": "completejourney"})

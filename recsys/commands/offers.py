@@ -31,7 +31,7 @@ def _cmd_offers(args: argparse.Namespace) -> int:
     from recsys.offers.policy import DiscountPlanner
 
     start = time.perf_counter()
-    tables = read_tables(data)
+    tables = read_tables(data, skip=("promotions",))  # the discount planner does not use it
     planner = DiscountPlanner(max_per_customer=args.max_per_customer, margin=args.margin).fit(
         tables, args.as_of
     )

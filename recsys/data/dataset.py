@@ -30,6 +30,8 @@ class Dataset:
     items_table: pd.DataFrame  # row i describes item i
     users_table: pd.DataFrame  # row u describes user u
     offers: pd.DataFrame | None = None
+    #: item_idx, store_id (categorical), week_start, display, mailer; a plan, so splits keep all of it
+    promotions: pd.DataFrame | None = None
 
     @classmethod
     def from_tables(cls, tables: dict[str, pd.DataFrame]) -> Dataset:
@@ -49,6 +51,7 @@ class Dataset:
             items_table=products.reset_index(drop=True),
             users_table=customers.reset_index(drop=True),
             offers=tables.get("offers"),
+            promotions=_promotions(tables.get("promotions"), items),
         )
 
     @classmethod
@@ -107,6 +110,23 @@ class Dataset:
         elif weighting not in ("count", "recency"):
             raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
         return matrix.astype(np.float32).tocsr()
+
+
+def _promotions(table: pd.DataFrame | None, items: IdMap) -> pd.DataFrame | None:
+    if table is None or len(table) == 0:
+        return None
+    # tens of millions of rows but tens of thousands of products: map each distinct id once
+    products = pd.Categorical(table["product_id"])
+    item_idx = items.to_internal(products.categories)[products.codes]
+    return pd.DataFrame(
+        {
+            "item_idx": item_idx.astype(np.int32),
+            "store_id": table["store_id"].astype("category"),
+            "week_start": table["week_start"].astype("datetime64[ns]"),
+            "display": table["display"].astype(bool),
+            "mailer": table["mailer"].astype(bool),
+        }
+    )
 
 
 def bm25_weight(matrix: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:

@@ -109,14 +109,19 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def read_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """Canonical tables of a prepared data directory (already validated when written)."""
+def read_tables(data_dir: Path, skip: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    """Canonical tables of a prepared data directory (already validated when written). `skip` leaves
+    out tables a caller does not use (the promotion calendar is tens of millions of rows)."""
     data_dir = Path(data_dir)
     if not (data_dir / MANIFEST).exists():
         raise FileNotFoundError(
             f"{data_dir} is not a prepared data directory (no {MANIFEST}); run 'recsys data prepare' first"
         )
-    return {p.stem: pd.read_parquet(p) for p in sorted(data_dir.glob("*.parquet")) if p.stem in TABLES}
+    return {
+        p.stem: pd.read_parquet(p)
+        for p in sorted(data_dir.glob("*.parquet"))
+        if p.stem in TABLES and p.stem not in skip
+    }
 
 
 def read_extra(data_dir: Path, name: str) -> pd.DataFrame:

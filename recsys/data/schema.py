@@ -37,6 +37,8 @@ class Column:
     min_value: float | None = None
     allowed: tuple[str, ...] | None = None
     doc: str = ""
+    #: a planned date (a promotion calendar): may lie in the future, unlike an event
+    planned: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,27 @@ CAMPAIGN_PRODUCTS = Table(
     doc="which products a coupon campaign covers",
 )
 
+PROMOTIONS = Table(
+    "promotions",
+    (
+        Column("product_id", "id"),
+        Column("store_id", "id"),
+        Column("week_start", "timestamp", planned=True, doc="start of the promotion week (may be upcoming)"),
+        Column("display", "bool", doc="on an in-store display that week"),
+        Column("mailer", "bool", doc="featured in that week's mailer"),
+    ),
+    primary_key=("product_id", "store_id", "week_start"),
+    foreign_keys=(ForeignKey("product_id", "products", "product_id"),),
+    required=False,
+    doc=(
+        "the promotion calendar: which products each store puts on display or in its mailer, per week; "
+        "planned ahead, so the grocery ranker may use the weeks it recommends for"
+    ),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (CUSTOMERS, HOUSEHOLD_MEMBERS, PRODUCTS, INTERACTIONS, OFFERS, CAMPAIGN_PRODUCTS)
+    t.name: t
+    for t in (CUSTOMERS, HOUSEHOLD_MEMBERS, PRODUCTS, INTERACTIONS, OFFERS, CAMPAIGN_PRODUCTS, PROMOTIONS)
 }
 #: Validation order: referenced tables first.
 TABLE_ORDER: tuple[str, ...] = (
@@ -192,6 +213,7 @@ TABLE_ORDER: tuple[str, ...] = (
     "interactions",
     "offers",
     "campaign_products",
+    "promotions",
 )
 
 

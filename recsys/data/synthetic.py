@@ -762,6 +762,16 @@ def generate(
         "interactions": interactions,
         "offers": offers,
         "campaign_products": campaign_products,
+        # the generator's deals are per line, not a store calendar: an empty (valid) calendar
+        "promotions": pd.DataFrame(
+            {
+                "product_id": pd.Series([], dtype=str),
+                "store_id": pd.Series([], dtype=str),
+                "week_start": pd.Series([], dtype="datetime64[ns]"),
+                "display": pd.Series([], dtype=bool),
+                "mailer": pd.Series([], dtype=bool),
+            }
+        ),
     }
     truth = {
         "customers": truth_customers,

@@ -14,6 +14,7 @@ from recsys.data.schema import TABLE_ORDER, TABLES, Column, Table
 
 MIN_TIMESTAMP = pd.Timestamp("1990-01-01")
 MAX_FUTURE = pd.Timedelta(days=1)
+MAX_PLANNED = pd.Timedelta(days=366)  # a calendar a year ahead is plenty; later is a typo
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -114,9 +115,11 @@ def _coerce(raw: pd.Series, col: Column, out: _Collector) -> pd.Series:
             result = result.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = ~missing & result.isna().to_numpy()
         out.rows(raw, bad, col.name, "not an ISO-8601 timestamp")
-        latest = pd.Timestamp.now(tz="UTC").tz_localize(None) + MAX_FUTURE
+        ahead = MAX_PLANNED if col.planned else MAX_FUTURE
+        latest = pd.Timestamp.now(tz="UTC").tz_localize(None) + ahead
         out_of_range = ~result.isna().to_numpy() & ((result < MIN_TIMESTAMP) | (result > latest)).to_numpy()
-        out.rows(raw, out_of_range, col.name, f"timestamp out of range {MIN_TIMESTAMP.date()}..now")
+        upper = "a year from now" if col.planned else "now"
+        out.rows(raw, out_of_range, col.name, f"timestamp out of range {MIN_TIMESTAMP.date()}..{upper}")
         # Range check first: years like 2999 do not fit nanosecond precision.
         result = result.where(~out_of_range).astype("datetime64[ns]")
     else:  # pragma: no cover - schema is static

@@ -25,6 +25,15 @@ def test_completejourney_prepares_valid_canonical_tables(completejourney_dir):
         assert set(products[attr].unique()) <= {"yes", "no", "unknown"}
     offers = tables["offers"]
     assert len(offers) == 6_589 and offers["redeemed_at"].notna().sum() > 0
+    # promotion calendar: every raw row kept, merged (same product, store, week) or counted as dropped
+    promotions = tables["promotions"]
+    merged = report.dropped["duplicate promotion rows merged (same product, store and week)"]
+    outside = report.dropped["promotion rows of products outside the merchandise catalog"]
+    assert len(promotions) + merged + outside == report.raw_sizes["promotions"] == 20_940_529
+    assert (
+        promotions["week_start"].nunique() == 53
+        and (promotions["display"] | promotions["mailer"]).mean() > 0.99
+    )
 
     manifest = read_manifest(out)
     assert manifest["source"] == "completejourney" and manifest["tables"]["interactions"] == kept
@@ -32,3 +41,4 @@ def test_completejourney_prepares_valid_canonical_tables(completejourney_dir):
     assert (
         dataset.n_users == 2_469 and dataset.user_item_matrix().nnz == 859_089
     )  # distinct household x product pairs
+    assert len(dataset.promotions) == len(promotions) and (dataset.promotions["item_idx"] >= 0).all()

@@ -158,3 +158,23 @@ def test_cli_prepares_a_small_synthetic_directory(tmp_path, capsys):
     assert read_manifest(out)["tables"]["customers"] == 50
     assert "Diet-attribute coverage" in capsys.readouterr().out
     assert main(["data", "validate", str(out)]) == 0
+
+
+def test_promotion_calendar_may_be_planned_ahead_but_not_for_ever(tables):
+    """Promotion weeks are a plan: next month is fine, 2999 is a typo; products must exist."""
+    soon = (pd.Timestamp.now() + pd.Timedelta(days=30)).strftime("%Y-%m-%dT00:00:00")
+    tables["promotions"] = pd.DataFrame(
+        {
+            "product_id": ["p1", "p2", "p9", "p1"],
+            "store_id": ["s1", "s1", "s1", "s1"],
+            "week_start": [soon, "2999-01-01T00:00:00", soon, soon],
+            "display": ["true", "false", "true", "false"],
+            "mailer": ["false", "true", "true", "true"],
+        }
+    )
+    problems = [(p.row, p.field, p.reason.split(" ")[0]) for p in _problems(tables)]
+    assert sorted(problems) == [
+        (2, "week_start", "timestamp"),  # out of range: more than a year ahead
+        (3, "product_id", "unknown"),
+        (4, "product_id+store_id+week_start", "duplicate"),
+    ]
