@@ -182,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Complete Journey: cutoff {cutoff} (week 50 starts); train {len(split.train.interactions):,} lines, "
           f"test {len(split.test.interactions):,}")  # fmt: skip
     rows += run("completejourney", split.train, split.test, args.k, models)
-    notes = [f"Complete Journey split: train before {cutoff} (weeks < 50), test weeks 50-53."]
+    notes = [
+        f"Complete Journey split: train before {cutoff} (weeks < 50), test weeks 50-53.",
+        "The grocery ranker reads the promotion calendar (display / mailer per product, store and week) "
+        "for the 4 test weeks: the retailer plans it ahead, so it is known when recommending.",
+    ]
     try:
         from recsys.data.synthetic import generate
     except ImportError:

@@ -15,6 +15,13 @@ train the two classifiers (more, and more varied, training data than one window:
 three windows lift NDCG@10 on both tracks). Then the sub-models are refitted on all the training data
 for scoring.
 
+With a promotion calendar in the data (`Dataset.promotions`) and `use_promotions` on, the re-buy
+model also sees how many weeks of the horizon the product is in the mailer / on display at the
+customer's main store, and the same for the span before. The calendar is planned ahead, so using the
+weeks being recommended for is no leak. On Complete Journey it lifts NDCG@10 (all purchases) from
+0.4146 to about 0.421; the discovery model skips these features (given them, NDCG@10 new fell
+0.0525 -> 0.0515).
+
 With `extra_features` (off by default) the re-buy model also sees purchase regularity (distinct
 weeks, coefficient of variation of the inter-purchase gap, last gap), quantity per trip, spend share,
 deal share and whether the last purchase was on a deal, the pair's count and recency weight relative
@@ -83,8 +90,15 @@ EXTRA_FEATURES = (
     "item_trend",
     "item_week_pop",
 )
+#: promotion calendar (when the data has one): weeks on mailer / display at the customer's main store
+PROMO_FEATURES = (
+    "promo_mailer_weeks",
+    "promo_display_weeks",
+    "promo_mailer_weeks_before",
+    "promo_display_weeks_before",
+)
 #: extras the discovery model does not use (comma-separated feature names)
-DISCOVERY_SKIP = ",".join(EXTRA_FEATURES)
+DISCOVERY_SKIP = ",".join(EXTRA_FEATURES + PROMO_FEATURES)
 EXTRA_DENSE = (
     "pair_table_",
     "user_max_wcount_",
@@ -128,6 +142,7 @@ class GroceryRanker(Recommender):
         window_stride_days: float = 28.0,
         user_weight_power: float = 0.0,
         discovery_skip: str = DISCOVERY_SKIP,
+        use_promotions: bool = True,
     ):
         self.label_days = label_days
         self.n_discovery = n_discovery
@@ -144,10 +159,15 @@ class GroceryRanker(Recommender):
         self.window_stride_days = window_stride_days
         self.user_weight_power = user_weight_power
         self.discovery_skip = discovery_skip
+        self.use_promotions = use_promotions
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return FEATURES + EXTRA_FEATURES if self.extra_features else FEATURES
+        names = FEATURES + EXTRA_FEATURES if self.extra_features else FEATURES
+        return names + PROMO_FEATURES if self._promo_on() else names
+
+    def _promo_on(self) -> bool:
+        return bool(np.any(getattr(self, "promo_", False)))
 
     # ---- sub-models and side features --------------------------------------------------------
     def _submodels(self) -> dict[str, Recommender]:
@@ -206,6 +226,44 @@ class GroceryRanker(Recommender):
         self.user_cat_share_ = cat_pop.user_cat_share_
         if self.extra_features:
             self._fit_extras(dataset)
+        if self._promo_on():
+            self._fit_promotions(dataset)
+
+    def _fit_promotions(self, dataset: Dataset) -> None:
+        """Each customer's main store (most visits) and, per store, the weeks each product is in the
+        mailer / on display in the `label_days` after the data ends (the horizon recommended for) and
+        in the same span before. Weeks are packed as mailer + 8 x display (at most 5 weeks each)."""
+        inter, promo = dataset.interactions, dataset.promotions
+        stores = promo["store_id"].cat.categories
+        visits = inter.drop_duplicates(["user_idx", "basket_id"]).dropna(subset=["store_id"])
+        counts = visits.groupby(["user_idx", "store_id"], observed=True).size().reset_index(name="n")
+        main = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("user_idx")
+        self.user_store_ = np.full(dataset.n_users, -1, dtype=np.int64)
+        self.user_store_[main["user_idx"].to_numpy()] = stores.get_indexer(main["store_id"].astype(str))
+        now = inter["timestamp"].max() if len(inter) else pd.Timestamp(0)
+        span = pd.Timedelta(days=float(self.label_days))
+
+        def weeks(lo: pd.Timestamp, hi: pd.Timestamp) -> sp.csr_matrix:
+            w = promo[(promo["week_start"] >= lo) & (promo["week_start"] < hi)]
+            packed = w["mailer"].to_numpy(np.float64) + 8.0 * w["display"].to_numpy(np.float64)
+            rows, cols = w["store_id"].cat.codes.to_numpy(), w["item_idx"].to_numpy()
+            m = sp.csr_matrix((packed, (rows, cols)), shape=(len(stores), dataset.n_items))
+            m.sum_duplicates()
+            return m
+
+        self.promo_next_ = weeks(now, now + span)
+        self.promo_before_ = weeks(now - span, now)
+
+    def _promo_columns(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        store = self.user_store_[users]
+        known = store >= 0
+        cols = {}
+        for suffix, table in (("", self.promo_next_), ("_before", self.promo_before_)):
+            packed = np.zeros(len(users))
+            packed[known] = np.asarray(table[store[known], items[known]]).ravel()
+            cols[f"promo_mailer_weeks{suffix}"] = packed % 8
+            cols[f"promo_display_weeks{suffix}"] = packed // 8
+        return cols
 
     def _fit_extras(self, dataset: Dataset) -> None:
         """Per (user, item) regularity / deal / spend stats (CSR, same pattern as buy-again's `n_`),
@@ -398,6 +456,8 @@ class GroceryRanker(Recommender):
         }
         if self.extra_features:
             cols.update(self._extra_columns(users, items, f))
+        if self._promo_on():
+            cols.update(self._promo_columns(users, items))
         X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.feature_names])
         return np.nan_to_num(X, nan=-1.0)  # 'never' (no interval, no buyer) as -1: trees split on it
 
@@ -407,6 +467,7 @@ class GroceryRanker(Recommender):
 
         inter = dataset.interactions
         latest = inter["timestamp"].max()
+        self.promo_ = np.array([self.use_promotions and dataset.promotions is not None])
         full_seen = self.seen_
         X_parts, y_parts, s_parts, g_parts = [], [], [], []
         for w in range(max(int(self.label_windows), 1)):
@@ -518,8 +579,13 @@ class GroceryRanker(Recommender):
             "item_cat_",
             "user_cat_share_",
             "train_rows_",
+            "promo_",
         ):
             state[f"self__{name}"] = getattr(self, name)
+        if self._promo_on():
+            state["self__user_store_"] = self.user_store_
+            state.update(_csr_state("self__promo_next", self.promo_next_))
+            state.update(_csr_state("self__promo_before", self.promo_before_))
         if self.extra_features:
             for name in EXTRA_DENSE:
                 state[f"self__{name}"] = getattr(self, name)
@@ -549,6 +615,9 @@ class GroceryRanker(Recommender):
         if self.extra_features:
             for name in EXTRA_SPARSE:
                 setattr(self, f"{name}_", _csr_from(name, own))
+        if bool(np.any(own.get("promo_", False))):
+            self.promo_next_ = _csr_from("promo_next", own)
+            self.promo_before_ = _csr_from("promo_before", own)
         for name, value in own.items():
             if name.endswith("_"):
                 setattr(self, name, value)
