@@ -110,16 +110,8 @@ EXTRA_DENSE = (
 )
 EXTRA_SPARSE = ("pair_pos", "user_cat_last", "user_cat_recent")
 SUBMODELS = ("buy_again", "als", "knn", "pop")
-PAIR_EXTRAS = (
-    "n_weeks",
-    "gap_cv",
-    "last_gap",
-    "qty_per_trip",
-    "spend_share",
-    "deal_share",
-    "last_deal",
-    "n_rel",
-)
+#: per (customer, product) extras kept in `pair_table_`: the first seven extras, then n_rel
+PAIR_EXTRAS = EXTRA_FEATURES[:7] + ("n_rel",)
 
 
 class GroceryRanker(Recommender):
