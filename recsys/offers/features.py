@@ -271,6 +271,7 @@ def point_in_time_baseline(
     prior_lines: float = 3.0,
     trend: str = "changepoint",
     shape_prior: dict[str, np.ndarray] | None = None,
+    recent_weeks: int = 4,
 ) -> pd.DataFrame:
     """`purchase_baseline` of each row (customer_id, product_group) as of its OWN time `at`, vectorised.
 
@@ -282,7 +283,9 @@ def point_in_time_baseline(
     (it barely moves and only enters through the `prior_lines` pseudo-lines).
 
     Also returns `deal_share` (share of the customer's lines in the lookback bought on discount),
-    `base_visit_drop` (1 - current / normal visit rate) and `observed_weeks`; `attrs['shape_prior']`
+    `base_visit_drop` (1 - current / normal visit rate), `observed_weeks`, and the recency of the
+    customer's visits, `visits_recent` (baskets in the last `recent_weeks`) and `weeks_since_visit`
+    (baseline calibration terms: a churner's silence says more than a smoothed rate); `attrs['shape_prior']`
     holds the fitted trend-shape prior (None for 'recency'), to pass back as `shape_prior`. `trend='changepoint'` (default) replaces the recency-weighted trip rate and
     the older-half normal rate by `trend_rates` (changepoint trend shapes, model-averaged; on the
     synthetic benchmark it halves the error of a steady customer's rate and follows a churner's
@@ -347,6 +350,9 @@ def point_in_time_baseline(
     observed = np.clip(np.ceil(np.maximum(oldest, 1.0)), 1.0, float(lookback_weeks))
     trip_rate = weight / ((1.0 - decay**observed) / (1.0 - decay))
     older = np.bincount(row, weights=(ago >= (observed / 2.0)[row]).astype(float), minlength=n)
+    visits_recent = np.bincount(row, weights=(ago < recent_weeks).astype(float), minlength=n)
+    visit_ago = np.full(n, float(lookback_weeks))
+    np.minimum.at(visit_ago, row, ago)
     normal = older / np.maximum(observed - np.floor(observed / 2.0), 1.0)
     drop = np.clip(1.0 - (trip_rate + 0.25) / (normal + 0.25), 0.0, 1.0)  # smoothed by a visit a month
     if trend == "changepoint":
@@ -369,6 +375,8 @@ def point_in_time_baseline(
             "base_visit_drop": np.where(ok, drop, nan),
             "deal_share": np.where(ok, deal_share, nan),
             "observed_weeks": np.where(ok, observed, 0.0),
+            "visits_recent": np.where(ok, visits_recent, nan),
+            "weeks_since_visit": np.where(ok, visit_ago, nan),
         }
     )
     out.attrs["shape_prior"] = fitted_prior
@@ -491,7 +499,7 @@ def structural_features(base: pd.DataFrame, window_weeks: float | np.ndarray = 1
     in_basket = base["base_in_basket"].to_numpy(float)
     p0 = -np.expm1(-trip * in_basket * window)
     deal = base["deal_share"].to_numpy(float)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "offset": _logit(np.clip(p0, 0.002, 0.97)),
             "deal_proneness": deal,
@@ -502,6 +510,10 @@ def structural_features(base: pd.DataFrame, window_weeks: float | np.ndarray = 1
         },
         index=base.index,
     )
+    if "visits_recent" in base:  # recency of the customer's visits (baseline calibration terms)
+        out["log_visits_recent"] = np.log1p(base["visits_recent"].to_numpy(float))
+        out["weeks_since_visit"] = base["weeks_since_visit"].to_numpy(float)
+    return out
 
 
 def organic_baseline_frame(

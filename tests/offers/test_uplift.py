@@ -77,6 +77,23 @@ def test_point_in_time_baseline_matches_purchase_baseline_and_ignores_the_future
         assert np.allclose(again["base_trip_rate"], now["base_trip_rate"])  # events at or after `at` unseen
 
 
+def test_point_in_time_baseline_reports_visit_recency():
+    # c0 visits weekly until 6 weeks before `at`, then stops; c1 visits every week up to 2 days before
+    products = pd.DataFrame({"product_id": ["A"], "category": ["A"], "department": "D"})
+    at = pd.Timestamp("2024-06-01")
+    rows = []
+    for c, last in (("c0", 6.0), ("c1", 2 / 7)):
+        for k in range(12):
+            ts = at - pd.Timedelta(weeks=last + k)
+            rows.append({"customer_id": c, "product_id": "A", "basket_id": f"{c}-{k}", "timestamp": ts})
+    inter = pd.DataFrame(rows).assign(value=1.0, discount=0.0)
+    got = point_in_time_baseline(
+        inter, products, np.array(["c0", "c1"]), np.array(["A", "A"]), np.full(2, at)
+    )
+    assert np.allclose(got["weeks_since_visit"], [6.0, 2 / 7])
+    assert np.allclose(got["visits_recent"], [0.0, 4.0])  # baskets in the last 4 weeks
+
+
 def test_refill_spends_leftover_without_exceeding_budget():
     profit = np.array([[0.0, 5.0], [0.0, 4.0], [0.0, 1.0], [0.0, 0.5]])
     cost = np.array([[0.0, 6.0], [0.0, 5.0], [0.0, 1.0], [0.0, 1.0]])
@@ -173,7 +190,8 @@ def test_trend_rates_follow_a_decline_and_average_a_steady_customer():
 
 
 def test_organic_calibration_recovers_a_diluted_baseline_the_offers_alone_cannot():
-    # true no-discount logit = -0.5 + 0.9 x offset - 1.0 x visit_drop; uplift 2 x deal at any level > 0
+    # true no-discount logit = -0.5 + 0.9 x offset - 1.0 x visit_drop; uplift 2 x deal x a saturating
+    # Hill curve in the level (half-saturation 0.07, the model's first basis curve)
     rng = np.random.default_rng(5)
 
     def frame(n: int) -> pd.DataFrame:
@@ -193,9 +211,8 @@ def test_organic_calibration_recovers_a_diluted_baseline_the_offers_alone_cannot
     organic["bought"] = (rng.random(len(organic)) < _sig(base(organic))).astype(int)
     offers = frame(4000)
     level = rng.choice(LADDER, len(offers))
-    y = (rng.random(len(offers)) < _sig(base(offers) + 2.0 * offers["deal_proneness"] * (level > 0))).astype(
-        int
-    )
+    hill = level**2 / (level**2 + 0.07**2)
+    y = (rng.random(len(offers)) < _sig(base(offers) + 2.0 * offers["deal_proneness"] * hill)).astype(int)
     model = StructuralResponse().fit(offers, level, y, baseline=organic)
     cal = model.calibration_
     assert abs(cal.theta_[-1] + 1.0) < 0.1  # the visit drop's coefficient
