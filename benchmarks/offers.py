@@ -323,7 +323,10 @@ def main() -> None:
         "pseudo-decisions as the baseline (churners' bias 1.6 -> 0.9 logits but steady customers' error "
         "sd 0.52 -> 0.63 and true cost over budget), deal^3, log deal, a hinge at deal 0.5 or deal x drop "
         "as height features, the pair's own purchase recency as calibration terms, ridge C 0.3 / 3, "
-        "the cost ratio on the best quarter (too noisy: -8 points on seeds 0 and 4). The oracle plans with no "
+        "the cost ratio on the best quarter (too noisy: -8 points on seeds 0 and 4), the cost ratio measured "
+        "at each plan's own shadow price (too noisy: factors up to 1.6), training offers with 6+ weeks of "
+        "history (-0.8 points), a third basis curve below 0.07 (-4 to -8 points), a fixed 10% cost margin "
+        "(same mean). The oracle plans with no "
         "cost safety margin. Target (>= 90% of oracle at every budget) NOT met yet.\n",
     ]
     s_md, s_frames = [], []
