@@ -453,14 +453,22 @@ class GroceryRanker(Recommender):
         X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.feature_names])
         return np.nan_to_num(X, nan=-1.0)  # 'never' (no interval, no buyer) as -1: trees split on it
 
-    # ---- fit ------------------------------------------------------------------------------
-    def _fit(self, dataset: Dataset) -> None:
-        from sklearn.ensemble import HistGradientBoostingClassifier
+    def candidate_rows(self, user_idx: np.ndarray, batch_size: int = 128):
+        """Yields (batch, rows into batch, items, seen flag, feature matrix) per batch of users: the one
+        path from users to stage-two rows, for training, scoring and the ablation benchmark."""
+        for lo in range(0, len(user_idx), batch_size):
+            batch = user_idx[lo : lo + batch_size]
+            rows, items, seen, als, knn = self._candidates(batch)
+            yield batch, rows, items, seen, self._features(batch, rows, items, als, knn)
 
+    # ---- fit ------------------------------------------------------------------------------
+    def stage_two_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(X, y, seen, group) over the stacked label windows: the rows the two stage-two models learn
+        from. Public so benchmarks/ranker_ablation.py can compare learners on exactly these rows."""
         inter = dataset.interactions
         latest = inter["timestamp"].max()
         self.promo_ = np.array([self.use_promotions and dataset.promotions is not None])
-        full_seen = self.seen_
+        full_seen = getattr(self, "seen_", None)
         X_parts, y_parts, s_parts, g_parts = [], [], [], []
         for w in range(max(int(self.label_windows), 1)):
             # label window w ends `w * stride` before the end of the training data; features and
@@ -479,10 +487,8 @@ class GroceryRanker(Recommender):
             rng = np.random.default_rng(self.random_state + w)
             if len(users) > self.max_train_users:
                 users = np.sort(rng.choice(users, self.max_train_users, replace=False))
-            for lo in range(0, len(users), 128):
-                batch = users[lo : lo + 128]
-                rows, items, seen, als, knn = self._candidates(batch)
-                X_parts.append(self._features(batch, rows, items, als, knn))
+            for batch, rows, items, seen, X in self.candidate_rows(users):
+                X_parts.append(X)
                 y_parts.append(np.asarray(truth[batch[rows], items]).ravel() > 0)
                 s_parts.append(seen)
                 g_parts.append(batch[rows] + w * dataset.n_users)  # (window, user) group of the row
@@ -491,6 +497,12 @@ class GroceryRanker(Recommender):
         y = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=bool)
         s = np.concatenate(s_parts) if s_parts else np.zeros(0, dtype=bool)
         g = np.concatenate(g_parts) if g_parts else np.zeros(0, dtype=np.int64)
+        return X, y, s, g
+
+    def _fit(self, dataset: Dataset) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        X, y, s, g = self.stage_two_rows(dataset)
         weight = None
         if self.user_weight_power and len(g):
             # NDCG averages over users: up-weight the rows of users with few positives so the loss is
@@ -530,10 +542,8 @@ class GroceryRanker(Recommender):
         out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
         base = self.subs_["pop"].fallback_scores()
         base = (base / (base.max() + 1.0) - 2.0).astype(np.float32)  # below every candidate
-        for lo in range(0, len(user_idx), 128):
-            batch = user_idx[lo : lo + 128]
-            rows, items, seen, als, knn = self._candidates(batch)
-            X = self._features(batch, rows, items, als, knn)
+        lo = 0
+        for batch, rows, items, seen, X in self.candidate_rows(user_idx):
             p = np.empty(len(rows))
             for part, mask in (("repeat", seen), ("discovery", ~seen)):
                 trees = self.trees_.get(part)
@@ -549,7 +559,8 @@ class GroceryRanker(Recommender):
                     p[mask] = predict_proba(trees, X[mask] if cols is None else X[mask][:, cols])
             block = np.broadcast_to(base, (len(batch), len(base))).copy()
             block[rows, items] = p
-            out[lo : lo + 128] = block
+            out[lo : lo + len(batch)] = block
+            lo += len(batch)
         return out
 
     def fallback_scores(self) -> np.ndarray:
