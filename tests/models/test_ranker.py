@@ -34,6 +34,9 @@ def test_stacked_windows_and_extras_round_trip(block_dataset, tmp_path):
     users = np.arange(block_dataset.n_users)
     loaded = Recommender.load(model.save(tmp_path / "ranker"))
     np.testing.assert_array_equal(model.score(users), loaded.score(users))
+    bagged = GroceryRanker(label_windows=1, n_bags=2, **FAST).fit(block_dataset)
+    again = Recommender.load(bagged.save(tmp_path / "bagged"))
+    np.testing.assert_array_equal(bagged.score(users), again.score(users))
     X = model._features(users[:2], np.array([0, 1]), np.array([0, 1]), *model._candidates(users[:2])[3:])
     assert X.shape == (2, len(names)) and np.isfinite(X).all()
 
