@@ -536,6 +536,8 @@ class GroceryRanker(Recommender):
             if n_pos < 5 or mask.sum() - n_pos < 5:
                 self.trees_[part] = None  # too little signal: fall back to the sub-model order
                 continue
+            X_part, y_part = X[mask][:, cols], y[mask]  # sliced once, shared by every bag
+            w_part = None if weight is None else weight[mask]
             forests = []
             for bag in range(max(int(self.n_bags), 1)):
                 clf = HistGradientBoostingClassifier(
@@ -548,7 +550,7 @@ class GroceryRanker(Recommender):
                     random_state=self.random_state + bag,
                 )
                 with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
-                    clf.fit(X[mask][:, cols], y[mask], sample_weight=None if weight is None else weight[mask])
+                    clf.fit(X_part, y_part, sample_weight=w_part)
                 forests.append(export_trees(clf))
             self.trees_[part] = {**average_forests(forests), "columns": cols}
         self.train_rows_ = np.array([len(y), int(y.sum()), int(seen.sum())])
