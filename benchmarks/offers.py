@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.synthetic import generate, observable_share, true_response_probability
+from recsys.data.synthetic import (
+    generate,
+    observable_response,
+    observable_share,
+    true_response_probability,
+)
 from recsys.data.synthetic_catalog import GROUPS
 from recsys.offers.evaluation import (
     _truth_rows,
@@ -40,6 +45,21 @@ def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
+def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budget: float):
+    """TRUE score of a plan made, with no cost margin, from response-curve parameters `rows` (one per
+    candidate, the truth table's columns) instead of the model's curves."""
+    q = copy.copy(planner)
+    q.cost_safety = 0.0
+    q.curves_ = true_response_probability(rows, np.asarray(planner.levels))
+    q._economics()
+    q.plan(budget)
+    c = planner.candidates_
+    true = true_response_probability(_truth_rows(data.truth["response"], c), np.asarray(planner.levels))
+    return true_score(
+        q.allocation_.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels
+    )
+
+
 def persona_ceiling(planner: DiscountPlanner, data, budget: float) -> float:
     """True profit of a plan made with the true baseline and persona x drift MEAN uplift parameters:
     what a model could reach if it knew every customer's persona but not their individual noise."""
@@ -48,16 +68,34 @@ def persona_ceiling(planner: DiscountPlanner, data, budget: float) -> float:
     )
     for col in ("uplift_max", "uplift_half"):
         rows[col] = rows.groupby(["persona", "drift"])[col].transform("mean")
-    q = copy.copy(planner)
-    q.cost_safety = 0.0
-    q.curves_ = true_response_probability(rows, np.asarray(planner.levels))
-    q._economics()
-    q.plan(budget)
-    true = oracle_planner(planner, data.truth["response"]).curves_
-    c = planner.candidates_
-    return true_score(
-        q.allocation_.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels
-    ).profit
+    return plan_on_parameters(planner, data, rows, budget).profit
+
+
+def estimated_inputs_limit(planner: DiscountPlanner, data, budget: float):
+    """TRUE score of a plan that knows the generator's response FUNCTION but, like the model, only the
+    inputs estimated from history: the model's own no-discount baseline, its deal share (mapped onto the
+    trait by the least-squares line, fitted on the truth) and its visit-drop estimate. A plug-in
+    reference, not a bound (a model fitted on noisy inputs can beat plugging them into the true
+    function): if it does no better than the model, the response FORM is not what limits the plan."""
+    rows = _truth_rows(data.truth["response"], planner.candidates_)
+    cust = data.truth["customers"].set_index("customer_id")
+    feats = planner.features_
+    observed = feats["deal_proneness"].fillna(feats["deal_proneness"].mean()).to_numpy(float)
+    trait = rows["customer_id"].map(cust["deal_proneness"]).to_numpy(float)
+    slope, intercept = np.polyfit(observed, trait, 1)
+    deal = np.clip(intercept + slope * observed, 0.0, 1.0)
+    drop = feats["visit_drop"].fillna(0.0).to_numpy(float)
+    allowed = rows["uplift_max"].to_numpy() > 0
+    true_drop = rows["customer_id"].map(cust["visit_drop_end"]).to_numpy(float)
+    noise_mean = rows["uplift_max"].sum() / observable_response(trait, true_drop)[0][allowed].sum()
+    height, half = observable_response(deal, drop)
+    p0 = np.clip(planner.curves_[:, 0], 1e-9, 1 - 1e-9)
+    rows = rows.assign(
+        base_logit=np.log(p0) - np.log1p(-p0),
+        uplift_max=np.where(allowed, height * noise_mean, 0.0),
+        uplift_half=np.clip(half, 0.02, 0.4),
+    )
+    return plan_on_parameters(planner, data, rows, budget)
 
 
 def exact_oracle(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
@@ -148,6 +186,7 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
     comp = pd.concat([comp, relevance_uniform(planner, data, budgets)], ignore_index=True)
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
     ceiling = {b: persona_ceiling(planner, data, b) for b in budgets}
+    limit = {b: estimated_inputs_limit(planner, data, b) for b in budgets}
     fit_s = time.perf_counter() - start
 
     md.append(f"## Synthetic: {n_customers:,} customers, seed {seed} ({fit_s:.0f}s)\n")
@@ -161,7 +200,10 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
         "floored at 1), then a second pass spends what the plan left of the budget. Observable drivers explain "
         f"{observable_share(data):.0%} of the variance of the true uplift height. Budgets = 25/50/100% of the "
         f"oracle's unconstrained expected discount cost ({full:.0f}). Profit and cost are TRUE expected "
-        "values from the generator's response curves; 'planned cost' is what the plan expected.\n"
+        "values from the generator's response curves; 'planned cost' is what the plan expected. 'Known "
+        "function, estimated inputs': a plan (no cost margin) made with the generator's TRUE response "
+        "function fed the model's estimated inputs (its baseline, deal share and visit drop), with its true "
+        "cost: a plug-in reference for how far a better response FORM alone could go.\n"
     )
     summary = []
     for b in budgets:
@@ -176,6 +218,8 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
                 "oracle profit": o["true_profit"],
                 "model / oracle": m["true_profit"] / o["true_profit"],
                 "persona-mean ceiling / oracle": ceiling[b] / o["true_profit"],
+                "known function, estimated inputs / oracle": limit[b].profit / o["true_profit"],
+                "its true cost / budget": limit[b].cost / b,
                 "best uniform": best_uni,
                 "best uniform profit": uni.loc[best_uni, "true_profit"],
                 "model planned cost": m["planned_cost"],

@@ -450,14 +450,23 @@ def _response(
     base = np.log(p0) - np.log1p(-p0)
     drop = _visit_drop(cust, w.weeks)[c, week]
     deal = cust["deal"][c]
-    umax = (_UPLIFT_DEAL * deal**2 + _UPLIFT_DROP * drop) * np.exp(noise.uplift_c[c] + noise.uplift_cg[c, g])
-    half = (_HALF_BASE + _HALF_DEAL * (1.0 - deal) + _HALF_DROP * drop) * np.exp(noise.half_cg[c, g])
+    umax, half = observable_response(deal, drop)
+    umax = umax * np.exp(noise.uplift_c[c] + noise.uplift_cg[c, g])
+    half = half * np.exp(noise.half_cg[c, g])
     ok = w.allowed_group[w.profile[c], g]
     return dict(
         base_logit=np.where(ok, base, FORBIDDEN_LOGIT),
         uplift_max=np.where(ok, umax, 0.0),
         uplift_half=np.clip(half, 0.02, 0.4),
     )
+
+
+def observable_response(deal: np.ndarray, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Uplift height and half-saturation level implied by the observable traits (deal proneness, visit
+    drop) before the hidden noise: what a perfect response model could know from behaviour."""
+    height = _UPLIFT_DEAL * deal**2 + _UPLIFT_DROP * drop
+    half = _HALF_BASE + _HALF_DEAL * (1.0 - deal) + _HALF_DROP * drop
+    return height, half
 
 
 def observable_share(data: SyntheticData) -> float:
@@ -468,7 +477,7 @@ def observable_share(data: SyntheticData) -> float:
     c = resp.loc[ok, "customer_id"]
     deal = c.map(cust["deal_proneness"]).to_numpy()
     drop = c.map(cust["visit_drop_end"]).to_numpy()
-    observable = _UPLIFT_DEAL * deal**2 + _UPLIFT_DROP * drop
+    observable = observable_response(deal, drop)[0]
     total = resp.loc[ok, "uplift_max"].to_numpy()
     fitted = observable * (total.sum() / observable.sum())
     return float(1.0 - np.mean((total - fitted) ** 2) / np.var(total))
