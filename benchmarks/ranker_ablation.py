@@ -9,11 +9,6 @@ with `stage_two_proba`, the code the ranker itself trains and scores with. Varia
 choice under test and not by sub-model noise. Same split, users and metric function as
 benchmarks/quality.py (weeks < 50 train, weeks 50-53 test). The spread between tree seeds is
 reported too: a variant inside it is not a finding. Writes benchmarks/results/ranker_ablation.{md,csv}.
-
-Neighbour repurchase and recent-basket context (`--windows 3 --only "current default"`, one run):
-default 0.4222 / 0.4197 / 0.4219 (tree seeds 0 / 1 / 2, mean 0.4213), + neighbours 0.4218 / 0.4230 /
-0.4215 (mean 0.4221), + context 0.4227 / 0.4225 / 0.4210 (mean 0.4221), both 0.4217, neighbours in the
-re-buy model only 0.4220: +0.0008, inside the noise, so both stay off.
 """
 
 from __future__ import annotations
@@ -39,7 +34,7 @@ from recsys.data.dataset import Dataset  # noqa: E402
 from recsys.data.splits import temporal_split  # noqa: E402
 from recsys.metrics.evaluation import evaluation_users  # noqa: E402
 from recsys.metrics.ranking import ndcg_at_k  # noqa: E402
-from recsys.models.ranker import DISCOVERY_SKIP, NEIGHBOUR_FEATURES, GroceryRanker  # noqa: E402
+from recsys.models.ranker import GroceryRanker  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 K = 10
@@ -53,8 +48,6 @@ class Variant:
 
 
 OLD = {"label_windows": 3, "n_bags": 1, "l2_regularization": 0.0, "min_samples_leaf": 20}
-NB, CTX = {"neighbour_features": True}, {"context_features": True}
-NB_SKIP = ",".join((DISCOVERY_SKIP, *NEIGHBOUR_FEATURES))
 VARIANTS = [
     Variant("reference: earlier default (3 windows, 1 tree seed, no regularisation)", OLD),
     Variant("reference, tree seed 1", {**OLD, "random_state": 1}),
@@ -65,16 +58,6 @@ VARIANTS = [
     Variant("bagged: 3 tree seeds (log-odds averaged)", {**OLD, "n_bags": 3}),
     Variant("5 windows", {**OLD, "label_windows": 5}),
     Variant("current default: earlier default + regularisation (l2 1, 200 rows a leaf)", {}),
-    Variant("current default + neighbour repurchase", NB),
-    Variant("current default + recent-basket context", CTX),
-    Variant("current default + neighbour repurchase + recent-basket context", {**NB, **CTX}),
-    Variant("current default + neighbour repurchase (re-buy model only)", {**NB, "discovery_skip": NB_SKIP}),
-    Variant("current default, tree seed 1", {"random_state": 1}),
-    Variant("current default + neighbour repurchase, tree seed 1", {**NB, "random_state": 1}),
-    Variant("current default + recent-basket context, tree seed 1", {**CTX, "random_state": 1}),
-    Variant("current default, tree seed 2", {"random_state": 2}),
-    Variant("current default + neighbour repurchase, tree seed 2", {**NB, "random_state": 2}),
-    Variant("current default + recent-basket context, tree seed 2", {**CTX, "random_state": 2}),
     Variant("5 windows, regularised, 3 tree seeds", {"label_windows": 5, "n_bags": 3}),
     Variant("5 windows, regularised, 3 tree seeds, re-buy list only", {"label_windows": 5, "n_bags": 3}, discovery=False),
 ]  # fmt: skip
@@ -95,9 +78,7 @@ def top_k_items(users: np.ndarray, row_user: np.ndarray, items: np.ndarray, scor
 class Ablation:
     def __init__(self, train: Dataset, test: Dataset, max_windows: int):
         # every feature on, the most windows: a variant takes its columns by name and its windows
-        ranker = GroceryRanker(
-            extra_features=True, neighbour_features=True, context_features=True, label_windows=max_windows
-        )
+        ranker = GroceryRanker(extra_features=True, label_windows=max_windows)
         ranker.seen_ = train.user_item_matrix("binary")
         self.X, self.y, self.seen, self.group = ranker.stage_two_rows(train)
         self.window = self.group // train.n_users

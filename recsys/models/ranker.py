@@ -104,15 +104,6 @@ PROMO_FEATURES = (
     "promo_mailer_weeks_before",
     "promo_display_weeks_before",
 )
-#: neighbour repurchase (`neighbour_features=True`, TIFU-kNN style): the K most similar households'
-#: week-decayed purchase vectors at the candidate, and their weighted share buying it in the last window
-NEIGHBOUR_FEATURES = ("nb_score", "nb_recent")
-#: the last baskets before the cutoff (`context_features=True`): was the candidate in them, and its
-#: item-kNN similarity to their products (sum and max): complements / substitutes of what was just bought
-CONTEXT_FEATURES = ("ctx_in_last", "ctx_sim_sum", "ctx_sim_max")
-#: weekly decay of the neighbour vectors, and how many last baskets make the context
-NEIGHBOUR_DECAY = 0.9
-CONTEXT_BASKETS = 2
 #: extras the discovery model does not use (comma-separated feature names)
 DISCOVERY_SKIP = ",".join(EXTRA_FEATURES + PROMO_FEATURES)
 EXTRA_DENSE = (
@@ -154,9 +145,6 @@ class GroceryRanker(Recommender):
         n_bags: int = 1,
         l2_regularization: float = 1.0,
         min_samples_leaf: int = 200,
-        neighbour_features: bool = False,
-        n_neighbours: int = 200,
-        context_features: bool = False,
     ):
         self.label_days = label_days
         self.n_discovery = n_discovery
@@ -177,16 +165,11 @@ class GroceryRanker(Recommender):
         self.n_bags = n_bags
         self.l2_regularization = l2_regularization
         self.min_samples_leaf = min_samples_leaf
-        self.neighbour_features = neighbour_features
-        self.n_neighbours = n_neighbours
-        self.context_features = context_features
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         names = FEATURES + EXTRA_FEATURES if self.extra_features else FEATURES
-        names = names + PROMO_FEATURES if self._promo_on() else names
-        names = names + NEIGHBOUR_FEATURES if self.neighbour_features else names
-        return names + CONTEXT_FEATURES if self.context_features else names
+        return names + PROMO_FEATURES if self._promo_on() else names
 
     def _promo_on(self) -> bool:
         return bool(np.any(getattr(self, "promo_", False)))
@@ -250,90 +233,6 @@ class GroceryRanker(Recommender):
             self._fit_extras(dataset)
         if self._promo_on():
             self._fit_promotions(dataset)
-        if self.neighbour_features:
-            self._fit_neighbours(dataset)
-        if self.context_features:
-            self._fit_context(dataset)
-
-    def _fit_neighbours(self, dataset: Dataset) -> None:
-        """Each household's purchase lines decayed by NEIGHBOUR_DECAY a week, L2-normalised
-        (`nb_vectors_`), and its `n_neighbours` most cosine-similar households, weights summing to 1
-        (`nb_weights_`): a user-kNN view of what people who shop like this household buy now."""
-        inter = dataset.interactions
-        n_users, n_items = dataset.n_users, dataset.n_items
-        now = inter["timestamp"].max() if len(inter) else pd.Timestamp(0)
-        weeks = np.floor((now - inter["timestamp"]).dt.total_seconds().to_numpy() / (7 * 86400.0))
-        vec = sp.csr_matrix(
-            (NEIGHBOUR_DECAY**weeks, (inter["user_idx"].to_numpy(), inter["item_idx"].to_numpy())),
-            shape=(n_users, n_items),
-        )
-        vec.sum_duplicates()
-        norm = np.sqrt(np.asarray(vec.multiply(vec).sum(axis=1)).ravel())
-        vec = (sp.diags(1.0 / np.maximum(norm, 1e-12)) @ vec).tocsr().astype(np.float32)
-        k = min(int(self.n_neighbours), max(n_users - 1, 1))
-        rows, cols, vals = [], [], []
-        for lo in range(0, n_users, 512):  # blocks keep the similarity memory at 512 x n_users
-            sim = (vec[lo : lo + 512] @ vec.T).toarray()
-            sim[np.arange(len(sim)), np.arange(lo, lo + len(sim))] = 0.0  # not its own neighbour
-            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-            w = np.take_along_axis(sim, top, axis=1)
-            w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-            rows.append(np.repeat(np.arange(lo, lo + len(sim)), k))
-            cols.append(top.ravel())
-            vals.append(w.ravel())
-        weights = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_users, n_users)
-        )
-        weights.eliminate_zeros()
-        self.nb_weights_ = weights.astype(np.float32)
-        self.nb_vectors_ = vec
-
-    def _fit_context(self, dataset: Dataset) -> None:
-        """The products of each household's CONTEXT_BASKETS most recent baskets (binary CSR)."""
-        inter = dataset.interactions
-        baskets = inter.groupby(["user_idx", "basket_id"], sort=False)["timestamp"].max().reset_index()
-        baskets = baskets.sort_values(["user_idx", "timestamp"], ascending=[True, False], kind="stable")
-        last = baskets.groupby("user_idx", sort=False).head(CONTEXT_BASKETS)
-        lines = inter.merge(last[["user_idx", "basket_id"]], on=["user_idx", "basket_id"])
-        m = sp.csr_matrix(
-            (np.ones(len(lines)), (lines["user_idx"].to_numpy(), lines["item_idx"].to_numpy())),
-            shape=(dataset.n_users, dataset.n_items),
-        )
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        self.last_baskets_ = m
-
-    def _neighbour_columns(self, user_idx: np.ndarray, rows: np.ndarray, items: np.ndarray) -> dict:
-        weights = self.nb_weights_[user_idx]
-        recent = self.recent_.copy()
-        recent.data = (recent.data > 0).astype(np.float32)
-        return {
-            "nb_score": (weights @ self.nb_vectors_).toarray()[rows, items],
-            "nb_recent": (weights @ recent).toarray()[rows, items],
-        }
-
-    def _context_columns(self, user_idx: np.ndarray, rows: np.ndarray, items: np.ndarray) -> dict:
-        last = self.last_baskets_[user_idx].tocoo()
-        sim = self.subs_["knn"].sim_
-        n_items = sim.shape[1]
-        # (user, item) max of the similarity over the last-basket products: expand, sort, reduce
-        src = sim[last.col]
-        per = np.diff(src.indptr)
-        keys = np.repeat(last.row.astype(np.int64), per) * n_items + src.indices
-        order = np.argsort(keys, kind="stable")
-        keys, vals = keys[order], src.data[order]
-        starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1] if len(keys) else np.zeros(0, int)
-        ukeys = keys[starts]
-        maxes = np.maximum.reduceat(vals, starts) if len(keys) else np.zeros(0)
-        sums = np.add.reduceat(vals, starts) if len(keys) else np.zeros(0)
-        want = rows.astype(np.int64) * n_items + items
-        pos = np.clip(np.searchsorted(ukeys, want), 0, max(len(ukeys) - 1, 0))
-        hit = (ukeys[pos] == want) if len(ukeys) else np.zeros(len(want), dtype=bool)
-        return {
-            "ctx_in_last": np.asarray(self.last_baskets_[user_idx[rows], items]).ravel(),
-            "ctx_sim_sum": np.where(hit, sums[pos] if len(ukeys) else 0.0, 0.0),
-            "ctx_sim_max": np.where(hit, maxes[pos] if len(ukeys) else 0.0, 0.0),
-        }
 
     def _fit_promotions(self, dataset: Dataset) -> None:
         """Each customer's main store (most visits) and, per store, the weeks each product is in the
@@ -564,10 +463,6 @@ class GroceryRanker(Recommender):
             cols.update(self._extra_columns(users, items, f))
         if self._promo_on():
             cols.update(self._promo_columns(users, items))
-        if self.neighbour_features:
-            cols.update(self._neighbour_columns(user_idx, rows, items))
-        if self.context_features:
-            cols.update(self._context_columns(user_idx, rows, items))
         X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.feature_names])
         return np.nan_to_num(X, nan=-1.0)  # 'never' (no interval, no buyer) as -1: trees split on it
 
@@ -727,11 +622,6 @@ class GroceryRanker(Recommender):
                 state[f"self__{name}"] = getattr(self, name)
             for name in EXTRA_SPARSE:
                 state.update(_csr_state(f"self__{name}", getattr(self, f"{name}_")))
-        if self.neighbour_features:
-            state.update(_csr_state("self__nb_weights", self.nb_weights_))
-            state.update(_csr_state("self__nb_vectors", self.nb_vectors_))
-        if self.context_features:
-            state.update(_csr_state("self__last_baskets", self.last_baskets_))
         state.update(_csr_state("self__recent", self.recent_))
         state.update(_csr_state("self__last_week", self.last_week_))
         for part, trees in self.trees_.items():
@@ -755,9 +645,6 @@ class GroceryRanker(Recommender):
         self.last_week_ = _csr_from("last_week", own)
         if self.extra_features:
             for name in EXTRA_SPARSE:
-                setattr(self, f"{name}_", _csr_from(name, own))
-        for name in ("nb_weights", "nb_vectors", "last_baskets"):
-            if f"{name}_shape" in own:
                 setattr(self, f"{name}_", _csr_from(name, own))
         if bool(np.any(own.get("promo_", False))):
             self.promo_next_ = _csr_from("promo_next", own)
