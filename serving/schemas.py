@@ -157,6 +157,9 @@ class DiscountsResponse(BaseModel):
     model_version: str
     eligible: bool = Field(description="false without marketing consent: no offers")
     discounts: list[DiscountItem]
+    reason: str | None = Field(
+        None, description="why there are no offers (e.g. they buy anyway); null when there are offers"
+    )
 
 
 # ---- feedback and customers -------------------------------------------------------------------

@@ -262,16 +262,19 @@ class RecsysService:
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
             items: list[DiscountItem] = []
+            reason = "no marketing consent on record"
             if cust.consent_marketing:
                 who = req.customer_id if cust.user_idx >= 0 else ANONYMOUS  # erased: no offers from old data
                 rows = await asyncio.to_thread(rt.discounts, who, req.k)
                 items = [_discount_item(row) for row in rows][: req.k]
+                reason = None if items else await asyncio.to_thread(rt.no_discount_reason, who)
             return DiscountsResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
                 model_version=rt.version,
                 eligible=cust.consent_marketing,
                 discounts=items,
+                reason=reason,
             )
 
         return await self._guard(ctx, "read", call)

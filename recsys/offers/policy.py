@@ -556,6 +556,45 @@ class DiscountPlanner:
         choice[rows[keep]] = best[keep]
         return self._decisions(choice).to_dict("records")
 
+    def no_offer_reason(self, customer_id: str, lam: float | None = None) -> str:
+        """Why `recommend` gives this customer nothing, in a marketer's words: a customer who buys
+        anyway getting no discount is a decision, not a gap, and should read as one."""
+        rows = np.flatnonzero(self.candidates_["customer_id"].to_numpy() == str(customer_id))
+        if rows.size == 0:
+            return "no offers: no purchase history in a product group their diet allows (or no marketing consent)"
+        cand = self.candidates_.iloc[rows]
+        context = _visit_context(next(cand.itertuples(index=False)))
+        profit = np.where(np.asarray(self.levels)[None, :] > 0, self.profit_[rows], -np.inf)
+        top, col = np.unravel_index(int(np.argmax(profit)), profit.shape)
+        group = str(cand["product_group"].iloc[top]).lower()
+        if profit[top, col] <= 0:
+            curves = self.curves_[rows]
+            sure = int(np.argmax(curves[:, 0]))
+            if curves[sure, 0] >= 0.5:
+                why = (
+                    f"they buy {str(cand['product_group'].iloc[sure]).lower()} anyway "
+                    f"({curves[sure, 0]:.0%} chance without a discount)"
+                )
+            else:
+                why = f"discounts move them too little (at most +{100 * (curves - curves[:, :1]).max():.1f} pts)"
+            return f"{context}; no discount pays for itself: {why}"
+        if not self.allowed_[rows].any():
+            tier = str(cand["tier"].iloc[0])
+            rule = self.tiers.get(tier)
+            limit = (
+                f"at most {rule.max_level:.0%} off, profit >= {rule.min_roi:.0%} of the cost" if rule else ""
+            )
+            return f"{context}; the {tier!r} tier rule ({limit}) rules out the best offer ({group})"
+        lam = getattr(self, "lam_", 0.0) if lam is None else lam
+        allowed = np.where(self.allowed_[rows], self.profit_[rows], -np.inf)
+        top, col = np.unravel_index(int(np.argmax(allowed)), allowed.shape)
+        return (
+            f"{context}; below the campaign's cut-off: the budget goes to offers with a higher return "
+            f"(their best: {str(cand['product_group'].iloc[top]).lower()} at {self.levels[col]:.0%} off, "
+            f"expected profit {self.profit_[rows[top], col]:.2f} for {self.cost_[rows[top], col]:.2f} of "
+            f"discount; shadow price {lam:.2f})"
+        )
+
     def _decisions(self, choice: np.ndarray) -> pd.DataFrame:
         rows = np.flatnonzero(choice >= 0)
         cols = choice[rows]
@@ -585,28 +624,32 @@ def reasons(cand: pd.DataFrame, level: np.ndarray, uplift: np.ndarray, deal_pron
     """'visits down 45% vs own baseline; deal-prone (52% of spend on promotion); dairy: +12 pts at 15% off'."""
     out = []
     for row, lv, up in zip(cand.itertuples(index=False), level, uplift, strict=True):
-        parts = []
-        seg, change = row.segment, row.visit_change
-        if seg in ("dropping", "dropping sharply"):
-            parts.append(f"visits down {abs(change):.0%} vs own baseline")
-        elif seg == "lapsed":
-            parts.append(f"no visit for {row.recency_days:.0f} days")
-        elif seg == "growing":
-            parts.append(f"visits up {change:.0%} vs own baseline")
-        elif seg == "new":
-            parts.append("new customer")
-        else:
-            parts.append("steady visits")
-        if row.churn_risk >= 0.5:
-            parts.append(f"churn risk {row.churn_risk:.0%}")
+        parts = [_visit_context(row)]
         if row.deal_proneness >= deal_prone:
             parts.append(f"deal-prone ({row.deal_proneness:.0%} of spend on promotion)")
+        points = 100 * up
         parts.append(
             f"{str(row.product_group).lower()} ({row.grp_share:.0%} of their spend): "
-            f"+{100 * up:.0f} pts purchase chance at {lv:.0%} off"
+            f"+{points:.{0 if points >= 1 else 1}f} pts purchase chance at {lv:.0%} off"
         )
         out.append("; ".join(parts))
     return out
+
+
+def _visit_context(row) -> str:
+    """The customer's visit trend (and churn risk when high), the first words of every reason."""
+    seg, change = row.segment, row.visit_change
+    if seg in ("dropping", "dropping sharply"):
+        text = f"visits down {abs(change):.0%} vs own baseline"
+    elif seg == "lapsed":
+        text = f"no visit for {row.recency_days:.0f} days"
+    elif seg == "growing":
+        text = f"visits up {change:.0%} vs own baseline"
+    elif seg == "new":
+        text = "new customer"
+    else:
+        text = "steady visits"
+    return f"{text}; churn risk {row.churn_risk:.0%}" if row.churn_risk >= 0.5 else text
 
 
 def recommend_discounts(

@@ -83,6 +83,29 @@ def test_zero_uplift_customer_gets_nothing(planner):
     plan = planner2.plan(1e6)
     assert planner.candidates_["customer_id"].iloc[0] not in set(plan["customer_id"])
     assert recommend_discounts(planner.candidates_["customer_id"].iloc[0], planner2) == []
+    assert "no discount pays for itself" in planner2.no_offer_reason(
+        planner.candidates_["customer_id"].iloc[0]
+    )
+
+
+def test_no_offer_reasons_name_the_cause(planner):
+    from recsys.offers.policy import TierRule
+
+    assert "no purchase history" in planner.no_offer_reason("nobody")
+    planner.plan(5.0)  # a tight budget: a high shadow price leaves profitable customers out
+    offered = {d["customer_id"] for d in planner.plan(5.0).to_dict("records")}
+    ids = planner.candidates_["customer_id"]
+    profitable = ids[(planner.profit_ > 0).any(axis=1)].unique()
+    allowed = ids[(planner.allowed_ & (planner.profit_ > 0)).any(axis=1)].unique()
+    left_out = [c for c in allowed if c not in offered and not recommend_discounts(c, planner)]
+    assert left_out
+    assert "below the campaign's cut-off" in planner.no_offer_reason(left_out[0])
+    strict = DiscountPlanner(snapshot_weeks=8)
+    strict.__dict__.update(planner.__dict__)
+    strict.tiers = {t: TierRule(max_level=0.0) for t in planner.tiers}  # no tier may get a discount
+    strict._economics()
+    assert strict.plan(1e6).empty
+    assert "tier rule" in strict.no_offer_reason(profitable[0])
 
 
 def test_single_customer_call(planner):

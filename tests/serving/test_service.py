@@ -328,8 +328,15 @@ def test_discounts(client):
     assert a["eligible"] and len(a["discounts"]) <= 2
     for d in a["discounts"]:
         assert 0 < d["discount_level"] < 1 and d["reason"]
+    assert (a["reason"] is None) == bool(a["discounts"])  # no offers always come with the cause
     r = client.post("/v1/discounts", json={"customer_id": NO_CONSENT})
-    assert r.status_code == 200 and r.json() == {**r.json(), "eligible": False, "discounts": []}
+    assert r.status_code == 200
+    assert r.json() == {
+        **r.json(),
+        "eligible": False,
+        "discounts": [],
+        "reason": "no marketing consent on record",
+    }
 
 
 # ---- admin, health, docs ----------------------------------------------------------------------
