@@ -575,8 +575,14 @@ class DiscountPlanner:
                     f"they buy {str(cand['product_group'].iloc[sure]).lower()} anyway "
                     f"({curves[sure, 0]:.0%} chance without a discount)"
                 )
-            else:
-                why = f"discounts move them too little (at most +{100 * (curves - curves[:, :1]).max():.1f} pts)"
+            else:  # the offer that loses least: what its extra purchases earn against what it pays out
+                lv, value, margin = self.levels[col], cand["value"].iloc[top], cand["margin"].iloc[top]
+                gain = (curves[top, col] - curves[top, 0]) * margin * value
+                why = (
+                    f"the extra margin does not cover the discount paid (best: {group} at {lv:.0%} off, "
+                    f"+{100 * (curves[top, col] - curves[top, 0]):.1f} pts, {gain:.2f} extra margin for "
+                    f"{lv * value * curves[top, col]:.2f} of discount)"
+                )
             return f"{context}; no discount pays for itself: {why}"
         if not self.allowed_[rows].any():
             tier = str(cand["tier"].iloc[0])
