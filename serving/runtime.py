@@ -268,17 +268,17 @@ class Runtime:
         """Offers for one customer from the planner (the budget's shadow price of its last plan)."""
         from recsys.offers.policy import recommend_discounts
 
-        planner = self.discount_planner
-        if planner is None:
-            raise ApiError(501, "discounts need the data set: start the service with RECSYS_DATA_DIR")
-        return recommend_discounts(customer_id, planner, max_offers=k)
+        return recommend_discounts(customer_id, self._planner(), max_offers=k)
 
     def no_discount_reason(self, customer_id: str) -> str:
         """Why `discounts` gave this customer nothing (called only when it did)."""
+        return self._planner().no_offer_reason(customer_id)
+
+    def _planner(self):
         planner = self.discount_planner
         if planner is None:
             raise ApiError(501, "discounts need the data set: start the service with RECSYS_DATA_DIR")
-        return planner.no_offer_reason(customer_id)
+        return planner
 
     def warm(self) -> None:
         """Build the lazy parts (recipes, discount planner) ahead of the first request that needs them."""

@@ -556,49 +556,47 @@ class DiscountPlanner:
         choice[rows[keep]] = best[keep]
         return self._decisions(choice).to_dict("records")
 
-    def no_offer_reason(self, customer_id: str, lam: float | None = None) -> str:
+    def no_offer_reason(self, customer_id: str) -> str:
         """Why `recommend` gives this customer nothing, in a marketer's words: a customer who buys
         anyway getting no discount is a decision, not a gap, and should read as one."""
         rows = np.flatnonzero(self.candidates_["customer_id"].to_numpy() == str(customer_id))
         if rows.size == 0:
             return "no offers: no purchase history in a product group their diet allows (or no marketing consent)"
         cand = self.candidates_.iloc[rows]
+        group = cand["product_group"].astype(str).str.lower().to_numpy()
         context = _visit_context(next(cand.itertuples(index=False)))
-        profit = np.where(np.asarray(self.levels)[None, :] > 0, self.profit_[rows], -np.inf)
+        curves, levels = self.curves_[rows], np.asarray(self.levels, dtype=float)
+        profit = np.where(levels[None, :] > 0, self.profit_[rows], -np.inf)
         top, col = np.unravel_index(int(np.argmax(profit)), profit.shape)
-        group = str(cand["product_group"].iloc[top]).lower()
         if profit[top, col] <= 0:
-            curves = self.curves_[rows]
             sure = int(np.argmax(curves[:, 0]))
             if curves[sure, 0] >= 0.5:
-                why = (
-                    f"they buy {str(cand['product_group'].iloc[sure]).lower()} anyway "
-                    f"({curves[sure, 0]:.0%} chance without a discount)"
-                )
+                why = f"they buy {group[sure]} anyway ({curves[sure, 0]:.0%} chance without a discount)"
             else:  # the offer that loses least: what its extra purchases earn against what it pays out
-                lv, value, margin = self.levels[col], cand["value"].iloc[top], cand["margin"].iloc[top]
-                gain = (curves[top, col] - curves[top, 0]) * margin * value
+                value, margin = cand["value"].iloc[top], cand["margin"].iloc[top]
+                uplift = curves[top, col] - curves[top, 0]
                 why = (
-                    f"the extra margin does not cover the discount paid (best: {group} at {lv:.0%} off, "
-                    f"+{100 * (curves[top, col] - curves[top, 0]):.1f} pts, {gain:.2f} extra margin for "
-                    f"{lv * value * curves[top, col]:.2f} of discount)"
+                    f"the extra margin does not cover the discount paid (best: {group[top]} at "
+                    f"{levels[col]:.0%} off, +{100 * uplift:.1f} pts, {uplift * margin * value:.2f} extra "
+                    f"margin for {levels[col] * value * curves[top, col]:.2f} of discount)"
                 )
             return f"{context}; no discount pays for itself: {why}"
         if not self.allowed_[rows].any():
             tier = str(cand["tier"].iloc[0])
             rule = self.tiers.get(tier)
             limit = (
-                f"at most {rule.max_level:.0%} off, profit >= {rule.min_roi:.0%} of the cost" if rule else ""
+                f" (at most {rule.max_level:.0%} off, profit >= {rule.min_roi:.0%} of the cost)"
+                if rule
+                else ""
             )
-            return f"{context}; the {tier!r} tier rule ({limit}) rules out the best offer ({group})"
-        lam = getattr(self, "lam_", 0.0) if lam is None else lam
+            return f"{context}; the {tier!r} tier rule{limit} rules out the best offer ({group[top]})"
         allowed = np.where(self.allowed_[rows], self.profit_[rows], -np.inf)
         top, col = np.unravel_index(int(np.argmax(allowed)), allowed.shape)
         return (
             f"{context}; below the campaign's cut-off: the budget goes to offers with a higher return "
-            f"(their best: {str(cand['product_group'].iloc[top]).lower()} at {self.levels[col]:.0%} off, "
-            f"expected profit {self.profit_[rows[top], col]:.2f} for {self.cost_[rows[top], col]:.2f} of "
-            f"discount; shadow price {lam:.2f})"
+            f"(their best: {group[top]} at {levels[col]:.0%} off, expected profit "
+            f"{self.profit_[rows[top], col]:.2f} for {self.cost_[rows[top], col]:.2f} of discount; shadow "
+            f"price {getattr(self, 'lam_', 0.0):.2f})"
         )
 
     def _decisions(self, choice: np.ndarray) -> pd.DataFrame:
