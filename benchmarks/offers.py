@@ -405,7 +405,8 @@ def main() -> None:
         "vs 0.020) but lift the mean only to 0.872 (seed 3 0.80-0.86); no cost margin: mean 0.889 (seeds "
         "0-4) but up to 8% over the budget, and still 0.85-0.88 at 100% of the budget, where the plan is "
         "not budget-bound; more data: 20,000 customers (seeds 0-4) 0.862-0.892, mean 0.876 (cost factors "
-        "1.04-1.08 instead of 1.04-1.22), 52 weeks of history (seeds 1, 3) 0.86-0.89. The oracle plans with no "
+        "1.04-1.08 instead of 1.04-1.22), 52 weeks of history (seeds 1, 3) 0.86-0.89, both (seeds 1, 3) "
+        "0.87-0.89. The oracle plans with no "
         "cost safety margin. Target (>= 90% of oracle at every budget) NOT met yet.\n",
     ]
     s_md, s_frames = [], []
