@@ -28,6 +28,7 @@ from recsys.offers.evaluation import (
     off_policy_estimates,
     oracle_planner,
     policy_comparison,
+    true_curves,
     true_score,
 )
 from recsys.offers.policy import DiscountPlanner, _model_inputs
@@ -54,29 +55,29 @@ def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budge
     q._economics()
     q.plan(budget)
     c = planner.candidates_
-    true = true_response_probability(_truth_rows(data.truth["response"], c), np.asarray(planner.levels))
+    true = true_curves(planner, data.truth["response"])
     return true_score(
         q.allocation_.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels
     )
 
 
-def persona_ceiling(planner: DiscountPlanner, data, budget: float) -> float:
-    """True profit of a plan made with the true baseline and persona x drift MEAN uplift parameters:
-    what a model could reach if it knew every customer's persona but not their individual noise."""
+def persona_mean_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
+    """The true baseline with persona x drift MEAN uplift parameters: what a model could reach if it
+    knew every customer's persona but not their individual noise."""
     rows = _truth_rows(data.truth["response"], planner.candidates_).merge(
         data.truth["customers"][["customer_id", "persona", "drift"]], on="customer_id", how="left"
     )
     for col in ("uplift_max", "uplift_half"):
         rows[col] = rows.groupby(["persona", "drift"])[col].transform("mean")
-    return plan_on_parameters(planner, data, rows, budget).profit
+    return rows
 
 
-def estimated_inputs_limit(planner: DiscountPlanner, data, budget: float):
-    """TRUE score of a plan that knows the generator's response FUNCTION but, like the model, only the
-    inputs estimated from history: the model's own no-discount baseline, its deal share (mapped onto the
-    trait by the least-squares line, fitted on the truth) and its visit-drop estimate. A plug-in
-    reference, not a bound (a model fitted on noisy inputs can beat plugging them into the true
-    function): if it does no better than the model, the response FORM is not what limits the plan."""
+def estimated_input_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
+    """The generator's response FUNCTION fed, like the model, only inputs estimated from history: the
+    model's own no-discount baseline, its deal share (mapped onto the trait by the least-squares line,
+    fitted on the truth) and its visit-drop estimate. A plug-in reference, not a bound (a model fitted
+    on noisy inputs can beat plugging them into the true function): if a plan on these rows does no
+    better than the model, the response FORM is not what limits the plan."""
     rows = _truth_rows(data.truth["response"], planner.candidates_)
     cust = data.truth["customers"].set_index("customer_id")
     feats = planner.features_
@@ -90,12 +91,11 @@ def estimated_inputs_limit(planner: DiscountPlanner, data, budget: float):
     noise_mean = rows["uplift_max"].sum() / observable_response(trait, true_drop)[0][allowed].sum()
     height, half = observable_response(deal, drop)
     p0 = np.clip(planner.curves_[:, 0], 1e-9, 1 - 1e-9)
-    rows = rows.assign(
+    return rows.assign(
         base_logit=np.log(p0) - np.log1p(-p0),
         uplift_max=np.where(allowed, height * noise_mean, 0.0),
         uplift_half=np.clip(half, 0.02, 0.4),
     )
-    return plan_on_parameters(planner, data, rows, budget)
 
 
 def exact_oracle(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
@@ -185,8 +185,9 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
     comp = fix_oracle(comp, planner, data, budgets)
     comp = pd.concat([comp, relevance_uniform(planner, data, budgets)], ignore_index=True)
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
-    ceiling = {b: persona_ceiling(planner, data, b) for b in budgets}
-    limit = {b: estimated_inputs_limit(planner, data, b) for b in budgets}
+    persona_rows, input_rows = persona_mean_rows(planner, data), estimated_input_rows(planner, data)
+    ceiling = {b: plan_on_parameters(planner, data, persona_rows, b).profit for b in budgets}
+    limit = {b: plan_on_parameters(planner, data, input_rows, b) for b in budgets}
     fit_s = time.perf_counter() - start
 
     md.append(f"## Synthetic: {n_customers:,} customers, seed {seed} ({fit_s:.0f}s)\n")
