@@ -566,6 +566,7 @@ def organic_baseline_frame(
         pairs["customer_id"].to_numpy(),
         pairs["product_group"].to_numpy(),
         pairs["at"].to_numpy(),
+        lookback_weeks=lookback_weeks,
         shape_prior=shape_prior,
     )
     frame = structural_features(base, 1.0).assign(bought=pairs["bought"].to_numpy().astype(int))

@@ -164,3 +164,38 @@ def test_cli_writes_plan(tmp_path, data):
         "reason",
         "best_send_time",
     ]
+
+
+def test_lookback_bounds_the_history_behind_every_estimate(data):
+    # data: 16 weeks. With a 4-week lookback the candidates' deal share is the share of the last 4
+    # weeks' lines only: exactly what point_in_time_baseline gives for that window.
+    from recsys.offers.features import organic_interactions, point_in_time_baseline
+
+    short = DiscountPlanner(lookback_weeks=4, min_history_weeks=2).fit(data.tables)
+    assert type(short.response_).__name__ == "StructuralResponse"
+    cand = short.candidates_
+    expected = point_in_time_baseline(
+        organic_interactions(data.tables["interactions"], data.tables["offers"]),
+        data.tables["products"],
+        cand["customer_id"].to_numpy(),
+        cand["product_group"].to_numpy(),
+        np.full(len(cand), short.as_of_.to_datetime64()),
+        lookback_weeks=4,
+    )
+    assert np.allclose(short.features_["deal_proneness"], expected["deal_share"], equal_nan=True)
+    # and the training offers' inputs come from the 4 weeks before each offer was sent
+    frame = short.training_frame_
+    at_send = point_in_time_baseline(
+        organic_interactions(data.tables["interactions"], data.tables["offers"]),
+        data.tables["products"],
+        frame["customer_id"].to_numpy(),
+        frame["product_group"].to_numpy(),
+        frame["sent_at"].to_numpy(),
+        lookback_weeks=4,
+    )
+    assert np.allclose(frame["deal_proneness"], at_send["deal_share"], equal_nan=True)
+    # the whole 16 weeks (default lookback 26) sees more lines, so different shares for some customers
+    full = DiscountPlanner(min_history_weeks=2).fit(data.tables)
+    assert not np.allclose(
+        full.features_["deal_proneness"], short.features_["deal_proneness"], equal_nan=True
+    )
