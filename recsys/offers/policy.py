@@ -313,10 +313,10 @@ class DiscountPlanner:
     scored on the full lookback; 2 gave oracle shares 1-5 points lower on the synthetic benchmark).
     lookback_weeks: history behind every baseline, deal share and visit trend (training offers,
     pseudo-decisions, candidates). 26 by default, though longer histories hold more: on synthetic data
-    with 52 / 104 weeks of history a matching lookback lifts the policy from ~0.87 to ~0.90 / ~0.93 of
-    the oracle's profit, but its TRUE cost then overran the budget by up to 4% / 12% (the measured
-    cost margin does not follow the cost error of those plans; `benchmarks/offers.py --weeks`), and
-    the budget is a hard promise.
+    (5 seeds) with 52 weeks of history a 52-week lookback lifts the policy from 0.874 to 0.909 of the
+    oracle's profit (mean), with 104 weeks a 104-week lookback reaches 0.940, but the plans' TRUE cost
+    then overran the budget by up to 4% / 12% (the measured cost margin does not follow their cost
+    error; `benchmarks/offers.py --weeks --lookback`), and the budget is a hard promise.
     cost_top_share: the measured cost ratio is taken on the best half of the profitable held-out offers
     (`measured_cost_ratio`'s `top_share`); with the whole selection (1.0) the plan's TRUE cost overran
     the budget by 2-7% on two of five synthetic seeds.
