@@ -72,29 +72,59 @@ def persona_mean_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
     return rows
 
 
+def _function_rows(
+    planner: DiscountPlanner, data, base_logit: np.ndarray, deal: np.ndarray, drop: np.ndarray
+) -> pd.DataFrame:
+    """Response-curve rows from the generator's response FUNCTION (`observable_response`, times the
+    mean hidden-noise factor) at the given inputs, one row per candidate."""
+    rows = _truth_rows(data.truth["response"], planner.candidates_)
+    cust = data.truth["customers"].set_index("customer_id")
+    trait = rows["customer_id"].map(cust["deal_proneness"]).to_numpy(float)
+    true_drop = rows["customer_id"].map(cust["visit_drop_end"]).to_numpy(float)
+    allowed = rows["uplift_max"].to_numpy() > 0
+    noise_mean = rows["uplift_max"].sum() / observable_response(trait, true_drop)[0][allowed].sum()
+    height, half = observable_response(deal, drop)
+    return rows.assign(
+        base_logit=base_logit,
+        uplift_max=np.where(allowed, height * noise_mean, 0.0),
+        uplift_half=np.clip(half, 0.02, 0.4),
+    )
+
+
 def estimated_input_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
     """The generator's response FUNCTION fed, like the model, only inputs estimated from history: the
     model's own no-discount baseline, its deal share (mapped onto the trait by the least-squares line,
     fitted on the truth) and its visit-drop estimate. A plug-in reference, not a bound (a model fitted
     on noisy inputs can beat plugging them into the true function): if a plan on these rows does no
     better than the model, the response FORM is not what limits the plan."""
-    rows = _truth_rows(data.truth["response"], planner.candidates_)
     cust = data.truth["customers"].set_index("customer_id")
     feats = planner.features_
     observed = feats["deal_proneness"].fillna(feats["deal_proneness"].mean()).to_numpy(float)
-    trait = rows["customer_id"].map(cust["deal_proneness"]).to_numpy(float)
+    trait = planner.candidates_["customer_id"].map(cust["deal_proneness"]).to_numpy(float)
     slope, intercept = np.polyfit(observed, trait, 1)
-    deal = np.clip(intercept + slope * observed, 0.0, 1.0)
-    drop = feats["visit_drop"].fillna(0.0).to_numpy(float)
-    allowed = rows["uplift_max"].to_numpy() > 0
-    true_drop = rows["customer_id"].map(cust["visit_drop_end"]).to_numpy(float)
-    noise_mean = rows["uplift_max"].sum() / observable_response(trait, true_drop)[0][allowed].sum()
-    height, half = observable_response(deal, drop)
     p0 = np.clip(planner.curves_[:, 0], 1e-9, 1 - 1e-9)
-    return rows.assign(
-        base_logit=np.log(p0) - np.log1p(-p0),
-        uplift_max=np.where(allowed, height * noise_mean, 0.0),
-        uplift_half=np.clip(half, 0.02, 0.4),
+    return _function_rows(
+        planner,
+        data,
+        np.log(p0) - np.log1p(-p0),
+        np.clip(intercept + slope * observed, 0.0, 1.0),
+        feats["visit_drop"].fillna(0.0).to_numpy(float),
+    )
+
+
+def observable_truth_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
+    """The same function fed the TRUE observable inputs (baseline, deal-proneness trait, visit drop):
+    only the hidden per-customer noise is unknown, so a plan on these rows shows what perfect input
+    estimates could reach."""
+    cust = data.truth["customers"].set_index("customer_id")
+    ids = planner.candidates_["customer_id"]
+    truth = _truth_rows(data.truth["response"], planner.candidates_)
+    return _function_rows(
+        planner,
+        data,
+        truth["base_logit"].to_numpy(float),
+        ids.map(cust["deal_proneness"]).to_numpy(float),
+        ids.map(cust["visit_drop_end"]).to_numpy(float),
     )
 
 
@@ -189,8 +219,10 @@ def synthetic(
     comp = pd.concat([comp, relevance_uniform(planner, data, budgets)], ignore_index=True)
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
     persona_rows, input_rows = persona_mean_rows(planner, data), estimated_input_rows(planner, data)
+    truth_rows = observable_truth_rows(planner, data)
     ceiling = {b: plan_on_parameters(planner, data, persona_rows, b).profit for b in budgets}
     limit = {b: plan_on_parameters(planner, data, input_rows, b) for b in budgets}
+    perfect = {b: plan_on_parameters(planner, data, truth_rows, b) for b in budgets}
     fit_s = time.perf_counter() - start
 
     md.append(
@@ -210,7 +242,9 @@ def synthetic(
         "values from the generator's response curves; 'planned cost' is what the plan expected. 'Known "
         "function, estimated inputs': a plan (no cost margin) made with the generator's TRUE response "
         "function fed the model's estimated inputs (its baseline, deal share and visit drop), with its true "
-        "cost: a plug-in reference for how far a better response FORM alone could go.\n"
+        "cost: a plug-in reference for how far a better response FORM alone could go. 'Known function, true "
+        "inputs': the same function fed the TRUE baseline, deal-proneness trait and visit drop (only the hidden "
+        "noise unknown): what perfect input estimates could reach.\n"
     )
     summary = []
     for b in budgets:
@@ -227,6 +261,8 @@ def synthetic(
                 "persona-mean ceiling / oracle": ceiling[b] / o["true_profit"],
                 "known function, estimated inputs / oracle": limit[b].profit / o["true_profit"],
                 "its true cost / budget": limit[b].cost / b,
+                "known function, true inputs / oracle": perfect[b].profit / o["true_profit"],
+                "its true cost / budget (true inputs)": perfect[b].cost / b,
                 "best uniform": best_uni,
                 "best uniform profit": uni.loc[best_uni, "true_profit"],
                 "model planned cost": m["planned_cost"],
@@ -340,112 +376,16 @@ def main() -> None:
         return history_run(args)
     md = [
         "# Offers benchmark\n",
-        "Generated by `benchmarks/offers.py`; numbers are from one run. Response model: structural "
-        "uplift (`recsys/offers/uplift.py`): logit P = c + B(offset) + sum_j exp(a_j + b_j.z) "
-        "L^2/(L^2+h_j^2), h = 0.07 and 0.25; offset = logit of the purchase baseline computed at each "
-        "logged offer's own send time from the organic history strictly before it (offers with "
-        "at least 12 weeks of history, pseudo-decisions below with 2); baseline = current "
-        "visit rate x P(a basket holds the group), the current rate from a changepoint visit-trend model "
-        "(`features.trend_rates`: weekly visits Poisson, flat or flat-then-steady decline/growth shapes, "
-        "model-averaged, the shape prior fitted by empirical Bayes on the logged offers and reused for the "
-        "candidates); B(offset) = gamma x offset + sum_k d_k max(offset - k, 0) + linear terms in the visit "
-        "drop, the weeks since the last visit and log(1 + visits in the last 4 weeks), "
-        "calibrated on ~370k organic no-discount pseudo-decisions (every customer x group bought before "
-        "t, t = 1-4 weeks before the plan, bought = an organic line in the next week; pairs offered near "
-        "t left out; `features.organic_baseline_frame`) instead of on the ~16k logged offers (gamma "
-        "~0.93 instead of a diluted ~0.7), the offers then fit c and the uplift; z = deal proneness "
-        "(share of LINES bought on discount), its square, visit drop (posterior 1 - current / normal "
-        "rate); IPS-weighted penalised ML. Design choices were compared on seeds 0 and 1 in earlier "
-        "iterations, on seeds 0, 1, 3 and 4 in this one (noise +/- 1-2 points per seed; earlier: free "
-        "offset coefficient +/- hinges, softplus vs exp heights, minimum history, cross-fitted shrinkage, "
-        "changepoint trend vs recency-weighted rate, shape prior per set vs shared, deal share by lines "
-        "vs spend, visit drop as a baseline term, additive heights; this one: organic vs offers "
-        "calibration (+1.5 points on seed 3, -1 on seed 4 alone), second curve at h = 0.15 / 0.20 / "
-        "0.25 / 0.30 or a third at 0.3, half-saturation levels fitted per row from deal proneness and "
-        "visit drop (unstable: the offers barely identify them, -5 to -15 points at some budgets), "
-        "geometric instead of arithmetic model averaging of the current rate (churners' drop 0.64 -> "
-        "0.79 vs a true 0.95, but their fitted baseline stayed ~1.6 logits too high: no gain), more or "
-        "fewer hinges, trip rate / group affinity / squared drop as extra calibration terms (affinity "
-        "gained ~1 point but the true cost exceeded the budget on seed 4), IPS weight caps 3-20, ridge "
-        "C 0.2-10, unweighted fit, additive heights (true cost over budget)); seed 2 was not looked at "
-        "before each design was fixed and is reported as an unseen-seed check. Latest round (seeds 0, 1, 3, 4; "
-        "seed 2 unseen): first basis curve h = 0.05 -> 0.07 (the likelihood is flat between 0.05 and 0.08, "
-        "but with 0.05 the plan chose 5% twice as often as the oracle), the visit-recency calibration "
-        "terms, the cost ratio measured on the best half of the profitable held-out offers (with h = 0.07 "
-        "and the whole selection the true cost overran the budget by 2-7% on seeds 0 and 4) and measured "
-        "with the same organic calibration as the planning model; tried without gain: h = 0.06 / 0.08 / "
-        "0.09 / 0.10, three curves (0.05/0.10/0.25, 0.06/0.12/0.25), gradient-boosted trees on the "
-        "pseudo-decisions as the baseline (churners' bias 1.6 -> 0.9 logits but steady customers' error "
-        "sd 0.52 -> 0.63 and true cost over budget), deal^3, log deal, a hinge at deal 0.5 or deal x drop "
-        "as height features, the pair's own purchase recency as calibration terms, ridge C 0.3 / 3, "
-        "the cost ratio on the best quarter (too noisy: -8 points on seeds 0 and 4), the cost ratio measured "
-        "at each plan's own shadow price (too noisy: factors up to 1.6), training offers with 6+ weeks of "
-        "history (-0.8 points), a third basis curve below 0.07 (-4 to -8 points), a fixed 10% cost margin "
-        "(same mean). Round after 6535e36 (seeds 0, 1, 3, 4; nothing adopted, figures unchanged): with no "
-        "margin at all the plans' true cost is 0.99-1.08 of the budget at 25%, 0.95-1.02 at 50% and 0.89-1.01 "
-        "at 100% across seeds 0-4, while the measured ratio (best half: 0.90-1.05) does not track that need "
-        "from seed to seed, so a less noisy estimate of it does not help; the excess cost of the top offers "
-        "comes from their uplift being under-predicted (true cost / cost with the true baseline and the "
-        "model's uplift 1.04-1.09 at 25% on every seed), their baseline error varies by seed (0.94-1.06); "
-        "the model and the oracle share only ~65% of their chosen (customer, group) pairs. Tried without "
-        "gain: the cost ratio without IPS weights (standard error 0.08-0.13 -> 0.06-0.08, same mean factor), "
-        "on offers at levels <= 10% only (the levels plans buy: factors 1.08-1.24), averaged over fold "
-        "assignments (fold-to-fold spread 0.05 on seed 3, but the mean moves up), or measured on offers "
-        "with 2+ / 6+ weeks of history (more offers, but ratios 0.03-0.15 higher); the in-basket share "
-        "shrunk towards the group's population share with 10 or 30 pseudo-lines instead of 3 (+0.5 / +1.7 "
-        "points, but the true cost overran the budget on seed 1, resp. seeds 0, 1, 4: the plans just spend "
-        "more, no better at equal true cost); the deal share shrunk towards the population's with 10 / 30 "
-        "pseudo-lines (-0.5 / -1 point); the week's purchase chance averaged over the visit-trend posterior "
-        "(shapes and rate) instead of the plug-in mean rate (churners' offset moved 0.03 logits: for small "
-        "weekly chances 1 - exp(-x) is nearly linear, so the average equals the plug-in; -0.3 points); a "
-        "per-customer random effect on the uplift height from the customer's own logged offers (empirical "
-        "Bayes, prior variance 0.1-1: correlation with the true customer-level uplift noise 0.05 with ~3 "
-        "offers per customer; -0.2 to -8 points); visit recency (weeks since the last visit, log visits in "
-        "the last 4 weeks) or log trip rate as uplift height features (-0.9 / -0.1 points, the first over "
-        "budget on seed 4). Round of 2026-12-05 (seeds 0, 1, 3, 4): the 'known function, estimated inputs' "
-        "reference below shows the response FORM is not the limit (at 100% of the budget it does no better "
-        "than the model); the limit is the estimated inputs: churners' no-discount chance is 2.7x too high "
-        "(0.054 vs 0.020 on seed 0; their current visit rate ~10x), steady customers' baseline error sd "
-        "0.52 logits (in-basket share: sd 0.39 in logs with ~26 baskets of history). Tried without gain: "
-        "the in-basket share shrunk towards the share of the customer's k-means cluster (8 clusters on "
-        "group shares) with 3 / 10 / 30 pseudo-lines (mean 0.862 / 0.867 / 0.879 against 0.863, the last "
-        "only by overrunning the budget by up to 9%), hinge terms in weeks since the last visit (3, 8), "
-        "visit drop above 0.5 and 'no visit in 4 weeks' in the baseline calibration (churners' chance "
-        "0.054 -> 0.047, mean 0.863). Diagnostics (model unchanged): the TRUE visit rates in place of the "
-        "trend model's (training offers, pseudo-decisions and candidates) calibrate churners' chance (0.018 "
-        "vs 0.020) but lift the mean only to 0.872 (seed 3 0.80-0.86); no cost margin: mean 0.889 (seeds "
-        "0-4) but up to 8% over the budget, and still 0.85-0.88 at 100% of the budget, where the plan is "
-        "not budget-bound; more data: 20,000 customers (seeds 0-4) 0.862-0.892, mean 0.876 (cost factors "
-        "1.04-1.08 instead of 1.04-1.22), 52 weeks of history (seeds 1, 3) 0.86-0.89, both (seeds 1, 3) "
-        "0.87-0.89 (all with the planner's 26-week lookback). Round of 2026-12-05, second session: "
-        "more history only helps when the planner looks at it (`DiscountPlanner.lookback_weeks`, "
-        "`--weeks` / `--lookback`, results in offers_<weeks>w_lookback<lookback>.md): 52 weeks of history "
-        "with the 26-week lookback 0.847-0.895 (mean 0.874, budget kept), with a 52-week lookback "
-        "0.884-0.934 (mean 0.909) but the true cost 1.04 x the budget on seed 3 at 25%; 104 weeks (as "
-        "long as Complete Journey) with a 104-week lookback 0.913-1.001 (mean 0.940) but the true cost up "
-        "to 1.12 x the budget (seeds 2 and 4). The cost error of those plans comes from the uplift of 5% "
-        "and 10% offers to the most deal-prone customers, under-predicted by a fixed first basis curve "
-        "(held-out logged offers at 5%, deal share above 0.7: bought 0.51, predicted 0.43 on seed 2, 104 "
-        "weeks; the truth's half-saturation falls with deal proneness): the pooled held-out cost ratio "
-        "mixes it with the over-predicted 15-30% offers (best half: 0.89 on seed 2, whose plan needed "
-        "1.12). Tried without a budget-safe gain on saved 52/104-week fits: fixed cost factors 1.08-1.20 "
-        "(no single factor keeps seed 2's budget and seed 3's 90% at 104 weeks), cost factors per level "
-        "or per level-and-below on the best half / quarter / all held-out offers (factors 1.0-1.4, noise "
-        "swamps them), first curves (0.05, 0.25), (0.06, 0.25), (0.05, 0.10, 0.25), log / hinge / "
-        "excess deal-share height terms, ridge C 10 / 100, no IPS weights, training offers with 26+ / 52+ "
-        "weeks of history, and the fitted form the diagnosis points to, each curve's half-saturation "
-        "moving with deal proneness (h_j x exp(kappa_j x deal), gradient-fitted; it recovers a planted "
-        "kappa): on seed 2 at 104 weeks the true cost fell from 1.12 to 1.01 x the budget at 25%, but "
-        "seed 3 fell from 0.92 to 0.75-0.80 and 26-week seeds 0 and 3 lost 1-8 points (the offers "
-        "identify kappa poorly). Also found and not adopted: the visit-trend shape prior (EM on 301 free "
-        "weights from a uniform start) kept 1.5% on 'no change' and ~30% on 'changed in the last 1-3 "
-        "weeks', which the data cannot tell from no change, so steady customers got a visit drop of "
-        "~0.19 instead of 0; a structured prior (P(no change), P(factor), the change week uniform, "
-        "started at even odds) with the first visit not counted when watching starts at it brings that to "
-        "0.03, but the plans did not improve (mean 0.855 vs 0.863, seeds 0, 1, 3, 4) and seed 1's true "
-        "cost overran the budget by 4%. The oracle plans with no "
-        "cost safety margin. Target (>= 90% of oracle at every budget with the budget kept) NOT met yet: "
-        "at 26 weeks the shares fall short, at 104 weeks the budget is not kept.\n",
+        (
+            "Generated by `benchmarks/offers.py`; numbers are from one run. Response model: structural "
+            "uplift (`recsys/offers/uplift.py`) on a point-in-time purchase baseline calibrated on organic "
+            "no-discount pseudo-decisions; budget margin measured on held-out logged offers. What the model "
+            "is, every design compared with its figures, the diagnostics and the next step: "
+            "`benchmarks/offers_design_log.md`. The oracle plans with no cost safety margin. Target (>= 90% "
+            "of the oracle at every budget, budget kept under the TRUE curves) NOT met: with 26 weeks of "
+            "history the shares fall short; with 104 weeks and a 104-week lookback they clear it but the "
+            "true cost overruns the budget (`offers_104w_lookback104.md`).\n"
+        ),
     ]
     s_md, s_frames = [], []
     for seed in args.seeds:
