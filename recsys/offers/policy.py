@@ -312,11 +312,11 @@ class DiscountPlanner:
     much history when the offer was sent (12: baselines about as reliable as the candidates', which are
     scored on the full lookback; 2 gave oracle shares 1-5 points lower on the synthetic benchmark).
     lookback_weeks: history behind every baseline, deal share and visit trend (training offers,
-    pseudo-decisions, candidates). 26 by default, though longer histories hold more: on synthetic data
-    (5 seeds) with 52 weeks of history a 52-week lookback lifts the policy from 0.874 to 0.909 of the
-    oracle's profit (mean), with 104 weeks a 104-week lookback reaches 0.940, but the plans' TRUE cost
-    then overran the budget by up to 4% / 12% (the measured cost margin does not follow their cost
-    error; `benchmarks/offers.py --weeks --lookback`), and the budget is a hard promise.
+    pseudo-decisions, candidates). 26 by default, though longer histories hold more. On synthetic
+    data with 104 weeks of history (logged offers at the same rate), a 104-week lookback lifts the
+    policy to 0.923-0.955 of the oracle's profit, against 0.81-0.91 on 26 weeks. But the plans' TRUE
+    cost then overran the budget by up to 1.3% on three of six seeds (12% with a quarter of the
+    offers), and the budget is a hard promise (`benchmarks/offers_design_log.md`, "History length").
     cost_top_share: the measured cost ratio is taken on the best half of the profitable held-out offers
     (`measured_cost_ratio`'s `top_share`); with the whole selection (1.0) the plan's TRUE cost overran
     the budget by 2-7% on two of five synthetic seeds.

@@ -227,3 +227,27 @@ def test_organic_calibration_recovers_a_diluted_baseline_the_offers_alone_cannot
     assert (
         StructuralResponse(calibration="offers").fit(offers, level, y, baseline=organic).calibration_ is None
     )
+
+
+def test_half_shift_recovers_a_half_saturation_that_falls_with_the_first_feature():
+    # truth: height exp(0.5 + 0.6 z0), half-saturation 0.07 x exp(-0.4 z0): deal-prone rows (z0 > 0)
+    # respond to smaller discounts. A fixed 0.07 curve cannot follow that; the shifted one recovers it.
+    rng = np.random.default_rng(0)
+    n = 20000
+    z = rng.normal(size=(n, 2))
+    level = rng.choice([0.0, 0.05, 0.1, 0.2, 0.3], n)
+    offset = rng.normal(-1.0, 1.0, n)
+    half = 0.07 * np.exp(-0.4 * z[:, 0])
+    eta = offset + np.exp(0.5 + 0.6 * z[:, 0]) * level**2 / (level**2 + half**2)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    shifted = OffsetHillGLM((0.07,), "exp", l2=0.0, half_shift=True).fit(offset, z, level, y)
+    theta = shifted.theta_  # c, a, b (2), kappa
+    assert abs(theta[0]) < 0.1 and abs(theta[1] - 0.5) < 0.1 and abs(theta[2] - 0.6) < 0.1
+    assert abs(theta[3]) < 0.1 and abs(theta[4] + 0.4) < 0.1  # z1 has no effect; kappa = -0.4
+    fixed = OffsetHillGLM((0.07,), "exp", l2=0.0).fit(offset, z, level, y)
+    assert shifted.loss_ < fixed.loss_
+    # a deal-prone row at 5%: the shifted model matches the truth, the fixed one falls short
+    row = np.array([[2.0, 0.0]])
+    true_5 = np.exp(0.5 + 1.2) * 0.05**2 / (0.05**2 + (0.07 * np.exp(-0.8)) ** 2)
+    assert abs(shifted.uplift_logit(row, np.array([0.05]))[0] - true_5) < 0.1 * true_5
+    assert fixed.uplift_logit(row, np.array([0.05]))[0] < 0.9 * true_5
