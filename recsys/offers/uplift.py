@@ -39,7 +39,8 @@ def hill_basis(level: np.ndarray, halves: tuple[float, ...]) -> np.ndarray:
 class OffsetHillGLM:
     """The estimator on arrays: offset (n,), z (n, k) standardised features, level (n,), y (n,), w (n,).
 
-    theta = [c, a_1, b_1 (k), ..., a_J, b_J (k)]; link 'softplus' or 'exp' for beta_j.
+    theta = [c, a_1, b_1 (k), ..., a_J, b_J (k)], then kappa_1..J with `half_shift`; link 'softplus' or
+    'exp' for beta_j.
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class OffsetHillGLM:
     def _basis(self, level: np.ndarray, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """g_j(L) per row. With `half_shift` each half-saturation is h_j x exp(kappa_j z_0): it moves
         with the first feature (deal proneness: the most deal-prone respond to smaller discounts)."""
-        if not self.half_shift:
+        if not (self.half_shift and self.halves):
             return hill_basis(level, self.halves)
         kappa = theta[-len(self.halves) :]
         shift = np.exp(np.clip(kappa[None, :] * z[:, :1], -5.0, 5.0))
