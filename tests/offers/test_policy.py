@@ -173,27 +173,26 @@ def test_lookback_bounds_the_history_behind_every_estimate(data):
 
     short = DiscountPlanner(lookback_weeks=4, min_history_weeks=2).fit(data.tables)
     assert type(short.response_).__name__ == "StructuralResponse"
+    organic = organic_interactions(data.tables["interactions"], data.tables["offers"])
+
+    def deal_share_over_4_weeks(rows, at) -> np.ndarray:
+        base = point_in_time_baseline(
+            organic,
+            data.tables["products"],
+            rows["customer_id"].to_numpy(),
+            rows["product_group"].to_numpy(),
+            at,
+            lookback_weeks=4,
+        )
+        return base["deal_share"].to_numpy()
+
     cand = short.candidates_
-    expected = point_in_time_baseline(
-        organic_interactions(data.tables["interactions"], data.tables["offers"]),
-        data.tables["products"],
-        cand["customer_id"].to_numpy(),
-        cand["product_group"].to_numpy(),
-        np.full(len(cand), short.as_of_.to_datetime64()),
-        lookback_weeks=4,
-    )
-    assert np.allclose(short.features_["deal_proneness"], expected["deal_share"], equal_nan=True)
+    expected = deal_share_over_4_weeks(cand, np.full(len(cand), short.as_of_.to_datetime64()))
+    assert np.allclose(short.features_["deal_proneness"], expected, equal_nan=True)
     # and the training offers' inputs come from the 4 weeks before each offer was sent
     frame = short.training_frame_
-    at_send = point_in_time_baseline(
-        organic_interactions(data.tables["interactions"], data.tables["offers"]),
-        data.tables["products"],
-        frame["customer_id"].to_numpy(),
-        frame["product_group"].to_numpy(),
-        frame["sent_at"].to_numpy(),
-        lookback_weeks=4,
-    )
-    assert np.allclose(frame["deal_proneness"], at_send["deal_share"], equal_nan=True)
+    at_send = deal_share_over_4_weeks(frame, frame["sent_at"].to_numpy())
+    assert np.allclose(frame["deal_proneness"], at_send, equal_nan=True)
     # the whole 16 weeks (default lookback 26) sees more lines, so different shares for some customers
     full = DiscountPlanner(min_history_weeks=2).fit(data.tables)
     assert not np.allclose(
