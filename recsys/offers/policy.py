@@ -116,7 +116,7 @@ def diet_allowed_groups(tables: dict[str, pd.DataFrame], min_allowed_share: floa
 
 
 def logged_offer_frame(
-    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, snapshot_weeks: int = 4
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, snapshot_weeks: int = 4, lookback_weeks: int = 26
 ) -> pd.DataFrame | None:
     """Logged offers with a level and a propensity whose window closed before `as_of`, with
     point-in-time features: history up to the snapshot that precedes the offer (snapshots every
@@ -149,7 +149,7 @@ def logged_offer_frame(
         if (inter["timestamp"] < snap).sum() == 0:
             continue
         life = lifecycle_metrics(inter, snap, churn="heuristic")
-        hist = group_history(inter, products, snap, offers=offers)
+        hist = group_history(inter, products, snap, lookback_weeks, offers=offers)
         feats = pair_features(hist, life, grp, window.loc[grp.index].to_numpy())
         parts.append(
             feats.assign(
@@ -360,6 +360,7 @@ class DiscountPlanner:
     def fit(
         self, tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp | None = None
     ) -> DiscountPlanner:
+        self._check_history_window()
         inter = tables["interactions"]
         if inter.empty:
             raise ValueError("no interactions: nothing to base discounts on")
@@ -374,7 +375,9 @@ class DiscountPlanner:
         tables = {**tables, "interactions": inter}
         self.lifecycle_ = lifecycle_metrics(inter, self.as_of_)
         self.lifecycle_["tier"] = churn_tier(self.lifecycle_)
-        self.history_ = group_history(inter, tables["products"], self.as_of_, offers=tables.get("offers"))
+        self.history_ = group_history(
+            inter, tables["products"], self.as_of_, self.lookback_weeks, offers=tables.get("offers")
+        )
         self.response_ = self._fit_response(tables)
         self.candidates_ = self._candidates(tables)
         if isinstance(self.response_, StructuralResponse):
@@ -396,6 +399,18 @@ class DiscountPlanner:
         self.cost_factor_ = self._cost_factor()
         self._economics()
         return self
+
+    def _check_history_window(self) -> None:
+        """A lookback shorter than the history a training offer needs would leave no offer to learn from
+        and fall back to the prior curves without saying so."""
+        lookback = self.lookback_weeks
+        if isinstance(lookback, bool) or not isinstance(lookback, int | np.integer) or lookback < 1:
+            raise ValueError(f"lookback_weeks must be a whole number of weeks >= 1, got {lookback!r}")
+        if self.min_history_weeks > lookback:
+            raise ValueError(
+                f"min_history_weeks ({self.min_history_weeks:g}) exceeds lookback_weeks ({lookback}): "
+                "no logged offer could have that much history in view"
+            )
 
     def _shape_prior(self) -> dict[str, np.ndarray] | None:
         """The visit-trend prior fitted on the training offers: candidates are scored with the same
@@ -454,7 +469,7 @@ class DiscountPlanner:
             return model.fit(frame, frame["level"], frame["bought"], frame["propensity"], baseline=baseline)
         if not isinstance(self.response, ResponseModel) and self.response != "logistic":
             raise ValueError(f"unknown response {self.response!r}")
-        frame = logged_offer_frame(tables, self.as_of_, self.snapshot_weeks)
+        frame = logged_offer_frame(tables, self.as_of_, self.snapshot_weeks, self.lookback_weeks)
         self.training_frame_ = frame
         if frame is None or frame["bought"].nunique() < 2:
             if not isinstance(self.response, str):

@@ -145,6 +145,17 @@ def test_cli_bad_input(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
     assert main(["offers", "--data", str(tmp_path), "--budget", "-1", "--out", str(tmp_path / "o.csv")]) == 2
     assert "budget" in capsys.readouterr().err
+    args = ["offers", "--data", str(tmp_path), "--budget", "5", "--out", str(tmp_path / "o.csv")]
+    assert main([*args, "--lookback-weeks", "0"]) == 2
+    assert "--lookback-weeks must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_lookback_shorter_than_the_training_history_is_refused(data):
+    with pytest.raises(ValueError, match=r"min_history_weeks \(12\) exceeds lookback_weeks \(8\)"):
+        DiscountPlanner(lookback_weeks=8).fit(data.tables)
+    with pytest.raises(ValueError, match="lookback_weeks must be a whole number of weeks >= 1, got 2.5"):
+        DiscountPlanner(lookback_weeks=2.5, min_history_weeks=2).fit(data.tables)
 
 
 def test_cli_writes_plan(tmp_path, data):
@@ -154,6 +165,11 @@ def test_cli_writes_plan(tmp_path, data):
     write_synthetic(data, tmp_path / "syn")
     out = tmp_path / "offers.csv"
     assert main(["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(out)]) == 0
+    # a lookback shorter than the planner's training-history minimum: that minimum follows it
+    short = tmp_path / "short.csv"
+    args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(short)]
+    assert main([*args, "--lookback-weeks", "8"]) == 0
+    assert len(pd.read_csv(short)) > 0
     plan = pd.read_csv(out)
     assert list(plan.columns) == [
         "customer_id",
@@ -193,8 +209,19 @@ def test_lookback_bounds_the_history_behind_every_estimate(data):
     frame = short.training_frame_
     at_send = deal_share_over_4_weeks(frame, frame["sent_at"].to_numpy())
     assert np.allclose(frame["deal_proneness"], at_send, equal_nan=True)
+    # the candidate groups' spend history (shares, basket values) covers the same 4 weeks
+    recent = data.tables["interactions"]["timestamp"] >= short.as_of_ - pd.Timedelta(weeks=4)
+    bought_lately = set(data.tables["interactions"].loc[recent, "customer_id"])
+    assert set(short.history_.index.get_level_values("customer_id")) == bought_lately
+    assert short.history_["weeks_observed"].max() <= 4.0
     # the whole 16 weeks (default lookback 26) sees more lines, so different shares for some customers
     full = DiscountPlanner(min_history_weeks=2).fit(data.tables)
-    assert not np.allclose(
-        full.features_["deal_proneness"], short.features_["deal_proneness"], equal_nan=True
-    )
+    assert len(full.candidates_) > len(short.candidates_)  # groups bought only before the 4 weeks
+
+    def deal_by_pair(planner) -> pd.Series:
+        pairs = pd.MultiIndex.from_frame(planner.candidates_[["customer_id", "product_group"]])
+        return pd.Series(planner.features_["deal_proneness"].to_numpy(), index=pairs)
+
+    both = deal_by_pair(short).to_frame("short").join(deal_by_pair(full).rename("full"), how="inner")
+    assert len(both) > 0
+    assert not np.allclose(both["short"], both["full"], equal_nan=True)
