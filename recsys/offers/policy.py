@@ -312,11 +312,13 @@ class DiscountPlanner:
     much history when the offer was sent (12: baselines about as reliable as the candidates', which are
     scored on the full lookback; 2 gave oracle shares 1-5 points lower on the synthetic benchmark).
     lookback_weeks: history behind every baseline, deal share and visit trend (training offers,
-    pseudo-decisions, candidates). 26 by default, though longer histories hold more. On synthetic
-    data with 104 weeks of history (logged offers at the same rate), a 104-week lookback lifts the
-    policy to 0.923-0.955 of the oracle's profit, against 0.81-0.91 on 26 weeks. But the plans' TRUE
-    cost then overran the budget by up to 1.3% on three of six seeds (12% with a quarter of the
-    offers), and the budget is a hard promise (`benchmarks/offers_design_log.md`, "History length").
+    pseudo-decisions, candidates) and behind the candidate groups' spend history; at least
+    `min_history_weeks`. 26 by default, though longer histories hold more. On synthetic data with 52
+    weeks of history (as long as Complete Journey) a 52-week lookback lifts the policy to 0.872-0.965
+    of the oracle's profit, and on 104 weeks a 104-week lookback to 0.923-0.955, against 0.81-0.91 on
+    26 weeks. But the plans' TRUE cost then overran the budget by up to 5.6% (52 weeks, two of five
+    seeds) and 1.3% (104 weeks, three of six), and the budget is a hard promise
+    (`benchmarks/offers_design_log.md`, "History length").
     cost_top_share: the measured cost ratio is taken on the best half of the profitable held-out offers
     (`measured_cost_ratio`'s `top_share`); with the whole selection (1.0) the plan's TRUE cost overran
     the budget by 2-7% on two of five synthetic seeds.
