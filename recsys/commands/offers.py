@@ -10,6 +10,7 @@ COLUMNS = (
     "customer_id",
     "product_group",
     "discount_level",
+    "propensity",
     "expected_uplift",
     "expected_profit",
     "reason",
@@ -24,6 +25,8 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-per-customer must be >= 1, got {args.max_per_customer}")
     if not 0 <= args.margin <= 1:
         raise ValueError(f"--margin must be a rate in [0, 1], got {args.margin}")
+    if not 0 <= args.explore <= 1:
+        raise ValueError(f"--explore must be a share in [0, 1], got {args.explore}")
     if args.lookback_weeks is not None and args.lookback_weeks < 1:
         raise ValueError(f"--lookback-weeks must be >= 1, got {args.lookback_weeks}")
     data = Path(args.data)
@@ -41,9 +44,13 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         }
     start = time.perf_counter()
     tables = read_tables(data, skip=("promotions",))  # the discount planner does not use it
-    planner = DiscountPlanner(max_per_customer=args.max_per_customer, margin=args.margin, **window).fit(
-        tables, args.as_of
-    )
+    planner = DiscountPlanner(
+        max_per_customer=args.max_per_customer,
+        margin=args.margin,
+        explore=args.explore,
+        explore_seed=args.explore_seed,
+        **window,
+    ).fit(tables, args.as_of)
     plan = planner.plan(args.budget)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +61,13 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         f"{plan['expected_cost'].sum():,.2f} of budget {args.budget:,.2f}; expected incremental profit "
         f"{plan['expected_profit'].sum():,.2f}; response model {kind}; as of {planner.as_of_.date()}"
     )
+    if args.explore > 0:
+        explored = plan["reason"].str.startswith("exploration")
+        controls = explored & (plan["discount_level"] == 0)
+        print(
+            f"exploration: {explored.sum():,} offers at a random level, {controls.sum():,} of them "
+            "no-discount controls (log them as offers at level 0); log each offer with its propensity"
+        )
     if kind == "PriorResponse":
         print("note: no logged offers with discount levels; levels come from the documented prior curves")
     print(f"Wrote {out} in {time.perf_counter() - start:.1f}s")
@@ -79,4 +93,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "planner's, 26; longer lookbacks raised the synthetic benchmark's profit but overran its "
         "true budget, see benchmarks/offers_design_log.md)",
     )
+    p.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="share of the offers sent at a random level (0%% = a no-discount control) with the level's "
+        "propensity in the CSV, so the campaign's outcomes can train the next response fit (default 0)",
+    )
+    p.add_argument("--explore-seed", dest="explore_seed", type=int, default=0, help="seed of those draws")
     p.set_defaults(func=_cmd_offers)

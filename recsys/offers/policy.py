@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recsys.offers.explore import explore_levels, randomised_cost
 from recsys.offers.features import (
     group_history,
     group_value,
@@ -30,7 +31,7 @@ from recsys.offers.features import (
     structural_features,
 )
 from recsys.offers.lifecycle import lifecycle_metrics
-from recsys.offers.optimize import allocate, refill
+from recsys.offers.optimize import Allocation, allocate, refill
 from recsys.offers.response import LEVELS, PriorResponse, ResponseModel, ips_weights
 from recsys.offers.uplift import StructuralResponse
 
@@ -319,6 +320,12 @@ class DiscountPlanner:
     26 weeks. But the plans' TRUE cost then overran the budget by up to 5.6% (52 weeks, two of five
     seeds) and 1.3% (104 weeks, three of six), and the budget is a hard promise
     (`benchmarks/offers_design_log.md`, "History length").
+    explore: share of the plan's offers whose level is drawn at random (`recsys.offers.explore`): from
+    the levels the customer's tier allows, 0% (a no-discount control) included, and logged with its
+    propensity so that the campaign's outcomes can train the next fit. 0 (default): every offer at its
+    planned level, propensity 1. The budget still holds: the planned part shrinks until the randomised
+    plan's expected cost plus three standard deviations fits, and the drawn plan is checked.
+    explore_seed: seed of those draws.
     cost_top_share: the measured cost ratio is taken on the best half of the profitable held-out offers
     (`measured_cost_ratio`'s `top_share`); with the whole selection (1.0) the plan's TRUE cost overran
     the budget by 2-7% on two of five synthetic seeds.
@@ -341,6 +348,8 @@ class DiscountPlanner:
         min_history_weeks: float = 12.0,
         cost_top_share: float = 0.5,
         lookback_weeks: int = 26,
+        explore: float = 0.0,
+        explore_seed: int = 0,
     ):
         self.levels = levels
         self.n_groups = n_groups
@@ -357,6 +366,8 @@ class DiscountPlanner:
         self.min_history_weeks = min_history_weeks
         self.cost_top_share = cost_top_share
         self.lookback_weeks = lookback_weeks
+        self.explore = explore
+        self.explore_seed = explore_seed
 
     # ---- fit --------------------------------------------------------------------------------
     def fit(
@@ -560,13 +571,65 @@ class DiscountPlanner:
         """Batch decisions for a campaign: one row per offer, total expected cost <= budget."""
         if budget < 0:
             raise ValueError(f"budget must be >= 0, got {budget}")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"explore must be a share in [0, 1], got {self.explore}")
         cap = self.max_per_customer if max_per_customer is None else max_per_customer
+        if self.explore == 0.0:
+            alloc = self._allocate(budget, cap)
+            propensity, explored = np.where(alloc.choice >= 0, 1.0, np.nan), None
+        else:
+            alloc, propensity, explored = self._explored_allocation(budget, cap)
+        self.lam_ = alloc.lam
+        self.allocation_ = alloc
+        return self._decisions(alloc.choice, propensity, explored)
+
+    def _allocate(self, budget: float, cap: int | None) -> Allocation:
         alloc = allocate(self.profit_, self.cost_, self.customer_codes_, budget, cap, self.allowed_)
         if self.refill:
             alloc = refill(self.profit_, self.cost_, self.customer_codes_, budget, cap, self.allowed_, alloc)
-        self.lam_ = alloc.lam
-        self.allocation_ = alloc
-        return self._decisions(alloc.choice)
+        return alloc
+
+    def _explored_allocation(
+        self, budget: float, cap: int | None
+    ) -> tuple[Allocation, np.ndarray, np.ndarray]:
+        """The plan with `explore` of its offers at a random level, each offer's propensity and which
+        offers were explored. The
+        planned part's budget is the largest (bisection) whose randomised expected cost + 3 sd fits; a
+        draw that still overruns (about 1 in 700) shrinks it further and draws again."""
+        levels = np.asarray(self.levels, dtype=float)
+        tier = self.candidates_["tier"].to_numpy()
+        max_level = np.array([self.tiers[t].max_level if t in self.tiers else 1.0 for t in tier])
+        eligible = levels[None, :] <= max_level[:, None] + 1e-9  # 0% (a control) always included
+
+        def fitting(limit: float) -> tuple[Allocation, float]:
+            """The plan at the largest planned budget <= limit whose randomised cost fits (bisection)."""
+
+            def fits(inner: float) -> tuple[Allocation, bool]:
+                alloc = self._allocate(inner, cap)
+                mean, var = randomised_cost(alloc.choice, self.cost_, eligible, self.explore)
+                return alloc, mean + 3.0 * np.sqrt(var) <= budget * (1.0 + 1e-12)
+
+            alloc, ok = fits(limit)
+            if ok:
+                return alloc, limit
+            lo, hi = 0.0, limit  # an empty plan (budget 0) always fits
+            for _ in range(20):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if fits(mid)[1] else (lo, mid)
+            return fits(lo)[0], lo
+
+        rng = np.random.default_rng(self.explore_seed)
+        limit = budget
+        for _ in range(100):
+            alloc, inner = fitting(limit)
+            drawn = explore_levels(alloc.choice, eligible, self.explore, rng)
+            rows = np.flatnonzero(drawn.choice >= 0)
+            cost = float(self.cost_[rows, drawn.choice[rows]].sum())
+            if cost <= budget * (1.0 + 1e-12):
+                profit = float(self.profit_[rows, drawn.choice[rows]].sum())
+                return Allocation(drawn.choice, profit, cost, alloc.lam), drawn.propensity, drawn.explored
+            limit = 0.97 * inner
+        raise RuntimeError("no randomised plan fits the budget")  # 0.97^100: the plan is all but empty
 
     def recommend(
         self, customer_id: str, max_offers: int | None = None, lam: float | None = None
@@ -630,12 +693,28 @@ class DiscountPlanner:
             f"price {getattr(self, 'lam_', 0.0):.2f})"
         )
 
-    def _decisions(self, choice: np.ndarray) -> pd.DataFrame:
+    def _decisions(
+        self, choice: np.ndarray, propensity: np.ndarray | None = None, explored: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """One row per offer; `propensity` (default 1: a decided level) and `explored` (offers whose
+        level was drawn at random, named in their reason) come from `plan`."""
         rows = np.flatnonzero(choice >= 0)
         cols = choice[rows]
         cand = self.candidates_.iloc[rows]
         lv = np.asarray(self.levels, dtype=float)
         p = self.curves_[rows]
+        why = reasons(cand, lv[cols], p[np.arange(len(rows)), cols] - p[:, 0], self.deal_prone_threshold)
+        prop = np.ones(len(rows)) if propensity is None else propensity[rows]
+        if explored is not None and explored[rows].any():
+            why = [
+                (
+                    f"exploration ({'control: send no discount' if lv[c] == 0 else 'random level'}, "
+                    f"propensity {pr:.3f}); {w}"
+                )
+                if e
+                else w
+                for w, c, pr, e in zip(why, cols, prop, explored[rows], strict=True)
+            ]
         out = pd.DataFrame(
             {
                 "customer_id": cand["customer_id"].to_numpy(),
@@ -644,9 +723,8 @@ class DiscountPlanner:
                 "expected_uplift": p[np.arange(len(rows)), cols] - p[:, 0],
                 "expected_profit": self.profit_[rows, cols],
                 "expected_cost": self.cost_[rows, cols],
-                "reason": reasons(
-                    cand, lv[cols], p[np.arange(len(rows)), cols] - p[:, 0], self.deal_prone_threshold
-                ),
+                "propensity": prop,
+                "reason": why,
                 "best_send_time": cand["best_send_time"].to_numpy(),
             }
         )

@@ -148,6 +148,8 @@ def test_cli_bad_input(tmp_path, capsys):
     args = ["offers", "--data", str(tmp_path), "--budget", "5", "--out", str(tmp_path / "o.csv")]
     assert main([*args, "--lookback-weeks", "0"]) == 2
     assert "--lookback-weeks must be >= 1, got 0" in capsys.readouterr().err
+    assert main([*args, "--explore", "2"]) == 2
+    assert "--explore must be a share in [0, 1], got 2.0" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -175,11 +177,17 @@ def test_cli_writes_plan(tmp_path, data):
         "customer_id",
         "product_group",
         "discount_level",
+        "propensity",
         "expected_uplift",
         "expected_profit",
         "reason",
         "best_send_time",
     ]
+    assert (plan["propensity"] == 1.0).all()
+    explored = tmp_path / "explored.csv"
+    args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(explored)]
+    assert main([*args, "--explore", "0.5"]) == 0
+    assert (pd.read_csv(explored)["propensity"] < 1.0).any()
 
 
 def test_lookback_bounds_the_history_behind_every_estimate(data):
