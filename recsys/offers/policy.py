@@ -559,12 +559,18 @@ class DiscountPlanner:
         self.allowed_ = self._tier_mask()
         self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
 
-    def _tier_mask(self) -> np.ndarray:
+    def _tier_levels(self) -> np.ndarray:
+        """candidates x levels: the levels each candidate's churn tier allows (0% included)."""
         lv = np.asarray(self.levels, dtype=float)[None, :]
         tier = self.candidates_["tier"].to_numpy()
         max_level = np.array([self.tiers[t].max_level if t in self.tiers else 1.0 for t in tier])[:, None]
+        return lv <= max_level + 1e-9
+
+    def _tier_mask(self) -> np.ndarray:
+        lv = np.asarray(self.levels, dtype=float)[None, :]
+        tier = self.candidates_["tier"].to_numpy()
         min_roi = np.array([self.tiers[t].min_roi if t in self.tiers else 0.0 for t in tier])[:, None]
-        return (lv > 0) & (lv <= max_level + 1e-9) & (self.profit_ >= min_roi * self.cost_)
+        return (lv > 0) & self._tier_levels() & (self.profit_ >= min_roi * self.cost_)
 
     # ---- decisions ----------------------------------------------------------------------------
     def plan(self, budget: float, max_per_customer: int | None = None) -> pd.DataFrame:
@@ -593,13 +599,10 @@ class DiscountPlanner:
         self, budget: float, cap: int | None
     ) -> tuple[Allocation, np.ndarray, np.ndarray]:
         """The plan with `explore` of its offers at a random level, each offer's propensity and which
-        offers were explored. The
-        planned part's budget is the largest (bisection) whose randomised expected cost + 3 sd fits; a
-        draw that still overruns (about 1 in 700) shrinks it further and draws again."""
-        levels = np.asarray(self.levels, dtype=float)
-        tier = self.candidates_["tier"].to_numpy()
-        max_level = np.array([self.tiers[t].max_level if t in self.tiers else 1.0 for t in tier])
-        eligible = levels[None, :] <= max_level[:, None] + 1e-9  # 0% (a control) always included
+        offers were explored. The planned part's budget is the largest (bisection) whose randomised
+        expected cost + 3 sd fits; a draw that still overruns (about 1 in 700) shrinks it further and
+        draws again."""
+        eligible = self._tier_levels()  # 0% (a no-discount control) always included
 
         def fitting(limit: float) -> tuple[Allocation, float]:
             """The plan at the largest planned budget <= limit whose randomised cost fits (bisection)."""
