@@ -61,10 +61,11 @@ def true_score(
 
 
 def oracle_planner(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
-    """A copy of a fitted planner whose curves are the true ones (same candidates, caps and tiers) and
-    no cost safety margin: the oracle knows its costs exactly."""
+    """A copy of a fitted planner whose curves are the true ones (same candidates, caps and tiers), no
+    cost safety margin and no exploration: the oracle knows its costs exactly."""
     oracle = copy.copy(planner)
     oracle.cost_safety = 0.0
+    oracle.explore = 0.0  # it knows the curves: nothing to learn
     oracle.curves_ = true_curves(planner, truth_response)
     oracle._economics()
     return oracle
