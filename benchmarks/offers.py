@@ -81,12 +81,15 @@ def hindsight_margin_plan(planner: DiscountPlanner, data, budget: float, steps: 
         return true_score(q.allocation_.choice, true, value, margin, planner.levels)
 
     lo, hi = 0.7, 1.6
-    if score(lo).cost <= budget:
-        return lo, score(lo)
+    best = score(lo)
+    if best.cost <= budget:
+        return lo, best
+    best = score(hi)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if score(mid).cost <= budget else (mid, hi)
-    return hi, score(hi)
+        trial = score(mid)
+        lo, hi, best = (lo, mid, trial) if trial.cost <= budget else (mid, hi, best)
+    return hi, best
 
 
 HINDSIGHT = "model, hindsight cost margin"

@@ -616,10 +616,12 @@ class DiscountPlanner:
             if ok:
                 return alloc, limit
             lo, hi = 0.0, limit  # an empty plan (budget 0) always fits
+            best = self._allocate(0.0, cap)
             for _ in range(20):
                 mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if fits(mid)[1] else (lo, mid)
-            return fits(lo)[0], lo
+                trial, ok = fits(mid)
+                lo, hi, best = (mid, hi, trial) if ok else (lo, mid, best)
+            return best, lo
 
         rng = np.random.default_rng(self.explore_seed)
         limit = budget
