@@ -49,6 +49,7 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         margin=args.margin,
         explore=args.explore,
         explore_seed=args.explore_seed,
+        campaign_cost_check=args.campaign_cost_check,
         **window,
     ).fit(tables, args.as_of)
     plan = planner.plan(args.budget)
@@ -61,6 +62,13 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         f"{plan['expected_cost'].sum():,.2f} of budget {args.budget:,.2f}; expected incremental profit "
         f"{plan['expected_profit'].sum():,.2f}; response model {kind}; as of {planner.as_of_.date()}"
     )
+    ratio = getattr(planner, "cost_ratio_", None)
+    if ratio:
+        print(
+            f"budget margin: planned cost = expected cost x {planner.cost_factor_:.3f}, from realised / "
+            f"predicted discount cost {ratio['ratio']:.3f} (90% upper bound {ratio['upper']:.3f}) on "
+            f"{ratio['offers']:,} {ratio['source']}"
+        )
     if args.explore > 0:
         explored = plan["reason"].str.startswith("exploration")
         controls = explored & (plan["discount_level"] == 0)
@@ -101,4 +109,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "propensity in the CSV, so the campaign's outcomes can train the next response fit (default 0)",
     )
     p.add_argument("--explore-seed", dest="explore_seed", type=int, default=0, help="seed of those draws")
+    p.add_argument(
+        "--campaign-cost-check",
+        dest="campaign_cost_check",
+        choices=["max", "instead", "off"],
+        default="max",
+        help="once 500+ logged offers carry a campaign id and a decided level, also measure the budget "
+        "margin on them: 'max' (default) keeps the larger of that and the held-out check, 'instead' "
+        "uses them alone, 'off' ignores them",
+    )
     p.set_defaults(func=_cmd_offers)

@@ -76,3 +76,47 @@ def test_appended_campaign_is_valid_and_trains_the_next_fit(data):
         .notna()
         .sum()
     )
+
+
+def _with_campaign(data, redeemed: bool) -> tuple[dict, pd.Timestamp, int]:
+    """The tables plus one campaign of the planner's own offers, every one redeemed (or none)."""
+    tables = dict(data.tables)
+    as_of = tables["interactions"]["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    plan = DiscountPlanner().fit(tables, as_of).plan(300.0)
+    sent = as_of - pd.Timedelta(weeks=1)
+    new = campaign_outcomes(plan, data.truth["response"], sent, np.random.default_rng(3), "C9")
+    new["redeemed_at"] = (sent + pd.Timedelta(days=2)) if redeemed else pd.NaT
+    new["redeemed_at"] = new["redeemed_at"].astype("datetime64[ns]")
+    tables["offers"] = pd.concat([tables["offers"], new], ignore_index=True)
+    return tables, as_of, int((new["discount_level"] > 0).sum())
+
+
+def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data):
+    tables, as_of, n = _with_campaign(data, redeemed=True)
+    assert n >= 50
+    planner = DiscountPlanner(min_campaign_offers=50).fit(tables, as_of)
+    # every planned offer redeemed: realised cost = L x v per offer, predicted L x v x P(buy) < it
+    assert planner.cost_ratio_["source"] == "offers of past campaigns"
+    assert planner.cost_ratio_["offers"] <= n
+    assert planner.cost_ratio_["ratio"] > 1.5
+    assert planner.cost_factor_ == pytest.approx(planner.cost_ratio_["upper"])
+    held_out = DiscountPlanner(min_campaign_offers=n + 1).fit(tables, as_of)
+    assert held_out.cost_ratio_["source"] == "held-out logged offers"
+
+
+def test_campaign_that_cost_nothing_still_keeps_the_floor_and_max_keeps_the_held_out_check(data):
+    tables, as_of, _ = _with_campaign(data, redeemed=False)
+    alone = DiscountPlanner(min_campaign_offers=50, campaign_cost_check="instead").fit(tables, as_of)
+    assert alone.cost_ratio_["source"] == "offers of past campaigns"
+    assert alone.cost_ratio_["ratio"] == 0.0
+    assert alone.cost_factor_ == 1.0
+    # the default takes the larger bound: a campaign that cost nothing never lowers the margin
+    both = DiscountPlanner(min_campaign_offers=50).fit(tables, as_of)
+    off = DiscountPlanner(campaign_cost_check="off").fit(tables, as_of)
+    assert both.cost_ratio_["source"] == off.cost_ratio_["source"] == "held-out logged offers"
+    assert both.cost_factor_ == pytest.approx(off.cost_factor_)
+
+
+def test_unknown_campaign_check_is_refused(data):
+    with pytest.raises(ValueError, match="campaign_cost_check must be 'max', 'instead' or 'off', got 'all'"):
+        DiscountPlanner(campaign_cost_check="all").fit(data.tables)

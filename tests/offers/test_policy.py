@@ -160,13 +160,14 @@ def test_lookback_shorter_than_the_training_history_is_refused(data):
         DiscountPlanner(lookback_weeks=2.5, min_history_weeks=2).fit(data.tables)
 
 
-def test_cli_writes_plan(tmp_path, data):
+def test_cli_writes_plan(tmp_path, data, capsys):
     from recsys.cli import main
     from recsys.data.synthetic import write_synthetic
 
     write_synthetic(data, tmp_path / "syn")
     out = tmp_path / "offers.csv"
     assert main(["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(out)]) == 0
+    assert "held-out logged offers" in capsys.readouterr().out.split("budget margin: planned cost")[1]
     # a lookback shorter than the planner's training-history minimum: that minimum follows it
     short = tmp_path / "short.csv"
     args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(short)]
