@@ -59,6 +59,32 @@ def round_rows(planner: DiscountPlanner, data, budgets: list[float]) -> list[dic
     return rows
 
 
+def send_campaign(
+    planner: DiscountPlanner, truth: pd.DataFrame, budget: float, as_of, rng, campaign_id: str
+) -> tuple[pd.DataFrame, dict]:
+    """Plan a campaign (with the planner's exploration), draw its redemptions from the truth in the
+    last week before `as_of`, and score it: (offer rows to log, summary columns)."""
+    plan = planner.plan(budget)
+    new = campaign_outcomes(plan, truth, as_of - pd.Timedelta(weeks=1), rng, campaign_id)
+    c, choice = planner.candidates_, planner.allocation_.choice
+    value, margin = c["value"].to_numpy(), c["margin"].to_numpy()
+    oracle = exact_oracle(planner, truth)
+    oracle.plan(budget)
+    s = true_score(choice, oracle.curves_, value, margin, planner.levels)
+    o = true_score(oracle.allocation_.choice, oracle.curves_, value, margin, planner.levels)
+    predicted = true_score(choice, planner.curves_, value, margin, planner.levels).cost  # the model's
+    key = ["customer_id", "product_group"]
+    v_new = new[key].merge(c[key + ["value"]], on=key, how="left")["value"].to_numpy()
+    realised = float((new["discount_level"] * v_new * new["redeemed_at"].notna()).sum())
+    return new, {
+        "campaign offers": float(len(new)),
+        "campaign / oracle": s.profit / o.profit,
+        "campaign true cost / budget": s.cost / budget,
+        "campaign realised / predicted cost": realised / predicted,
+        "campaign true / predicted cost": s.cost / predicted,
+    }
+
+
 def run_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     start = time.perf_counter()
     data = generate(
@@ -88,35 +114,13 @@ def run_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
         rows = round_rows(planner, data, budgets)
         ratio = planner.cost_ratio_
         check = {"cost check on": ratio["source"], "checked offers": float(ratio["offers"])}
-        campaign = {}
+        campaign: dict = {}
         if r < args.rounds:
             planner.explore, planner.explore_seed = args.explore, 1000 * seed + r
-            budget = args.campaign_budget * budgets[-1]
-            plan = planner.plan(budget)
-            c = planner.candidates_
-            oracle = exact_oracle(planner, truth)
-            oracle.plan(budget)
-            value, margin = c["value"].to_numpy(), c["margin"].to_numpy()
-            s = true_score(planner.allocation_.choice, oracle.curves_, value, margin, planner.levels)
-            o = true_score(oracle.allocation_.choice, oracle.curves_, value, margin, planner.levels)
-            sent = as_of - pd.Timedelta(weeks=1)
-            new = campaign_outcomes(plan, truth, sent, rng, f"S{seed}R{r + 1}")
-            tables["offers"] = pd.concat([tables["offers"], new], ignore_index=True)
-            rows_ = np.flatnonzero(planner.allocation_.choice >= 0)
-            col = planner.allocation_.choice[rows_]
-            predicted = float(
-                (np.asarray(planner.levels)[col] * value[rows_] * planner.curves_[rows_, col]).sum()
+            new, campaign = send_campaign(
+                planner, truth, args.campaign_budget * budgets[-1], as_of, rng, f"S{seed}R{r + 1}"
             )
-            key = ["customer_id", "product_group"]
-            v_new = new[key].merge(c[key + ["value"]], on=key, how="left")["value"].to_numpy()
-            realised = float((new["discount_level"] * v_new * new["redeemed_at"].notna()).sum())
-            campaign = {
-                "campaign offers": float(len(new)),
-                "campaign / oracle": s.profit / o.profit,
-                "campaign true cost / budget": s.cost / budget,
-                "campaign realised / predicted cost": realised / predicted,
-                "campaign true / predicted cost": s.cost / predicted,
-            }
+            tables["offers"] = pd.concat([tables["offers"], new], ignore_index=True)
         for row in rows:
             out.append({"seed": seed, "round": r, "logged offers used": logged, **row, **check, **campaign})
         print(f"seed {seed} round {r}: {time.perf_counter() - start:.0f}s", flush=True)

@@ -230,8 +230,6 @@ def campaign_outcomes(
     what the next fit learns from: the closed loop a campaign runs in (`benchmarks/offers_rounds.py`)."""
     from recsys.data.synthetic import true_response_probability
 
-    if plan.empty:
-        return pd.DataFrame(columns=["offer_id", "customer_id", "product_group", "discount_level"])
     rows = _truth_rows(truth_response, plan)
     level = plan["discount_level"].to_numpy(float)
     ladder = np.unique(level)

@@ -36,6 +36,8 @@ def test_outcomes_follow_the_true_curve_known_answer():
     assert (out["redeemed_at"].dropna() <= out["expires_at"][out["redeemed_at"].notna()]).all()
     assert out["propensity"].tolist() == [0.1, 0.9, 1.0, 1.0]
     assert out["offer_id"].is_unique and set(out["campaign_id"]) == {"C1"}
+    empty = campaign_outcomes(plan.iloc[:0], truth, sent, np.random.default_rng(0), "C0")
+    assert empty.empty and list(empty.columns) == list(out.columns)
 
 
 def test_redemption_rate_matches_the_true_probability():
