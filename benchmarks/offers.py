@@ -505,6 +505,30 @@ def main() -> None:
     print("\n".join(md + s_md + c_md))
 
 
+def offers_at_default_rate(weeks: int) -> float:
+    """Logged offers per consenting customer at the 26-week default's rate (8 per 26 weeks)."""
+    return 8.0 * weeks / 26.0
+
+
+def seed_frames(run, args: argparse.Namespace) -> list[pd.DataFrame]:
+    """`run(args, seed)` for every seed in `args.seeds`, `args.jobs` at a time (one process each)."""
+    if args.jobs <= 1:
+        return [run(args, seed) for seed in args.seeds]
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(args.jobs) as pool:
+        return list(pool.map(partial(run, args), args.seeds))
+
+
+def write_results(name: str, md: str, table: pd.DataFrame) -> None:
+    """benchmarks/results/<name>.md and .csv, and the markdown on stdout."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.md").write_text(md)
+    table.to_csv(OUT / f"{name}.csv", index=False)
+    print(md)
+
+
 def _history_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     _, _, comp, _ = compare_policies(
         args.customers,
@@ -522,16 +546,9 @@ def history_run(args: argparse.Namespace) -> None:
     """The policy-vs-oracle comparison on another history length, planner lookback, logged-offer count
     and response form, summarised per seed and budget in offers_<config>.md / .csv next to offers.md.
     `--jobs 2` fits two seeds at a time."""
-    if args.offers_per_customer is None:  # the same rate of logged offers as the 26-week default
-        args.offers_per_customer = 8.0 * args.weeks / 26.0
-    if args.jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from functools import partial
-
-        with ProcessPoolExecutor(args.jobs) as pool:
-            frames = list(pool.map(partial(_history_seed, args), args.seeds))
-    else:
-        frames = [_history_seed(args, seed) for seed in args.seeds]
+    if args.offers_per_customer is None:
+        args.offers_per_customer = offers_at_default_rate(args.weeks)
+    frames = seed_frames(_history_seed, args)
     rows = []
     for comp in frames:
         for b, sub in comp.groupby("budget", sort=True):
@@ -575,10 +592,7 @@ def history_run(args: argparse.Namespace) -> None:
         f"{table['hindsight margin: model / oracle'].min():.3f}, mean "
         f"{table['hindsight margin: model / oracle'].mean():.3f}.\n"
     )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.md").write_text(md)
-    pd.concat(frames, ignore_index=True).to_csv(OUT / f"{name}.csv", index=False)
-    print(md)
+    write_results(name, md, pd.concat(frames, ignore_index=True))
 
 
 if __name__ == "__main__":

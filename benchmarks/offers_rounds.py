@@ -26,7 +26,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from offers import OUT, _md, exact_oracle, fix_oracle, hindsight_rows  # noqa: E402
+from offers import (  # noqa: E402
+    _md,
+    exact_oracle,
+    fix_oracle,
+    hindsight_rows,
+    offers_at_default_rate,
+    seed_frames,
+    write_results,
+)
 
 from recsys.data.synthetic import generate  # noqa: E402
 from recsys.data.synthetic_catalog import GROUPS  # noqa: E402
@@ -92,7 +100,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
         n_products=3000,
         weeks=args.weeks,
         seed=seed,
-        offers_per_customer=8.0 * args.weeks / 26.0,
+        offers_per_customer=offers_at_default_rate(args.weeks),
     )
     truth = data.truth["response"]
     tables = dict(data.tables)
@@ -146,15 +154,7 @@ def main() -> None:
     )
     ap.add_argument("--jobs", type=int, default=1, help="seeds run at a time")
     args = ap.parse_args()
-    if args.jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from functools import partial
-
-        with ProcessPoolExecutor(args.jobs) as pool:
-            frames = list(pool.map(partial(run_seed, args), args.seeds))
-    else:
-        frames = [run_seed(args, seed) for seed in args.seeds]
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat(seed_frames(run_seed, args), ignore_index=True)
     name = (
         f"offers_rounds_{args.weeks}w_r{args.rounds}_explore{args.explore:g}_campaign{args.campaign_budget:g}"
         + f"_check-{args.campaign_check}"
@@ -177,10 +177,7 @@ def main() -> None:
         f"true cost / budget max {last['true cost / budget'].max():.3f}; hindsight min "
         f"{last['hindsight: model / oracle'].min():.3f}.\n"
     )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.md").write_text(md)
-    table.to_csv(OUT / f"{name}.csv", index=False)
-    print(md)
+    write_results(name, md, table)
 
 
 if __name__ == "__main__":
