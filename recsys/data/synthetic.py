@@ -60,11 +60,24 @@ DISCOUNT_LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30]
 UPLIFT_HILL = 2.0
 #: Logit given to groups the customer may not buy (diet): the curve is ~0 whatever the discount.
 FORBIDDEN_LOGIT = -30.0
-#: Deal-proneness trait: Beta mean = _DEAL_PER_UPLIFT x the persona's `uplift` (catalog), concentration below.
-_DEAL_PER_UPLIFT = 0.26
-_DEAL_CONCENTRATION = 12.0
+#: Deal-proneness trait: Beta mean = DEAL_PER_UPLIFT x the persona's `uplift` (catalog), concentration below.
+DEAL_PER_UPLIFT = 0.26
+DEAL_CONCENTRATION = 12.0
 #: Share of a deal-prone customer's lines bought on promotion per unit of trait (markdowns, coupons).
-_DEAL_LINE_SHARE = 0.9
+DEAL_LINE_SHARE = 0.9
+#: Mean units on a purchase line beyond the first (Poisson); a till line sums a basket's repeats.
+EXTRA_QUANTITY = 0.3
+#: Default share of products on a shelf promotion in a week, which every shopper meets.
+PROMO_SHARE = 0.10
+#: Default sd of the hidden lognormal noise on the uplift height (half of it on the half-saturation).
+RESPONSE_NOISE = 0.2
+#: Visit drift: shares of churners and growers; their weekly rate factors are uniform in these ranges.
+CHURN_SHARE, GROW_SHARE = 0.15, 0.10
+CHURN_FACTORS, GROW_FACTORS = (0.70, 0.90), (1.01, 1.04)
+#: Sd of the log normal visit rate around the persona's mean (the lognormal has mean 1).
+VISIT_SPREAD = 0.5
+#: Dirichlet concentration of a customer's group preferences around the persona's taste.
+TASTE_CONCENTRATION = 12.0
 #: Observable part of the response: uplift_max = _UPLIFT_DEAL x deal^2 + _UPLIFT_DROP x visit drop,
 #: uplift_half = _HALF_BASE + _HALF_DEAL x (1 - deal) + _HALF_DROP x visit drop (see `_response`).
 _UPLIFT_DEAL = 5.0
@@ -80,6 +93,10 @@ class SyntheticData:
     tables: dict[str, pd.DataFrame]
     truth: dict[str, pd.DataFrame]
     seed: int = 0
+    weeks: int = 26
+    start: pd.Timestamp = pd.Timestamp("2024-01-01")  # week 0 starts here
+    promo_share: float = PROMO_SHARE
+    response_noise: float = RESPONSE_NOISE
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -279,21 +296,22 @@ def _customers(n: int, weeks: int, rng: np.random.Generator, undeclared_share: f
     has_diet = (own != "") | (member != "")
     declared = ~has_diet | (rng.random(n) >= undeclared_share)
     # visit rate and drift: churners decay from a churn week on, growers rise slowly, the rest are stable
-    visit_rate = param["visits"] * rng.lognormal(-0.125, 0.5, n)
+    visit_rate = param["visits"] * rng.lognormal(-(VISIT_SPREAD**2) / 2.0, VISIT_SPREAD, n)
     basket_mean = param["basket"] * rng.lognormal(-0.02, 0.2, n)
     drift_u = rng.random(n)
-    drift = np.where(drift_u < 0.15, "churn", np.where(drift_u < 0.25, "grow", "stable"))
-    churn_week = np.where(
-        drift == "churn", rng.integers(weeks // 4, max(weeks // 2, weeks // 4 + 1) + 1, n), -1
+    drift = np.where(
+        drift_u < CHURN_SHARE, "churn", np.where(drift_u < CHURN_SHARE + GROW_SHARE, "grow", "stable")
     )
+    first, last = churn_weeks(weeks)
+    churn_week = np.where(drift == "churn", rng.integers(first, last + 1, n), -1)
     drift_rate = np.where(
         drift == "churn",
-        rng.uniform(0.70, 0.90, n),
-        np.where(drift == "grow", rng.uniform(1.01, 1.04, n), 1.0),
+        rng.uniform(*CHURN_FACTORS, n),
+        np.where(drift == "grow", rng.uniform(*GROW_FACTORS, n), 1.0),
     )
     # deal proneness: a latent trait in [0, 1] around the persona's mean (deal hunters ~0.65, loyal ~0.01)
-    deal_mean = np.clip(_DEAL_PER_UPLIFT * param["uplift"], 0.005, 0.9)
-    deal = rng.beta(_DEAL_CONCENTRATION * deal_mean, _DEAL_CONCENTRATION * (1.0 - deal_mean))
+    deal_mean = persona_deal_mean(param["uplift"])
+    deal = rng.beta(DEAL_CONCENTRATION * deal_mean, DEAL_CONCENTRATION * (1.0 - deal_mean))
     return dict(
         persona_names=names,
         persona=persona,
@@ -319,12 +337,28 @@ def _customers(n: int, weeks: int, rng: np.random.Generator, undeclared_share: f
     )
 
 
+def churn_weeks(weeks: int) -> tuple[int, int]:
+    """First and last week (inclusive) in which a churner's visits start to decline."""
+    return weeks // 4, max(weeks // 2, weeks // 4 + 1)
+
+
+def persona_deal_mean(uplift: np.ndarray) -> np.ndarray:
+    """Mean of the deal-proneness trait from the persona's `uplift` parameter."""
+    return np.clip(DEAL_PER_UPLIFT * np.asarray(uplift, dtype=float), 0.005, 0.9)
+
+
+def visit_multiplier(drift: np.ndarray, factor: np.ndarray, churn_week: np.ndarray, weeks: int) -> np.ndarray:
+    """rows x weeks factor on the normal visit rate: 1 for stable rows, factor^weeks for growers, and for
+    churners factor^(weeks since the churn week, counting it)."""
+    w = np.arange(weeks)[None, :]
+    churn = np.asarray(churn_week)[:, None]
+    steps = np.where(churn >= 0, np.maximum(0, w - churn + 1), w)
+    return np.where(np.asarray(drift)[:, None] == "stable", 1.0, np.asarray(factor)[:, None] ** steps)
+
+
 def _weekly_rate(cust: dict, weeks: int) -> np.ndarray:
     """customers x weeks visit rate after drift."""
-    w = np.arange(weeks)[None, :]
-    churn = cust["churn_week"][:, None]
-    steps = np.where(churn >= 0, np.maximum(0, w - churn + 1), w)
-    mult = np.where(cust["drift"][:, None] == "stable", 1.0, cust["drift_rate"][:, None] ** steps)
+    mult = visit_multiplier(cust["drift"], cust["drift_rate"], cust["churn_week"], weeks)
     return cust["visit_rate"][:, None] * mult
 
 
@@ -392,20 +426,26 @@ def _profiles(cust: dict, true_attr: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return profile, allowed
 
 
+def preference_means(persona: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """rows x groups mean of a customer's group preferences: the groups' base shares times the taste of
+    the row's persona (by name), over the groups its diet allows (`allowed`, rows x groups)."""
+    names = list(PERSONAS)
+    base = np.array([g.share for g in GROUPS])
+    taste = np.ones((len(names), len(GROUPS)))
+    for pi, p in enumerate(names):
+        for gi, g in enumerate(GROUPS):
+            for tag in g.tags:
+                taste[pi, gi] *= PERSONAS[p]["taste"].get(tag, 1.0)
+    mean = base[None, :] * taste[pd.Index(names).get_indexer(np.asarray(persona))] * allowed
+    return mean / mean.sum(axis=1, keepdims=True)
+
+
 def _preferences(
     cust: dict, allowed_group: np.ndarray, profile: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
     """customers x groups weights: Dirichlet around the persona's taste, zero where nothing is allowed."""
-    G = len(GROUPS)
-    base = np.array([g.share for g in GROUPS])
-    taste = np.ones((len(cust["persona_names"]), G))
-    for pi, p in enumerate(cust["persona_names"]):
-        for gi, g in enumerate(GROUPS):
-            for tag in g.tags:
-                taste[pi, gi] *= PERSONAS[p]["taste"].get(tag, 1.0)
-    mean = base[None, :] * taste[cust["persona"]] * allowed_group[profile]
-    mean /= mean.sum(axis=1, keepdims=True)
-    w = rng.gamma(12.0 * mean + 1e-12) * (mean > 0)
+    mean = preference_means(cust["persona_name"], allowed_group[profile])
+    w = rng.gamma(TASTE_CONCENTRATION * mean + 1e-12) * (mean > 0)
     w /= w.sum(axis=1, keepdims=True)
     return w
 
@@ -443,21 +483,43 @@ def _response(
     Hidden: the lognormal noise in `noise`.
     """
     cust = w.cust
-    rate = _weekly_rate(cust, w.weeks)[c, week]
-    # P(a basket holds the group) from the basket size and taste; trips are Poisson at the week's rate
-    in_basket = -np.expm1(-cust["basket_mean"][c] * w.prefs[c, g])
-    p0 = np.clip(-np.expm1(-rate * in_basket), 0.002, 0.97)
-    base = np.log(p0) - np.log1p(-p0)
-    drop = _visit_drop(cust, w.weeks)[c, week]
-    deal = cust["deal"][c]
-    umax, half = observable_response(deal, drop)
-    umax = umax * np.exp(noise.uplift_c[c] + noise.uplift_cg[c, g])
-    half = half * np.exp(noise.half_cg[c, g])
+    base, umax, half = response_parameters(
+        _weekly_rate(cust, w.weeks)[c, week],
+        cust["basket_mean"][c],
+        w.prefs[c, g],
+        cust["deal"][c],
+        _visit_drop(cust, w.weeks)[c, week],
+        noise.uplift_c[c] + noise.uplift_cg[c, g],
+        noise.half_cg[c, g],
+    )
     ok = w.allowed_group[w.profile[c], g]
     return dict(
         base_logit=np.where(ok, base, FORBIDDEN_LOGIT),
         uplift_max=np.where(ok, umax, 0.0),
-        uplift_half=np.clip(half, 0.02, 0.4),
+        uplift_half=half,
+    )
+
+
+def response_parameters(
+    rate: np.ndarray,
+    basket_mean: np.ndarray,
+    preference: np.ndarray,
+    deal: np.ndarray,
+    drop: np.ndarray,
+    uplift_noise: np.ndarray,
+    half_noise: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base_logit, uplift_max, uplift_half) of the response curve from the customer's week (visit rate,
+    basket size, group preference, deal proneness, visit drop) and the hidden log-noise terms, for a
+    group the customer's diet allows. Arrays broadcast."""
+    # P(a basket holds the group) from the basket size and taste; trips are Poisson at the week's rate
+    in_basket = -np.expm1(-basket_mean * preference)
+    p0 = np.clip(-np.expm1(-rate * in_basket), 0.002, 0.97)
+    umax, half = observable_response(deal, drop)
+    return (
+        np.log(p0) - np.log1p(-p0),
+        umax * np.exp(uplift_noise),
+        np.clip(half * np.exp(half_noise), 0.02, 0.4),
     )
 
 
@@ -490,10 +552,25 @@ def true_response_probability(
 
     sigmoid(base_logit + uplift_max * L^h / (L^h + uplift_half^h)); non-decreasing in L, 0 uplift at L=0.
     """
-    lv = np.asarray(levels, dtype=float)[None, :] ** UPLIFT_HILL
-    half = truth_response["uplift_half"].to_numpy(float)[:, None] ** UPLIFT_HILL
-    uplift = truth_response["uplift_max"].to_numpy(float)[:, None] * lv / (lv + half)
-    return _sigmoid(truth_response["base_logit"].to_numpy(float)[:, None] + uplift)
+    return response_probability(
+        truth_response["base_logit"].to_numpy(float),
+        truth_response["uplift_max"].to_numpy(float),
+        truth_response["uplift_half"].to_numpy(float),
+        levels,
+    )
+
+
+def response_probability(
+    base_logit: np.ndarray,
+    uplift_max: np.ndarray,
+    uplift_half: np.ndarray,
+    levels: np.ndarray = DISCOUNT_LEVELS,
+) -> np.ndarray:
+    """`true_response_probability` from the parameter arrays (any shape): shape + (levels,)."""
+    lv = np.asarray(levels, dtype=float) ** UPLIFT_HILL
+    half = np.asarray(uplift_half, dtype=float)[..., None] ** UPLIFT_HILL
+    uplift = np.asarray(uplift_max, dtype=float)[..., None] * lv / (lv + half)
+    return _sigmoid(np.asarray(base_logit, dtype=float)[..., None] + uplift)
 
 
 def logging_policy(visit_rate: np.ndarray, levels: np.ndarray = DISCOUNT_LEVELS) -> np.ndarray:
@@ -581,14 +658,14 @@ def _lines(w: _World, rng: np.random.Generator, promo_share: float) -> dict[str,
     )
     # deal seeking, in proportion to the trait: the line goes to a promoted alternative in the group when
     # one is on the shelf this week, else to a personal markdown/coupon on the usual product
-    seek = np.flatnonzero(rng.random(n) < _DEAL_LINE_SHARE * cust["deal"][lc])
+    seek = np.flatnonzero(rng.random(n) < DEAL_LINE_SHARE * cust["deal"][lc])
     alt = w.items.draw(seg[seek], rng.random(seek.size))
     swap = (promo[product[seek], week[seek]] == 0) & (promo[alt, week[seek]] > 0)
     product[seek[swap]] = alt[swap]
     line_promo = promo[product, week]
     coupon = seek[line_promo[seek] == 0]
     line_promo[coupon] = rng.choice([0.1, 0.2, 0.3], coupon.size)
-    quantity = 1.0 + rng.poisson(0.3, n)
+    quantity = 1.0 + rng.poisson(EXTRA_QUANTITY, n)
     gross = w.cat["price"][product] * quantity
     discount = gross * line_promo
 
@@ -705,8 +782,8 @@ def generate(
     hidden_share: float = 0.10,
     undeclared_share: float = 0.20,
     offers_per_customer: float = 8.0,
-    promo_share: float = 0.10,
-    response_noise: float = 0.2,
+    promo_share: float = PROMO_SHARE,
+    response_noise: float = RESPONSE_NOISE,
 ) -> SyntheticData:
     """Canonical tables plus the ground truth that produced them; identical for identical arguments."""
     if n_products < len(GROUPS) or weeks < 2 or n_customers < 1:
@@ -788,7 +865,15 @@ def generate(
         "response": truth_response,
         "preferences": truth_preferences,
     }
-    return SyntheticData(tables=tables, truth=truth, seed=seed)
+    return SyntheticData(
+        tables=tables,
+        truth=truth,
+        seed=seed,
+        weeks=weeks,
+        start=pd.Timestamp(start),
+        promo_share=promo_share,
+        response_noise=response_noise,
+    )
 
 
 # --------------------------------------------------------------------------------------------- writing
