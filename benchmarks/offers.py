@@ -32,6 +32,7 @@ from recsys.offers.evaluation import (
     true_score,
 )
 from recsys.offers.policy import DiscountPlanner, _model_inputs
+from recsys.offers.posterior import posterior_curves
 from recsys.offers.response import calibration_report
 from recsys.offers.uplift import StructuralResponse
 
@@ -49,12 +50,12 @@ def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
-def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budget: float):
-    """TRUE score of a plan made, with no cost margin, from response-curve parameters `rows` (one per
-    candidate, the truth table's columns) instead of the model's curves."""
+def plan_on_curves(planner: DiscountPlanner, data, curves: np.ndarray, budget: float):
+    """TRUE score of a plan made, with no cost margin, from `curves` (candidates x levels) instead of the
+    model's curves."""
     q = copy.copy(planner)
     q.cost_safety = 0.0
-    q.curves_ = true_response_probability(rows, np.asarray(planner.levels))
+    q.curves_ = curves
     q._economics()
     q.plan(budget)
     c = planner.candidates_
@@ -62,6 +63,12 @@ def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budge
     return true_score(
         q.allocation_.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels
     )
+
+
+def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budget: float):
+    """`plan_on_curves` from response-curve parameters `rows` (one per candidate, the truth table's
+    columns)."""
+    return plan_on_curves(planner, data, true_response_probability(rows, np.asarray(planner.levels)), budget)
 
 
 def hindsight_margin_plan(planner: DiscountPlanner, data, budget: float, steps: int = 14):
@@ -93,27 +100,59 @@ def hindsight_margin_plan(planner: DiscountPlanner, data, budget: float, steps: 
 
 
 HINDSIGHT = "model, hindsight cost margin"
+POSTERIOR = "posterior reference"
+POSTERIOR_HINDSIGHT = "posterior reference, hindsight cost margin"
+
+
+def posterior_columns(sub: pd.DataFrame, budget: float) -> dict:
+    """Summary columns of the posterior reference from one budget's comparison rows (indexed by policy)."""
+    oracle = sub.loc["oracle (true curves)", "true_profit"]
+    return {
+        "posterior reference / oracle": sub.loc[POSTERIOR, "true_profit"] / oracle,
+        "its true cost / budget (posterior)": sub.loc[POSTERIOR, "true_cost"] / budget,
+        "posterior, hindsight margin / oracle": sub.loc[POSTERIOR_HINDSIGHT, "true_profit"] / oracle,
+    }
+
+
+def _comparison_row(comp: pd.DataFrame, budget: float, policy: str, score, factor: float) -> dict:
+    """One `policy_comparison` row (plus the cost factor) for a plan scored outside it."""
+    at = (comp["budget"] == budget) & (comp["policy"] == "oracle (true curves)")
+    oracle = float(comp.loc[at, "true_profit"].iloc[0])
+    return {
+        "budget": budget,
+        "policy": policy,
+        "true_profit": score.profit,
+        "true_cost": score.cost,
+        "planned_cost": np.nan,
+        "offers": score.offers,
+        "share_of_oracle": score.profit / oracle if oracle > 0 else np.nan,
+        "cost_factor": factor,
+    }
 
 
 def hindsight_rows(planner: DiscountPlanner, data, comp: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
     """`hindsight_margin_plan` at each budget as `policy_comparison` rows (plus its cost factor)."""
     rows = []
     for b in budgets:
-        at = (comp["budget"] == b) & (comp["policy"] == "oracle (true curves)")
-        oracle = float(comp.loc[at, "true_profit"].iloc[0])
         factor, s = hindsight_margin_plan(planner, data, b)
+        rows.append(_comparison_row(comp, b, HINDSIGHT, s, factor))
+    return pd.DataFrame(rows)
+
+
+def posterior_rows(planner: DiscountPlanner, data, comp: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
+    """The posterior reference (`recsys.offers.posterior`): a plan on the posterior-expected true curves,
+    with no margin (its expected costs are unbiased) and with the hindsight margin, at each budget."""
+    reference = copy.copy(planner)
+    reference.curves_ = posterior_curves(
+        data, planner.candidates_, planner.as_of_, np.asarray(planner.levels), seed=data.seed
+    )
+    rows = []
+    for b in budgets:
         rows.append(
-            {
-                "budget": b,
-                "policy": HINDSIGHT,
-                "true_profit": s.profit,
-                "true_cost": s.cost,
-                "planned_cost": np.nan,
-                "offers": s.offers,
-                "share_of_oracle": s.profit / oracle if oracle > 0 else np.nan,
-                "cost_factor": factor,
-            }
+            _comparison_row(comp, b, POSTERIOR, plan_on_curves(planner, data, reference.curves_, b), 1.0)
         )
+        factor, s = hindsight_margin_plan(reference, data, b)
+        rows.append(_comparison_row(comp, b, POSTERIOR_HINDSIGHT, s, factor))
     return pd.DataFrame(rows)
 
 
@@ -288,7 +327,12 @@ def compare_policies(
     comp = fix_oracle(comp, planner, data, budgets)
     comp.loc[comp["policy"] == "model policy", "cost_factor"] = planner.cost_factor_
     comp = pd.concat(
-        [comp, relevance_uniform(planner, data, budgets), hindsight_rows(planner, data, comp, budgets)],
+        [
+            comp,
+            relevance_uniform(planner, data, budgets),
+            hindsight_rows(planner, data, comp, budgets),
+            posterior_rows(planner, data, comp, budgets),
+        ],
         ignore_index=True,
     )
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
@@ -345,6 +389,7 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
                 "model / oracle": m["true_profit"] / o["true_profit"],
                 "hindsight margin: model / oracle": sub.loc[HINDSIGHT, "true_profit"] / o["true_profit"],
                 "hindsight cost factor": sub.loc[HINDSIGHT, "cost_factor"],
+                **posterior_columns(sub, b),
                 "persona-mean ceiling / oracle": ceiling[b] / o["true_profit"],
                 "known function, estimated inputs / oracle": limit[b].profit / o["true_profit"],
                 "its true cost / budget": limit[b].cost / b,
@@ -564,6 +609,7 @@ def history_run(args: argparse.Namespace) -> None:
                     "cost factor": m["cost_factor"],
                     "hindsight cost factor": sub.loc[HINDSIGHT, "cost_factor"],
                     "hindsight margin: model / oracle": sub.loc[HINDSIGHT, "true_profit"] / o["true_profit"],
+                    **posterior_columns(sub, b),
                 }
             )
     table = pd.DataFrame(rows)
