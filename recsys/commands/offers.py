@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def _cmd_offers(args: argparse.Namespace) -> int:
     if not data.is_dir():
         raise ValueError(f"--data {data} is not a directory (prepare one with 'recsys data prepare')")
     from recsys.data.io import read_tables
-    from recsys.offers.policy import DiscountPlanner
+    from recsys.offers.policy import MIN_COST_CHECK_OFFERS, DiscountPlanner
 
     window = {}
     if args.lookback_weeks is not None:
@@ -69,6 +70,13 @@ def _cmd_offers(args: argparse.Namespace) -> int:
             f"predicted discount cost {ratio['ratio']:.3f} (90% upper bound {ratio['upper']:.3f}) on "
             f"{ratio['offers']:,} {ratio['source']}"
         )
+        if ratio["offers"] < MIN_COST_CHECK_OFFERS:
+            print(
+                f"warning: the budget margin rests on only {ratio['offers']:,} offers (fewer than "
+                f"{MIN_COST_CHECK_OFFERS:,}): the plan's real cost may exceed the budget; hold some of the "
+                "budget back, or log more offers with their propensities before relying on it",
+                file=sys.stderr,
+            )
     if args.explore > 0:
         explored = plan["reason"].str.startswith("exploration")
         controls = explored & (plan["discount_level"] == 0)

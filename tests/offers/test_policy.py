@@ -167,7 +167,12 @@ def test_cli_writes_plan(tmp_path, data, capsys):
     write_synthetic(data, tmp_path / "syn")
     out = tmp_path / "offers.csv"
     assert main(["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(out)]) == 0
-    assert "held-out logged offers" in capsys.readouterr().out.split("budget margin: planned cost")[1]
+    printed = capsys.readouterr()
+    margin_line = printed.out.split("budget margin: planned cost")[1].splitlines()[0]
+    assert "held-out logged offers" in margin_line
+    checked = int(margin_line.split(" on ")[-1].split()[0].replace(",", ""))
+    # a small log: the margin rests on few offers, and the CLI says so
+    assert checked < 500 and f"the budget margin rests on only {checked:,} offers" in printed.err
     # a lookback shorter than the planner's training-history minimum: that minimum follows it
     short = tmp_path / "short.csv"
     args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(short)]
