@@ -169,6 +169,50 @@ def _weekly_visits(inter: pd.DataFrame, customers: pd.Index, start: pd.Timestamp
     return counts
 
 
+def _quantity_buckets(quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`line_parts` of the lines, each line's quantity bucket)."""
+    parts = line_parts(quantity)
+    return parts, np.clip(np.rint(quantity).astype(int), 1, len(parts)) - 1
+
+
+def _deal_draws(
+    inter: pd.DataFrame, customers: pd.Index, persona: pd.Series, rng, samples: int, promo_share: float
+) -> np.ndarray:
+    customer = customers.get_indexer(inter["customer_id"])
+    parts, bucket = _quantity_buckets(inter["quantity"].to_numpy(float))
+    lines, on_deal = np.zeros((len(customers), len(parts))), np.zeros((len(customers), len(parts)))
+    np.add.at(lines, (customer, bucket), 1.0)
+    np.add.at(on_deal, (customer, bucket), (inter["discount"].to_numpy() > 0).astype(float))
+    mean = persona_deal_mean(_persona_parameter(persona, "uplift"))
+    return deal_posterior(lines, on_deal, parts, mean, rng, samples, promo_share)
+
+
+def _preference_beta(
+    inter: pd.DataFrame,
+    products: pd.DataFrame,
+    customers: pd.Index,
+    persona: pd.Series,
+    allowed: np.ndarray,
+    c: np.ndarray,
+    g: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beta parameters of the preference of customer c for group g: the marginal of the Dirichlet(
+    TASTE_CONCENTRATION x persona mean) prior updated with the customer's purchases per group (a till
+    line counts its expected purchases)."""
+    mean = preference_means(persona.to_numpy(), allowed)
+    group = pd.Index([gr.category for gr in GROUPS]).get_indexer(
+        inter["product_id"].map(product_groups(products))
+    )
+    parts, bucket = _quantity_buckets(inter["quantity"].to_numpy(float))
+    purchases = (parts @ np.arange(1.0, parts.shape[1] + 1))[bucket]
+    known = group >= 0
+    per_group = np.zeros_like(mean)
+    np.add.at(per_group, (customers.get_indexer(inter["customer_id"])[known], group[known]), purchases[known])
+    a = TASTE_CONCENTRATION * mean[c, g] + per_group[c, g]
+    b = TASTE_CONCENTRATION * (1.0 - mean[c, g]) + per_group[c].sum(axis=1) - per_group[c, g]
+    return np.maximum(a, 1e-9), np.maximum(b, 1e-9)
+
+
 def posterior_curves(
     data: SyntheticData,
     candidates: pd.DataFrame,
@@ -185,43 +229,18 @@ def posterior_curves(
     ids = pd.Index(cust.index)
     inter = organic_interactions(data.tables["interactions"], data.tables.get("offers"))
     inter = inter[inter["timestamp"] < as_of]
-    rate, drop = visit_posterior(
-        _weekly_visits(inter, ids, data.start, data.weeks),
-        _persona_parameter(cust["persona"], "visits"),
-        rng,
-        samples,
-    )
-    line_customer = ids.get_indexer(inter["customer_id"])
-    parts = line_parts(inter["quantity"].to_numpy(float))
-    bucket = np.clip(np.rint(inter["quantity"].to_numpy(float)).astype(int), 1, len(parts)) - 1
-    lines, on_deal = np.zeros((len(ids), len(parts))), np.zeros((len(ids), len(parts)))
-    np.add.at(lines, (line_customer, bucket), 1.0)
-    np.add.at(on_deal, (line_customer, bucket), (inter["discount"].to_numpy() > 0).astype(float))
-    deal = deal_posterior(
-        lines,
-        on_deal,
-        parts,
-        persona_deal_mean(_persona_parameter(cust["persona"], "uplift")),
-        rng,
-        samples,
-        data.promo_share,
-    )
+    visits = _weekly_visits(inter, ids, data.start, data.weeks)
+    rate, drop = visit_posterior(visits, _persona_parameter(cust["persona"], "visits"), rng, samples)
+    deal = _deal_draws(inter, ids, cust["persona"], rng, samples, data.promo_share)
 
-    # group preferences: Dirichlet(TASTE_CONCENTRATION x persona mean) + the customer's purchases per group
-    names = pd.Index([g.category for g in GROUPS])
+    names = pd.Index([gr.category for gr in GROUPS])
     resp = data.truth["response"]
     allowed = np.zeros((len(ids), len(names)), dtype=bool)
     ok = resp["base_logit"].to_numpy() > FORBIDDEN_LOGIT / 2
     allowed[ids.get_indexer(resp["customer_id"][ok]), names.get_indexer(resp["product_group"][ok])] = True
-    mean = preference_means(cust["persona"].to_numpy(), allowed)
-    group = names.get_indexer(inter["product_id"].map(product_groups(data.tables["products"])))
-    per_group = np.zeros_like(mean)  # purchases, not till lines: a line counts its expected parts
-    purchases = (parts @ np.arange(1.0, parts.shape[1] + 1))[bucket]
-    np.add.at(per_group, (line_customer[group >= 0], group[group >= 0]), purchases[group >= 0])
     c = ids.get_indexer(candidates["customer_id"])
     g = names.get_indexer(candidates["product_group"])
-    a = TASTE_CONCENTRATION * mean[c, g] + per_group[c, g]
-    b = TASTE_CONCENTRATION * (1.0 - mean[c, g]) + per_group[c].sum(axis=1) - per_group[c, g]
+    a, b = _preference_beta(inter, data.tables["products"], ids, cust["persona"], allowed, c, g)
     basket = cust["basket_mean"].to_numpy(float)[c]
 
     curves = np.zeros((len(candidates), len(levels)))
@@ -233,7 +252,7 @@ def posterior_curves(
         params = response_parameters(
             rate[c[rows]],
             basket[rows, None],
-            rng.beta(np.maximum(a[rows], 1e-9)[:, None], np.maximum(b[rows], 1e-9)[:, None], shape),
+            rng.beta(a[rows, None], b[rows, None], shape),
             deal[c[rows]],
             drop[c[rows]],
             rng.normal(0.0, data.response_noise, shape),
