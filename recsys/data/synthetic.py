@@ -348,7 +348,7 @@ def persona_deal_mean(uplift: np.ndarray) -> np.ndarray:
 
 
 def visit_multiplier(drift: np.ndarray, factor: np.ndarray, churn_week: np.ndarray, weeks: int) -> np.ndarray:
-    """rows x weeks factor on the normal visit rate: 1 for stable rows, factor^weeks for growers, and for
+    """rows x weeks factor on the normal visit rate: 1 for stable rows, factor^week for growers, and for
     churners factor^(weeks since the churn week, counting it)."""
     w = np.arange(weeks)[None, :]
     churn = np.asarray(churn_week)[:, None]

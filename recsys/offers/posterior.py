@@ -176,10 +176,16 @@ def _quantity_buckets(quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deal_draws(
-    inter: pd.DataFrame, customers: pd.Index, persona: pd.Series, rng, samples: int, promo_share: float
+    inter: pd.DataFrame,
+    buckets: tuple[np.ndarray, np.ndarray],
+    customers: pd.Index,
+    persona: pd.Series,
+    rng: np.random.Generator,
+    samples: int,
+    promo_share: float,
 ) -> np.ndarray:
     customer = customers.get_indexer(inter["customer_id"])
-    parts, bucket = _quantity_buckets(inter["quantity"].to_numpy(float))
+    parts, bucket = buckets
     lines, on_deal = np.zeros((len(customers), len(parts))), np.zeros((len(customers), len(parts)))
     np.add.at(lines, (customer, bucket), 1.0)
     np.add.at(on_deal, (customer, bucket), (inter["discount"].to_numpy() > 0).astype(float))
@@ -189,6 +195,7 @@ def _deal_draws(
 
 def _preference_beta(
     inter: pd.DataFrame,
+    buckets: tuple[np.ndarray, np.ndarray],
     products: pd.DataFrame,
     customers: pd.Index,
     persona: pd.Series,
@@ -203,7 +210,7 @@ def _preference_beta(
     group = pd.Index([gr.category for gr in GROUPS]).get_indexer(
         inter["product_id"].map(product_groups(products))
     )
-    parts, bucket = _quantity_buckets(inter["quantity"].to_numpy(float))
+    parts, bucket = buckets
     purchases = (parts @ np.arange(1.0, parts.shape[1] + 1))[bucket]
     known = group >= 0
     per_group = np.zeros_like(mean)
@@ -231,7 +238,8 @@ def posterior_curves(
     inter = inter[inter["timestamp"] < as_of]
     visits = _weekly_visits(inter, ids, data.start, data.weeks)
     rate, drop = visit_posterior(visits, _persona_parameter(cust["persona"], "visits"), rng, samples)
-    deal = _deal_draws(inter, ids, cust["persona"], rng, samples, data.promo_share)
+    buckets = _quantity_buckets(inter["quantity"].to_numpy(float))
+    deal = _deal_draws(inter, buckets, ids, cust["persona"], rng, samples, data.promo_share)
 
     names = pd.Index([gr.category for gr in GROUPS])
     resp = data.truth["response"]
@@ -240,7 +248,7 @@ def posterior_curves(
     allowed[ids.get_indexer(resp["customer_id"][ok]), names.get_indexer(resp["product_group"][ok])] = True
     c = ids.get_indexer(candidates["customer_id"])
     g = names.get_indexer(candidates["product_group"])
-    a, b = _preference_beta(inter, data.tables["products"], ids, cust["persona"], allowed, c, g)
+    a, b = _preference_beta(inter, buckets, data.tables["products"], ids, cust["persona"], allowed, c, g)
     basket = cust["basket_mean"].to_numpy(float)[c]
 
     curves = np.zeros((len(candidates), len(levels)))
