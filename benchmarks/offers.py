@@ -37,7 +37,8 @@ from recsys.offers.response import calibration_report
 from recsys.offers.uplift import StructuralResponse
 
 OUT = Path(__file__).parent / "results"
-CUSTOMERS = 5000  # the headline run's customer base; other sizes are history runs
+CUSTOMERS = 5000  # the headline run's customer base and seeds; other choices are history runs
+SEEDS = [0, 1, 2, 3, 4]
 
 
 def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -504,7 +505,7 @@ def complete_journey(cj: Path) -> tuple[list[str], list[pd.DataFrame]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=CUSTOMERS)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--cj", default="data/cj", help="Complete Journey directory; '' skips that section")
     ap.add_argument("--weeks", type=int, default=26, help="weeks of synthetic history")
     ap.add_argument("--lookback", type=int, default=None, help="planner lookback_weeks (default: its own)")
@@ -518,6 +519,7 @@ def main() -> None:
     if (
         args.weeks != 26
         or args.customers != CUSTOMERS
+        or args.seeds != SEEDS
         or args.lookback is not None
         or args.offers_per_customer
         or args.half_shift
@@ -631,11 +633,13 @@ def history_run(args: argparse.Namespace) -> None:
         (" --half-shift" if args.half_shift else "")
         + (f" --explore {args.explore:g}" if args.explore else "")
         + (f" --customers {args.customers}" if args.customers != CUSTOMERS else "")
+        + (f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != SEEDS else "")
     )
     suffix = (
         ("_halfshift" if args.half_shift else "")
         + (f"_explore{args.explore:g}" if args.explore else "")
         + (f"_customers{args.customers}" if args.customers != CUSTOMERS else "")
+        + ("_seeds" + "-".join(map(str, args.seeds)) if args.seeds != SEEDS else "")
     )
     name = f"offers_{args.weeks}w_lookback{lookback}_offers{args.offers_per_customer:g}{suffix}"
     md = (
