@@ -281,9 +281,7 @@ def _customers(n: int, weeks: int, rng: np.random.Generator, undeclared_share: f
     names = list(PERSONAS)
     share = np.array([PERSONAS[p]["share"] for p in names])
     persona = rng.choice(len(names), size=n, p=share / share.sum())
-    param = {
-        k: np.array([PERSONAS[p].get(k, v) for p in names])[persona] for k, v in PERSONA_DEFAULTS.items()
-    }
+    param = {k: persona_parameter(np.array(names)[persona], k) for k in PERSONA_DEFAULTS}
     own_names = [PERSONAS[p]["exclusion"] for p in names]
     own = np.array([nm or "" for nm in own_names])[persona]
     member_names = list(MEMBER_EXCLUSIONS)
@@ -335,6 +333,13 @@ def _customers(n: int, weeks: int, rng: np.random.Generator, undeclared_share: f
         home_store=np.minimum(rng.zipf(1.6, n) - 1, _STORES - 1),
         online_share=np.where(rng.random(n) < 0.2, rng.uniform(0.2, 0.8, n), 0.0),
     )
+
+
+def persona_parameter(persona: np.ndarray, key: str) -> np.ndarray:
+    """A persona habit (`visits`, `basket`, `uplift`, `repeat`) per row, by persona name."""
+    names = list(PERSONAS)
+    values = np.array([PERSONAS[p].get(key, PERSONA_DEFAULTS[key]) for p in names], dtype=float)
+    return values[pd.Index(names).get_indexer(np.asarray(persona))]
 
 
 def churn_weeks(weeks: int) -> tuple[int, int]:

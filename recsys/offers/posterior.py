@@ -29,17 +29,14 @@ from recsys.data.synthetic import (
     SyntheticData,
     churn_weeks,
     persona_deal_mean,
+    persona_parameter,
     preference_means,
     response_parameters,
     response_probability,
     visit_multiplier,
 )
-from recsys.data.synthetic_catalog import GROUPS, PERSONA_DEFAULTS, PERSONAS
+from recsys.data.synthetic_catalog import GROUPS
 from recsys.offers.features import organic_interactions, product_groups
-
-
-def _persona_parameter(persona: pd.Series, key: str) -> np.ndarray:
-    return persona.map(lambda p: PERSONAS[p].get(key, PERSONA_DEFAULTS[key])).to_numpy(float)
 
 
 def _draw(weights: np.ndarray, rng: np.random.Generator, samples: int) -> np.ndarray:
@@ -189,7 +186,7 @@ def _deal_draws(
     lines, on_deal = np.zeros((len(customers), len(parts))), np.zeros((len(customers), len(parts)))
     np.add.at(lines, (customer, bucket), 1.0)
     np.add.at(on_deal, (customer, bucket), (inter["discount"].to_numpy() > 0).astype(float))
-    mean = persona_deal_mean(_persona_parameter(persona, "uplift"))
+    mean = persona_deal_mean(persona_parameter(persona, "uplift"))
     return deal_posterior(lines, on_deal, parts, mean, rng, samples, promo_share)
 
 
@@ -237,7 +234,7 @@ def posterior_curves(
     inter = organic_interactions(data.tables["interactions"], data.tables.get("offers"))
     inter = inter[inter["timestamp"] < as_of]
     visits = _weekly_visits(inter, ids, data.start, data.weeks)
-    rate, drop = visit_posterior(visits, _persona_parameter(cust["persona"], "visits"), rng, samples)
+    rate, drop = visit_posterior(visits, persona_parameter(cust["persona"], "visits"), rng, samples)
     buckets = _quantity_buckets(inter["quantity"].to_numpy(float))
     deal = _deal_draws(inter, buckets, ids, cust["persona"], rng, samples, data.promo_share)
 
