@@ -107,7 +107,7 @@ def test_import_round_trips_csv_and_parquet(tables, tmp_path):
 
 
 def test_cli_validate_reports_rows_and_exits_2(tables, tmp_path, capsys):
-    from recsys.cli import main
+    from cli.main import main
 
     tables["interactions"].loc[1, "product_id"] = "nope"
     write_csv_dir(tables, tmp_path / "in")
@@ -138,7 +138,7 @@ def test_duplicate_composite_key_is_named(tables):
 
 
 def test_cli_prepares_a_small_synthetic_directory(tmp_path, capsys):
-    from recsys.cli import main
+    from cli.main import main
     from recsys.data.io import read_manifest
 
     out = tmp_path / "syn"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recsys.cli import main
+from cli.main import main
 from recsys.data.synthetic import generate, write_synthetic
 
 

@@ -126,7 +126,7 @@ def test_single_customer_call(planner):
 
 
 def test_cli_bad_input(tmp_path, capsys):
-    from recsys.cli import main
+    from cli.main import main
 
     assert (
         main(
@@ -161,7 +161,7 @@ def test_lookback_shorter_than_the_training_history_is_refused(data):
 
 
 def test_cli_writes_plan(tmp_path, data, capsys):
-    from recsys.cli import main
+    from cli.main import main
     from recsys.data.synthetic import write_synthetic
 
     write_synthetic(data, tmp_path / "syn")

@@ -268,7 +268,7 @@ def test_personalizer_products_zero_violations_and_k(data, items, profile, k, co
 
 
 def test_recipes_command_writes_the_csv(tmp_path, catalog):
-    from recsys.cli import main
+    from cli.main import main
 
     items = products()
     data = make_dataset(items, [("c0", "onion"), ("c1", "beef"), ("c2", "chicken-broth")])

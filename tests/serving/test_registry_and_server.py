@@ -66,7 +66,7 @@ def test_recsys_serve_starts_a_server_with_metrics(tmp_path, world):
         "RECSYS_API_KEYS": API_KEY,
         "RECSYS_ACCESS_LOG": "false",
     }
-    cmd = [sys.executable, "-m", "recsys.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--model-dir", str(world["model"]), "--data-dir", str(world["data"])]
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

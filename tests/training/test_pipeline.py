@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 from mlflow.tracking import MlflowClient
 
-from recsys.cli import main
+from cli.main import main
 from tests.training.conftest import tiny_config
 
 

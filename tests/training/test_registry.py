@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from recsys.cli import main
+from cli.main import main
 from recsys.models.buy_again import BuyAgain
 from tests.training.conftest import tiny_config
 from training.jobs import run_training

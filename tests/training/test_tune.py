@@ -47,7 +47,7 @@ def test_trials_are_nested_runs_and_defaults_are_compared(store, tiny_dir):
 
 
 def _workers(config_path: Path, storage: str, study: str, env: dict[str, str]) -> None:
-    cmd = [sys.executable, "-m", "recsys.cli", "tune", "--config", str(config_path), "--trials", "2"]
+    cmd = [sys.executable, "-m", "cli", "tune", "--config", str(config_path), "--trials", "2"]
     procs = [
         subprocess.Popen(
             [*cmd, "--study", study, "--storage", storage, "--seed", str(seed), "--no-holdout"],

@@ -8,7 +8,7 @@
 Both train forms are tracked in MLflow (training.jobs) unless --no-track.
 
 Bad input (unknown model, bad date or parameter, missing file, k <= 0) raises ValueError /
-FileNotFoundError, which recsys.cli turns into a one-line error and exit code 2.
+FileNotFoundError, which cli.main turns into a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys.commands.common import read_users
+from cli.common import read_users
 
 if TYPE_CHECKING:
     import numpy as np

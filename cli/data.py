@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from recsys.commands.common import EXIT_BAD_INPUT
+from cli.common import EXIT_BAD_INPUT
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:

@@ -10,15 +10,15 @@ import argparse
 import importlib
 import sys
 
-from recsys.commands.common import EXIT_BAD_INPUT
+from cli.common import EXIT_BAD_INPUT
 
 COMMAND_MODULES = (
-    "recsys.commands.data",
-    "recsys.commands.models",
-    "recsys.commands.recipes",
-    "training.commands",
-    "recsys.commands.offers",
-    "serving.commands",
+    "cli.data",
+    "cli.models",
+    "cli.recipes",
+    "cli.training",
+    "cli.offers",
+    "cli.serving",
 )
 
 

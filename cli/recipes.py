@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from recsys.commands.common import EXIT_BAD_INPUT, read_users
+from cli.common import EXIT_BAD_INPUT, read_users
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:

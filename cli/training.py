@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recsys.commands.common import EXIT_BAD_INPUT
+from cli.common import EXIT_BAD_INPUT
 
 EXIT_REFUSED = 1
 

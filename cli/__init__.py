@@ -1,0 +1,1 @@
+"""The `recsys` command line: the composition root above `recsys`, `training` and `serving`."""
