@@ -22,9 +22,6 @@ from typing import TYPE_CHECKING
 from cli.common import read_users
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
     from recsys.models.base import Recommender
 
 
@@ -59,31 +56,6 @@ def parse_date(text: str):
         return pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"bad date {text!r} (use e.g. 2017-12-04 or '2017-12-04 05:00')") from exc
-
-
-def recommend_for_users(
-    model: Recommender,
-    users: list[str],
-    k: int,
-    exclude_seen: bool = False,
-    allowed: np.ndarray | None = None,
-    co2e: np.ndarray | None = None,
-    co2_weight: float = 0.0,
-) -> pd.DataFrame:
-    """user_id, item_id, rank, score (original ids). Unknown users get the fallback list.
-
-    `allowed` (a diet mask) applies before top-k; `co2_weight` > 0 re-ranks with the items' CO2e.
-    """
-    from functools import partial
-
-    from recsys.ranking.rerank import rerank
-
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
-    if co2_weight < 0:
-        raise ValueError(f"--co2-weight must be >= 0, got {co2_weight}")
-    select = partial(rerank, co2e=co2e, co2_weight=co2_weight)
-    return model.recommend(users, k=k, allowed=allowed, exclude_seen=exclude_seen, select=select)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -145,25 +117,20 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     model = Recommender.load(model_dir)
     users = read_users(Path(args.users))
-    allowed = co2e = None
-    if args.diet or args.co2_weight:
-        from recsys.diet.constraints import allowed_mask_for_diet
-        from recsys.models.model_dir import load_items_table
-        from recsys.personalize import align_items
+    from recsys.diet.profiles import as_profile
+    from recsys.models.model_dir import load_items_table
+    from recsys.personalize import align_items
+    from recsys.ranking.selection import ProductQuery, ProductSelector
 
-        items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
-        items_table = align_items(items_table, model.items_)
-        allowed = allowed_mask_for_diet(args.diet, items_table) if args.diet else None
-        co2e = items_table["co2e_per_kg"].to_numpy(dtype=float)
-    recs = recommend_for_users(
-        model,
-        users,
-        args.k,
-        exclude_seen=args.exclude_seen,
-        allowed=allowed,
-        co2e=co2e,
-        co2_weight=args.co2_weight,
+    if args.co2_weight < 0:
+        raise ValueError(f"--co2-weight must be >= 0, got {args.co2_weight}")
+    profile = as_profile(args.diet)  # ValueError names an unknown diet
+    items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
+    selector = ProductSelector(model, align_items(items_table, model.items_))
+    query = ProductQuery(
+        k=args.k, mode="discover" if args.exclude_seen else "mixed", co2_weight=args.co2_weight
     )
+    recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])
     recs.to_csv(args.out, index=False)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
@@ -190,7 +157,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model directory written by `recsys train`")
     p.add_argument("--users", required=True, help="file: one user id per line, or a CSV with user_id")
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    p.add_argument("--out", required=True, help="output CSV: user_id,item_id,rank,score")
+    p.add_argument("--out", required=True, help="output CSV: user_id,item_id,rank,score,reason")
     p.add_argument("--exclude-seen", action="store_true", help="only products the user never bought")
     p.add_argument("--diet", help="apply a diet to every user, e.g. vegan or gluten-free,nuts (fail-closed)")
     p.add_argument("--co2-weight", type=float, default=0.0, help="CO2e re-ranking weight (0 = off)")

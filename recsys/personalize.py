@@ -1,15 +1,15 @@
-"""The library API that serving and batch jobs call: products, recipes and substitutes, diet-safe.
+"""The library facade batch jobs and serving call: products, recipes and substitutes, diet-safe.
 
-A thin composition: the model scores, `ConstraintEngine` builds the one allowed mask (diet & filters &
-stock & mode), `rerank` (which ends in `recsys.ranking.topk`) orders the list. There is no second
-top-k and no path that skips the mask, so every list is as safe as the mask. Unknown customers get the
-model's non-personalised fallback, through exactly the same mask.
+Products go through `recsys.ranking.selection.ProductSelector`, the one selection path (scores ->
+one allowed mask -> top-k / re-rank -> reasons) that the service, `recsys recommend`, the MLflow
+pyfunc and the promotion gate share, so a list is the same whichever door it is asked through.
+Recipes and substitutes use the same constraint engine and the same model scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,13 +17,12 @@ import pandas as pd
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap
 from recsys.data.schema import DIET_ATTRIBUTES
-from recsys.diet.constraints import ConstraintEngine, ItemFilters
+from recsys.diet.constraints import ItemFilters
 from recsys.diet.profiles import DietProfile, as_profile
-from recsys.ranking.rerank import DEFAULT_POOL, co2e_summary, rerank
+from recsys.ranking.rerank import DEFAULT_POOL, co2e_summary
+from recsys.ranking.selection import Mode, ProductQuery, ProductSelector
 from recsys.ranking.substitutes import substitute_idx
 
-Mode = Literal["mixed", "buy_again", "discover"]
-MODES: tuple[str, ...] = ("mixed", "buy_again", "discover")
 ProfileLike = DietProfile | str | Iterable[str] | None
 
 
@@ -46,10 +45,35 @@ def align_items(items_table: pd.DataFrame, items: IdMap) -> pd.DataFrame:
     return aligned
 
 
-def _filters(value: ItemFilters | Mapping[str, Any] | None) -> ItemFilters | None:
-    if value is None or isinstance(value, ItemFilters):
-        return value
-    return ItemFilters.make(**dict(value))
+def query_from_filters(
+    k: int,
+    mode: Mode = "mixed",
+    filters: ItemFilters | Mapping[str, Any] | None = None,
+    basket: Iterable[object] | None = None,
+    co2_weight: float = 0.0,
+    diversity: float = 0.0,
+) -> ProductQuery:
+    """A `ProductQuery` from the filter vocabulary of `ItemFilters`; basket items are excluded."""
+    if filters is not None and not isinstance(filters, ItemFilters):
+        filters = ItemFilters.make(**dict(filters))
+    exclude = [str(i) for i in basket or ()]
+    categories = include = store = None
+    if filters is not None:
+        if filters.exclude_categories:
+            raise ValueError("exclude_categories is not a product-list filter; use categories to include")
+        categories, store = filters.include_categories, filters.store
+        include = None if filters.include_items is None else tuple(sorted(filters.include_items))
+        exclude += sorted(filters.exclude_items)
+    return ProductQuery(
+        k=k,
+        mode=mode,
+        categories=categories,
+        include=include,
+        exclude=tuple(exclude),
+        store=store,
+        co2_weight=co2_weight,
+        diversity=diversity,
+    )
 
 
 class Personalizer:
@@ -74,10 +98,13 @@ class Personalizer:
         self.dataset = data if isinstance(data, Dataset) else None
         table = data.items_table if isinstance(data, Dataset) else data
         self.items_table = align_items(table, model.items_)
-        self.engine = ConstraintEngine(self.items_table, stock)
-        co2e = self.items_table.get("co2e_per_kg", pd.Series(np.nan, index=self.items_table.index))
-        self.co2e = pd.to_numeric(co2e, errors="coerce").to_numpy(dtype=np.float64)
-        self.categories = self.items_table["category"].astype(object).fillna("").to_numpy()
+        stock = (
+            None if stock is None else {str(k): np.asarray(list(v), dtype=np.int64) for k, v in stock.items()}
+        )
+        self.selector = ProductSelector(model, self.items_table, stock=stock, pool=pool)
+        self.engine = self.selector.engine
+        self.co2e = self.selector.co2e
+        self.categories = self.selector.categories
         self.pool = pool
         self.recent_days = recent_days
         self._recipes = recipes
@@ -86,32 +113,28 @@ class Personalizer:
     # ---- helpers -----------------------------------------------------------------------------
     def user_index(self, user_id: object) -> int:
         """Internal index, or -1 for a customer the model does not know."""
-        return int(self.model.users_.to_internal([str(user_id)], strict=False)[0])
-
-    def _seen(self, uidx: int) -> np.ndarray:
-        if uidx < 0:
-            return np.zeros(len(self.items_table), dtype=bool)
-        return np.asarray(self.model.seen_[uidx].toarray()).ravel() > 0
+        return self.selector.user_index(str(user_id))
 
     def _item_mask(self, item_ids: Iterable[object] | None) -> np.ndarray:
         mask = np.zeros(len(self.items_table), dtype=bool)
         if item_ids:
-            idx = self.model.items_.to_internal([str(i) for i in item_ids], strict=False)
+            idx = self.selector.item_index(item_ids)
             mask[idx[idx >= 0]] = True
         return mask
 
     def recent_items(self, uidx: int) -> np.ndarray:
         """Bool mask of what the customer bought in the last `recent_days` days (all history without a Dataset)."""
+        mask = np.zeros(len(self.items_table), dtype=bool)
         if uidx < 0:
-            return np.zeros(len(self.items_table), dtype=bool)
+            return mask
         if self.dataset is None:
-            return self._seen(uidx)
+            mask[self.selector.history(uidx)] = True
+            return mask
         inter = self.dataset.interactions
         if inter.empty:
-            return np.zeros(len(self.items_table), dtype=bool)
+            return mask
         start = inter["timestamp"].max() - pd.Timedelta(days=self.recent_days)
         rows = inter[(inter["user_idx"] == uidx) & (inter["timestamp"] >= start)]
-        mask = np.zeros(len(self.items_table), dtype=bool)
         mask[rows["item_idx"].to_numpy()] = True
         return mask
 
@@ -130,46 +153,22 @@ class Personalizer:
         """item_id, score, rank, reason; `attrs` holds the list's mean CO2e per kg and unknown count.
 
         mode: "buy_again" keeps products the customer bought before, "discover" only new ones,
-        "mixed" both (an unknown customer always gets the non-personalised list). Items already in
+        "mixed" both (see `recsys.ranking.selection` for customers without history). Items already in
         `basket` are not recommended. Soft preferences of the profile lower scores; hard exclusions
         and filters are masks.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        profile = as_profile(profile)
-        uidx = self.user_index(user_id)
-        seen = self._seen(uidx)
-        allowed = self.engine.mask(profile, _filters(filters)) & ~self._item_mask(basket)
-        if uidx >= 0 and mode == "buy_again":
-            allowed &= seen
-        elif uidx >= 0 and mode == "discover":
-            allowed &= ~seen
-        scores = self.model.score(np.array([uidx]))
-        items, top = rerank(
-            scores,
-            k,
-            allowed,
-            co2e=self.co2e,
-            co2_weight=co2_weight,
-            penalty=self.engine.preference_penalty(profile),
-            categories=self.categories,
-            diversity=diversity,
-            pool=self.pool,
-        )
-        ok = items[0] >= 0
-        idx, top = items[0][ok], top[0][ok]
-        if uidx < 0:
-            reasons = ["popular"] * len(idx)
-        else:
-            reasons = ["bought before" if seen[i] else "you may like" for i in idx]
+        query = query_from_filters(k, mode, filters, basket, co2_weight, diversity)
+        shopper = self.selector.shopper(user_id, as_profile(profile))
+        selection = self.selector.select([query], [shopper])[0]
+        if isinstance(selection, Exception):
+            raise selection
+        idx = selection.items
         out = pd.DataFrame(
             {
-                "item_id": self.model.items_.to_external(idx),
-                "score": top.astype(np.float64),
+                "item_id": self.selector.item_ids[idx].astype(str),
+                "score": selection.scores.astype(np.float64),
                 "rank": np.arange(1, len(idx) + 1),
-                "reason": reasons,
+                "reason": [text for text, _ in selection.reasons],
             }
         )
         summary = co2e_summary(idx, self.co2e)

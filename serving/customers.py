@@ -7,37 +7,14 @@ only what was recorded after the erasure; its rows in the model are never used a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile, parse_profile
+from recsys.ranking.selection import Shopper
 from serving.events import CustomerState
 from serving.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class Customer:
-    customer_id: str
-    personalised: bool  # consent given: history may be used
-    consent_marketing: bool
-    user_idx: int  # model row, -1 when unknown / erased / not personalisable
-    history: np.ndarray  # SORTED item indices bought (model history + fresh events); empty without consent
-    fresh: np.ndarray  # item indices from events the model has not seen yet
-    profile: DietProfile
-    known: bool = True  # we hold a consent record (store or data set) for this id
-
-    @property
-    def fallback(self) -> str | None:
-        """Why the list is not personalised: an unknown id is cold start, a known refusal no_consent."""
-        if not self.personalised:
-            return "no_consent" if self.known else "cold_start"
-        return None if len(self.history) else "cold_start"
-
-    @property
-    def diet(self) -> list[str]:
-        return sorted(self.profile.exclusions)
 
 
 def diet_profile(diet: list[str] | None) -> DietProfile | None:
@@ -59,7 +36,7 @@ def resolve(
     state: CustomerState,
     override: DietProfile | None,
     default_consent: bool,
-) -> Customer:
+) -> Shopper:
     record = state.record
     base = None if state.erased else rt.customers.get(customer_id)
     if record is not None:
@@ -75,15 +52,15 @@ def resolve(
     empty = np.empty(0, dtype=np.int64)
     if not consent:
         known = record is not None or base is not None
-        return Customer(customer_id, False, marketing, -1, empty, empty, profile, known)
+        return Shopper(customer_id, False, -1, empty, empty, profile, marketing, known)
     user_idx = -1 if state.erased else rt.user_index(customer_id)
     model_hist = rt.history(user_idx)
     if not state.fresh_items:  # the common case: nothing new since the model was trained
-        return Customer(customer_id, True, marketing, user_idx, model_hist, empty, profile)
+        return Shopper(customer_id, True, user_idx, model_hist, empty, profile, marketing)
     fresh = rt.item_index(list(state.fresh_items))
     fresh = np.setdiff1d(fresh[fresh >= 0], model_hist)
     history = np.union1d(model_hist, fresh) if len(fresh) else model_hist
-    return Customer(customer_id, True, marketing, user_idx, history, fresh, profile)
+    return Shopper(customer_id, True, user_idx, history, fresh, profile, marketing)
 
 
 @lru_cache(maxsize=4096)

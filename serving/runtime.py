@@ -12,13 +12,10 @@ interactions (stock per store) and what recipes and discounts need.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import pkgutil
 import tempfile
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,26 +23,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.data.io import read_tables
-from recsys.diet.constraints import ConstraintEngine, ItemFilters
-from recsys.diet.profiles import DietProfile
 from recsys.models.base import Recommender
+from recsys.personalize import Personalizer
+from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
 from serving.errors import ApiError
-from serving.factors import FactorIndex
 
 logger = logging.getLogger("serving")
-
-
-def import_all_models() -> None:
-    """Import every module under recsys.models so `Recommender.registry` knows every model name."""
-    import recsys.models
-
-    for info in pkgutil.iter_modules(recsys.models.__path__):
-        importlib.import_module(f"recsys.models.{info.name}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,7 @@ class CustomerRow:
 
 @dataclass
 class Runtime:
-    """Model + catalog + derived arrays. Treated as read-only after construction."""
+    """Model + catalog + the library's selection layer. Treated as read-only after construction."""
 
     model: Recommender
     version: str
@@ -67,34 +54,21 @@ class Runtime:
     dataset: Dataset | None = None
     tables: dict[str, pd.DataFrame] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _forbidden: dict[frozenset[str], np.ndarray] = field(default_factory=dict, repr=False)
-    _category_masks: OrderedDict[frozenset[str], np.ndarray] = field(default_factory=OrderedDict, repr=False)
-    _fallback_tops: OrderedDict[tuple[frozenset[str], int], tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=OrderedDict, repr=False
-    )
-    _factor_indexes: OrderedDict[frozenset[str], FactorIndex] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
-        self.items_table = align_items(self.items_table, self.model.items_.to_list())
-        self.n_items = len(self.items_table)
-        self.item_ids: np.ndarray = self.model.items_.external_ids
-        self.names = _text_column(self.items_table, "name")
-        self.categories = _text_column(self.items_table, "category")
-        self.co2e = (
-            self.items_table["co2e_per_kg"].to_numpy(dtype=np.float64)
-            if "co2e_per_kg" in self.items_table
-            else np.full(self.n_items, np.nan)
-        )
         self.stock = self._stock()
-        self.engine = ConstraintEngine(self.items_table, stock=self.stock)
+        data = self.dataset if self.dataset is not None else self.items_table
+        # the one selection path (recsys.ranking.selection); serving adds transport and batching only
+        self.personalizer = Personalizer(self.model, data, stock=self.stock)
+        self.selector: ProductSelector = self.personalizer.selector
+        self.items_table = self.personalizer.items_table
+        self.engine = self.selector.engine
+        self.n_items = self.selector.n_items
+        self.item_ids: np.ndarray = self.selector.item_ids
+        self.names = self.selector.names
+        self.categories = self.selector.categories
+        self.co2e = self.selector.co2e
         self.customers = self._customers()
-        # dict lookups: ~100x cheaper per request than a pandas Index round trip
-        self.user_pos: dict[str, int] = {u: i for i, u in enumerate(self.model.users_.to_list())}
-        self.item_pos: dict[str, int] = {u: i for i, u in enumerate(self.model.items_.to_list())}
-        if not self.model.seen_.has_sorted_indices:  # history rows are searched with searchsorted
-            self.model.seen_.sort_indices()
-        self.seen_indptr = self.model.seen_.indptr
-        self.seen_indices = self.model.seen_.indices
 
     # ---- derived data ---------------------------------------------------------------------------
     def _stock(self) -> dict[str, np.ndarray] | None:
@@ -130,129 +104,16 @@ class Runtime:
             for cid, cp, cm, ex, pr in rows
         }
 
-    @cached_property
-    def seen_csc(self) -> sp.csc_matrix:
-        """Column access for "because you bought X" co-occurrence lookups (built on first use)."""
-        return self.model.seen_.tocsc()
-
     def history(self, user_idx: int) -> np.ndarray:
-        if user_idx < 0:
-            return np.empty(0, dtype=np.int64)
-        return self.seen_indices[self.seen_indptr[user_idx] : self.seen_indptr[user_idx + 1]].astype(np.int64)
+        return self.selector.history(user_idx)
 
     def user_index(self, customer_id: str) -> int:
         """Model row of a customer, -1 when the model does not know the id."""
-        return self.user_pos.get(customer_id, -1)
+        return self.selector.user_index(customer_id)
 
     def item_index(self, item_ids: list[str]) -> np.ndarray:
         """Model indices of product ids, -1 for unknown ids."""
-        get = self.item_pos.get
-        return np.fromiter((get(str(i), -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-
-    @cached_property
-    def unit_item_factors(self) -> np.ndarray | None:
-        """L2-normalised item factors for cheap item-item cosine (None for models without factors)."""
-        factors = getattr(self.model, "item_factors_", None)
-        if factors is None:
-            return None
-        factors = np.asarray(factors, dtype=np.float32)
-        norms = np.linalg.norm(factors, axis=1, keepdims=True)
-        return factors / np.maximum(norms, 1e-12)
-
-    def forbidden(self, profile: DietProfile) -> np.ndarray:
-        """Indices of the items a profile's hard exclusions forbid (cached per exclusion set).
-
-        Setting a few ten thousand scores to -inf by index is several times cheaper than a masked
-        pass over the whole catalog for every request.
-        """
-        key = profile.exclusions
-        with self._lock:
-            idx = self._forbidden.get(key)
-        if idx is None:
-            idx = np.flatnonzero(~self.engine.allowed(profile))
-            idx.setflags(write=False)
-            with self._lock:
-                self._forbidden[key] = idx
-                if len(self._forbidden) > 256:
-                    self._forbidden.pop(next(iter(self._forbidden)))
-        return idx
-
-    @cached_property
-    def dot_product_model(self) -> bool:
-        """True when the model's scores are exactly user_factors_ @ item_factors_.T (ALS, BPR): such
-        users are scored through a per-diet `FactorIndex` instead of over the whole catalog."""
-        from recsys.models.implicit_models import _FactorModel
-
-        return (
-            isinstance(self.model, _FactorModel)
-            and type(self.model)._score is _FactorModel._score
-            and getattr(self.model, "user_factors_", None) is not None
-            and getattr(self.model, "item_factors_", None) is not None
-        )
-
-    def factor_index(self, profile: DietProfile) -> FactorIndex:
-        """The allowed items of a profile's hard exclusions, sorted for bounded scoring (LRU cached;
-        ~6 MB per diet for a 91k x 64 catalog, so a few dozen diets stay well under a GB)."""
-        key = profile.exclusions
-        with self._lock:
-            index = self._factor_indexes.get(key)
-            if index is not None:
-                self._factor_indexes.move_to_end(key)
-                return index
-        index = FactorIndex.build(self.model.item_factors_, self.engine.allowed(profile))
-        with self._lock:
-            self._factor_indexes[key] = index
-            if len(self._factor_indexes) > 32:
-                self._factor_indexes.popitem(last=False)
-        return index
-
-    def fallback_top(self, profile: DietProfile, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(items, scores) of the non-personalised list under a profile's exclusions, (k,) each with -1
-        / -inf padding; the same for every such customer, so computed once per (diet, k)."""
-        from recsys.ranking.topk import top_k
-
-        key = (profile.exclusions, k)
-        with self._lock:
-            hit = self._fallback_tops.get(key)
-            if hit is not None:
-                self._fallback_tops.move_to_end(key)
-                return hit
-        scores = np.array(self.model.fallback_scores(), dtype=np.float32)
-        scores[self.forbidden(profile)] = -np.inf
-        items, top = top_k(scores[None, :], k)
-        hit = (items[0], top[0])
-        for a in hit:
-            a.setflags(write=False)
-        with self._lock:
-            self._fallback_tops[key] = hit
-            if len(self._fallback_tops) > 256:
-                self._fallback_tops.popitem(last=False)
-        return hit
-
-    def category_mask(self, categories: frozenset[str]) -> np.ndarray:
-        """Mask of items in any of the categories, cached (a catalog-wide string compare is slow)."""
-        with self._lock:
-            mask = self._category_masks.get(categories)
-            if mask is not None:
-                self._category_masks.move_to_end(categories)
-                return mask
-        mask = self.engine.filter_mask(ItemFilters.make(include_categories=categories))
-        mask.setflags(write=False)
-        with self._lock:
-            self._category_masks[categories] = mask
-            if len(self._category_masks) > 256:
-                self._category_masks.popitem(last=False)
-        return mask
-
-    @cached_property
-    def personalizer(self) -> Any | None:
-        """recsys.personalize.Personalizer over this snapshot, when that module is installed."""
-        try:
-            from recsys.personalize import Personalizer
-        except ImportError:
-            return None
-        data = self.dataset if self.dataset is not None else self.items_table
-        return Personalizer(self.model, data, stock=self.stock)
+        return self.selector.item_index(item_ids)
 
     @cached_property
     def discount_planner(self) -> Any | None:
@@ -283,36 +144,15 @@ class Runtime:
     def warm(self) -> None:
         """Build the lazy parts (recipes, discount planner) ahead of the first request that needs them."""
         steps = {
-            "personalizer": lambda: self.personalizer,
-            "recipes": lambda: self.personalizer is not None and self.personalizer.recipe_recommender,
+            "recipes": lambda: self.personalizer.recipe_recommender,
             "discount planner": lambda: self.discount_planner,
-            "co-occurrence index": lambda: self.seen_csc,
+            "co-occurrence index": lambda: self.selector.seen_csc,
         }
         for name, step in steps.items():
             try:
                 step()
             except Exception:  # noqa: BLE001 - a missing optional part must not stop serving
                 logger.exception("warming %s failed", name)
-
-
-def align_items(items_table: pd.DataFrame, item_ids: list[str]) -> pd.DataFrame:
-    """Items table reordered so row i is the model's item i; every model item must be described."""
-    table = items_table.reset_index(drop=True)
-    ids = table["product_id"].astype(str)
-    if ids.tolist() == item_ids:
-        return table
-    pos = pd.Index(ids).get_indexer(item_ids)
-    if (pos < 0).any():
-        missing = [i for i, p in zip(item_ids, pos, strict=True) if p < 0][:5]
-        raise ValueError(f"items table does not describe model items {missing}")
-    return table.iloc[pos].reset_index(drop=True)
-
-
-def _text_column(table: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in table:
-        return np.full(len(table), None, dtype=object)
-    col = table[column].astype(object)
-    return col.where(col.notna(), None).to_numpy()
 
 
 def _str(value: object) -> str | None:
@@ -331,7 +171,8 @@ def _str(value: object) -> str | None:
 
 def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
     """A fresh snapshot from `model_dir`, else settings.model_dir, else the registry alias."""
-    import_all_models()
+    import recsys.models  # noqa: F401  (registers every model)
+
     model_dir = model_dir or settings.model_dir
     if model_dir is not None:
         model_dir = Path(model_dir)

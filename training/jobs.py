@@ -22,7 +22,6 @@ from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConf
 from training.data import PreparedData, prepare, schema_summary
 from training.evaluation import EvaluationResult, full_evaluation
 from training.plots import all_plots
-from training.pyfunc import import_all_models
 from training.tracking import (
     TAG_CONFIG,
     TAG_CUTOFF,
@@ -45,7 +44,8 @@ NATIVE_DIR = "native_model"
 
 
 def model_class(name: str) -> type[Recommender]:
-    import_all_models()
+    import recsys.models  # noqa: F401  (registers every model)
+
     cls = Recommender.registry.get(name)
     if cls is None:
         known = ", ".join(sorted(Recommender.registry)) or "none"

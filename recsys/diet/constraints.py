@@ -12,13 +12,13 @@ reach a list and k is honoured whenever enough compliant items exist. Soft prefe
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from recsys.cache import LRUCache
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.profiles import DietProfile, as_profile, tristate_column
 
@@ -72,8 +72,7 @@ class ConstraintEngine:
         self._values = {a: tristate_column(self.items_table, a) for a in DIET_ATTRIBUTES}
         self._clear = {a: _readonly(v == "no") for a, v in self._values.items()}
         self._all = _readonly(np.ones(self.n_items, dtype=bool))
-        self._cache: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._masks: LRUCache[np.ndarray] = LRUCache(cache_size)
         ids = self.items_table["product_id"] if "product_id" in self.items_table else pd.Series(dtype=str)
         self._ids = ids.astype(str).to_numpy()
         self._categories = (
@@ -95,16 +94,12 @@ class ConstraintEngine:
         key = as_profile(profile).exclusions
         if not key:
             return self._all
-        mask = self._cache.get(key)
-        if mask is not None:
-            self._cache.move_to_end(key)
-            return mask
-        mask = np.logical_and.reduce([self._clear[a] for a in sorted(key)])
-        mask = _readonly(np.asarray(mask, dtype=bool))
-        self._cache[key] = mask
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return mask
+        return self._masks.get(
+            key,
+            lambda: _readonly(
+                np.asarray(np.logical_and.reduce([self._clear[a] for a in sorted(key)]), dtype=bool)
+            ),
+        )
 
     def clear(self, attribute: str) -> np.ndarray:
         """Items that are safe under a hard exclusion of `attribute` (read-only)."""

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap
-from recsys.ranking.topk import top_k
+from recsys.ranking.topk import candidate_top_k, top_k
 
 FORMAT_VERSION = 1
 
@@ -79,14 +79,20 @@ class Recommender:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
 
     # ---- scoring and recommending -----------------------------------------------------------
+    def personal(self, user_idx: np.ndarray) -> np.ndarray:
+        """Which of the internal user indices the model scores itself (the rest get the fallback)."""
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        known = user_idx >= 0
+        if self.needs_history and known.any():
+            known[known] = np.diff(self.seen_.indptr)[user_idx[known]] > 0
+        return known
+
     def score(self, user_idx: np.ndarray | list[int]) -> np.ndarray:
         """Scores for internal user indices; -1 (unknown user) gets the non-personalised fallback."""
         self._check_fitted()
         user_idx = np.asarray(user_idx, dtype=np.int64)
         out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
-        known = user_idx >= 0
-        if self.needs_history and known.any():
-            known[known] = np.diff(self.seen_.indptr)[user_idx[known]] > 0
+        known = self.personal(user_idx)
         if known.any():
             out[known] = self._score(user_idx[known])
         if (~known).any():
@@ -112,15 +118,70 @@ class Recommender:
         (CO2e, diversity) that keeps the same guarantee.
         """
         user_idx = np.asarray(user_idx, dtype=np.int64)
-        if scores is None:
-            scores = self.score(user_idx)
         if exclude_seen:
             known = user_idx >= 0
-            seen = np.zeros(scores.shape, dtype=bool)
+            seen = np.zeros((len(user_idx), len(self.items_)), dtype=bool)
             if known.any():
                 seen[known] = self.seen_[user_idx[known]].toarray() > 0
             allowed = ~seen if allowed is None else (np.asarray(allowed, dtype=bool) & ~seen)
+        if scores is None and select is top_k and self.has_candidates:
+            return self._candidate_top_k(user_idx, k, allowed)
+        if scores is None:
+            scores = self.score(user_idx)
         return select(scores, k, allowed)
+
+    # ---- sparse candidate models --------------------------------------------------------------
+    @property
+    def has_candidates(self) -> bool:
+        """True for models whose score row is `base_scores()` with sparse candidates overlaid."""
+        return type(self).candidate_scores is not Recommender.candidate_scores
+
+    def candidate_scores(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """(len(user_idx), n_items) CSR of candidate scores for users the model scores itself.
+
+        Contract: `score(u)` equals `base_scores()` with row u's entries overlaid, and every
+        candidate scores above every base score, so selection needs the candidates only (plus the
+        base order when too few candidates are allowed).
+        """
+        raise NotImplementedError(f"{type(self).__name__} scores densely")
+
+    def base_scores(self) -> np.ndarray:
+        """(n_items,) scores of every non-candidate item (see `candidate_scores`)."""
+        raise NotImplementedError(f"{type(self).__name__} scores densely")
+
+    def base_order(self) -> np.ndarray:
+        """Items by descending base score (cached: it is the same for every request)."""
+        cached = getattr(self, "_base_order", None)
+        if cached is None:
+            cached = np.argsort(-np.asarray(self.base_scores()), kind="stable")
+            cached.setflags(write=False)
+            self._base_order = cached
+        return cached
+
+    def _candidate_top_k(
+        self, user_idx: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """top_k(score(user_idx), k, allowed) without building catalog-wide rows for model users."""
+        personal = self.personal(user_idx)
+        items = np.full((len(user_idx), k), -1, dtype=np.int64)
+        top = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
+        row_mask = allowed is not None and np.ndim(allowed) == 2
+        if personal.any():
+            rows = np.flatnonzero(personal)
+            mask = allowed[rows] if row_mask else allowed
+            items[rows], top[rows] = candidate_top_k(
+                self.candidate_scores(user_idx[rows]),
+                np.asarray(self.base_scores(), dtype=np.float32),
+                k,
+                mask,
+                self.base_order(),
+            )
+        if (~personal).any():
+            rows = np.flatnonzero(~personal)
+            mask = allowed[rows] if row_mask else allowed
+            fallback = np.asarray(self.fallback_scores(), dtype=np.float32)[None, :]
+            items[rows], top[rows] = top_k(np.broadcast_to(fallback, (len(rows), fallback.shape[1])), k, mask)
+        return items, top
 
     def recommend(
         self,

@@ -66,7 +66,7 @@ def test_recommend_writes_k_rows_per_user_with_original_ids(tmp_path, data_dir, 
         == 0
     )
     recs = pd.read_csv(out, dtype=str)
-    assert list(recs.columns) == ["user_id", "item_id", "rank", "score"]
+    assert list(recs.columns) == ["user_id", "item_id", "rank", "score", "reason"]
     assert recs.groupby("user_id").size().to_dict() == dict.fromkeys(users, 7)  # unknown user: fallback list
     assert set(recs["item_id"]) <= set(pd.read_parquet(data_dir / "products.parquet")["product_id"])
 

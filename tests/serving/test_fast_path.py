@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys.ranking.factor_index import FactorIndex
+from recsys.ranking.selection import ProductSelector
 from recsys.ranking.topk import top_k
-from serving import products
 from serving.batching import MicroBatcher
 from serving.config import Settings
 from serving.customers import diet_profile
 from serving.events import CustomerRecord, EventStore, NewEvent
-from serving.factors import FactorIndex
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import load_runtime
 from serving.schemas import ProductsRequest, ProductsResponse
@@ -63,11 +63,11 @@ def _run(rt, store, customer_ids, diet=None, default_consent=False):
 @pytest.mark.parametrize("diet", [None, ["vegan"], ["gluten-free"]])
 def test_fast_paths_equal_the_general_path(runtime_and_store, monkeypatch, diet):
     rt, store = runtime_and_store
-    assert rt.dot_product_model
+    assert rt.selector.dot_product_model
     ids = [*BREAD_BUYERS[:3], *MEAT_BUYERS[:3], VEGAN, "nc1", "somebody-new"]
     fast = _run(rt, store, ids, diet)
     # the general path for everyone: full score rows, mask, top-k
-    monkeypatch.setattr(products, "_path", lambda rt, req, cust: "general")
+    monkeypatch.setattr(ProductSelector, "_path", lambda self, q, s: "general")
     slow = _run(rt, store, ids, diet)
     for a, b in zip(fast, slow, strict=True):
         assert [i.item_id for i in a.items] == [i.item_id for i in b.items]

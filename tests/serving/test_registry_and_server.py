@@ -46,7 +46,7 @@ def test_loads_the_champion_from_the_registry(tmp_path, world):
     rt = load_runtime(Settings(tracking_uri=tracking))  # no model dir, no data dir: registry only
     assert rt.version == "grocery-recommender/1"
     assert "champion" in rt.source and rt.model.name == "als"
-    assert rt.n_items == 15 and rt.names[rt.item_pos["p_tofu"]] == "Tofu"
+    assert rt.n_items == 15 and rt.names[rt.item_index(["p_tofu"])[0]] == "Tofu"
     assert parse_registry_uri("models:/a/b@c") == ("a/b", "c")
     with pytest.raises(ValueError):
         parse_registry_uri("runs:/abc/model")

@@ -62,8 +62,13 @@ def test_other_split_is_reevaluated_on_the_challengers_split(store, runs, model_
 def test_diet_violations_refuse_promotion(store, runs, model_name, monkeypatch):
     name = model_name
     register(runs["buy_again"], model_name=name)
-    # A pyfunc that forgets the diet mask must never become champion.
-    monkeypatch.setattr("training.pyfunc.diet_mask", lambda engine, diet: None)
+    # A selection path that forgets the diet mask must never become champion.
+    import numpy as np
+
+    from recsys.ranking.selection import ProductSelector
+
+    monkeypatch.setattr(ProductSelector, "mask", lambda self, q, s: np.ones(self.n_items, dtype=bool))
+    monkeypatch.setattr(ProductSelector, "forbidden", lambda self, profile: np.empty(0, dtype=np.int64))
     decision = promote(name)
     assert not decision.promoted and decision.violations > 0
     assert "constraint checks failed" in decision.reason and decision.examples
