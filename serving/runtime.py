@@ -146,7 +146,9 @@ class Runtime:
         steps = {
             "recipes": lambda: self.personalizer.recipe_recommender,
             "discount planner": lambda: self.discount_planner,
-            "co-occurrence index": lambda: self.selector.seen_csc,
+            "item similarity": lambda: self.model.item_similarity(
+                np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+            ),
         }
         for name, step in steps.items():
             try:

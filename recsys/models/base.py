@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap
+from recsys.ranking.similarity import cooccurrence_cosine
 from recsys.ranking.topk import candidate_top_k, top_k
 
 FORMAT_VERSION = 1
@@ -255,13 +256,13 @@ class Recommender:
             }
         )
 
-    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
-        """(len(item_idx), n_items) similarities; default: cosine of purchase co-occurrence."""
-        seen = self.seen_.tocsc()
-        cols = seen[:, item_idx]  # users x q
-        co = (cols.T @ seen).toarray().astype(np.float32)  # q x items: users who bought both
-        norms = np.sqrt(np.maximum(self.item_popularity_, 1e-12)).astype(np.float32)
-        return co / norms[item_idx][:, None] / norms[None, :]
+    def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        """(len(item_idx), len(others)) similarities (`others` None: every item); default: cosine of
+        purchase co-occurrence. Factor models override it with the cosine of their item factors."""
+        csc = getattr(self, "_seen_csc", None)
+        if csc is None or csc.shape != self.seen_.shape:
+            csc = self._seen_csc = self.seen_.tocsc()
+        return cooccurrence_cosine(csc, item_idx, others)
 
     def similar_items(
         self, item_ids: list[str], k: int = 10, allowed: np.ndarray | None = None
@@ -270,7 +271,7 @@ class Recommender:
         self._check_fitted()
         item_ids = [str(i) for i in item_ids]
         idx = self.items_.to_internal(item_ids)  # an unknown item id is a caller error
-        sims = self._item_similarity(idx)
+        sims = self.item_similarity(idx)
         keep = np.ones(sims.shape, dtype=bool)
         keep[np.arange(len(idx)), idx] = False
         if allowed is not None:

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
+from recsys.ranking.similarity import factor_cosine
 
 Weighting = Literal["binary", "count", "log", "bm25"]
 
@@ -44,11 +45,8 @@ class _FactorModel(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] @ self.item_factors_.T
 
-    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
-        f = self.item_factors_
-        norms = np.linalg.norm(f, axis=1)
-        norms[norms == 0] = 1.0
-        return (f[item_idx] / norms[item_idx, None]) @ (f / norms[:, None]).T
+    def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        return factor_cosine(self.item_factors_, item_idx, others)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
@@ -187,8 +185,9 @@ class ItemKNN(Recommender):
         item_idx = np.unique(np.asarray(item_idx, dtype=np.int64))
         return np.asarray(self.sim_[item_idx].sum(axis=0)).ravel().astype(np.float32)
 
-    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
-        return self.sim_[item_idx].toarray()
+    def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        rows = self.sim_[np.asarray(item_idx, dtype=np.int64)]
+        return (rows if others is None else rows[:, np.asarray(others, dtype=np.int64)]).toarray()
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {**_csr_state("sim", self.sim_), **_csr_state("ui", self.user_items_)}

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.models.base import Recommender
+from recsys.ranking.similarity import factor_cosine
 
 
 def item_feature_matrix(dataset: Dataset, identity: bool = True) -> sp.csr_matrix:
@@ -86,11 +87,8 @@ class LightFMHybrid(Recommender):
         user = self.item_repr_[item_idx].mean(axis=0)
         return self.item_repr_ @ user + self.item_bias_
 
-    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
-        f = self.item_repr_
-        norms = np.linalg.norm(f, axis=1)
-        norms[norms == 0] = 1.0
-        return (f[item_idx] / norms[item_idx, None]) @ (f / norms[:, None]).T
+    def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+        return factor_cosine(self.item_repr_, item_idx, others)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_repr": self.user_repr_, "item_repr": self.item_repr_, "item_bias": self.item_bias_}

@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from recsys.cache import LRUCache
 from recsys.diet.constraints import ConstraintEngine, ItemFilters
@@ -404,20 +403,6 @@ class ProductSelector:
         return scores
 
     # ---- reasons -----------------------------------------------------------------------------
-    @cached_property
-    def unit_item_factors(self) -> np.ndarray | None:
-        """L2-normalised item factors for cheap item-item cosine (None for models without factors)."""
-        factors = getattr(self.model, "item_factors_", None)
-        if factors is None:
-            return None
-        factors = np.asarray(factors, dtype=np.float32)
-        return factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
-
-    @cached_property
-    def seen_csc(self) -> sp.csc_matrix:
-        """Column access for "because you bought X" co-occurrence lookups (built on first use)."""
-        return self.model.seen_.tocsc()
-
     def reasons(self, shopper: Shopper, items: np.ndarray) -> list[tuple[str, int | None]]:
         """(reason, history item) per item: bought before, or the bought item that goes with it most."""
         if not shopper.personalised or not len(shopper.history):
@@ -440,7 +425,7 @@ class ProductSelector:
             it = int(items[j])
             out[j] = ("you just bought this" if it in fresh_set else "you bought this before", it)
         if others:
-            sim = self._similarity(items[others], hist)
+            sim = self.model.item_similarity(items[others], hist)
             if len(shopper.fresh):
                 sim[:, : len(shopper.fresh)] *= 1.5  # prefer explaining by what just happened
             best = sim.argmax(axis=1)
@@ -449,16 +434,6 @@ class ProductSelector:
                     h = int(hist[best[row]])
                     out[j] = (f"because you bought {self.names[h] or self.item_ids[h]}", h)
         return out
-
-    def _similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
-        """(len(items), len(hist)): factor cosine when the model has factors, else co-occurrence cosine."""
-        unit = self.unit_item_factors
-        if unit is not None:
-            return unit[items] @ unit[hist].T
-        csc = self.seen_csc
-        co = (csc[:, items].T @ csc[:, hist]).toarray()
-        pop = np.maximum(np.diff(csc.indptr), 1).astype(np.float64)
-        return co / np.sqrt(pop[items])[:, None] / np.sqrt(pop[hist])[None, :]
 
     # ---- batch convenience -------------------------------------------------------------------
     def recommend_frame(
