@@ -1,13 +1,15 @@
-"""Serving speed, in ONE run on this machine: in-process floor vs the BentoML service vs a naive FastAPI.
+"""Serving speed, in ONE run on this machine: the champion (grocery ranker) and ALS behind the BentoML
+service, their in-process floors, and a naive FastAPI service calling implicit directly.
 
-    .venv/bin/python benchmarks/serving.py [--data-dir data/cj] [--model-dir artifacts/serving-bench/als]
+    .venv/bin/python benchmarks/serving.py [--data-dir data/cj] [--models grocery_ranker,als]
 
 1. floor: the service's own products path called in-process, one request at a time (event-store
    read, consent/diet resolution, scoring, masks, top-k, reasons, JSON) -> req/s and latency.
-2. bentoml: `bentoml serve serving.service:RecsysService` as a subprocess on a free port.
+2. bentoml <model>: `bentoml serve serving.service:RecsysService` as a subprocess on a free port, one
+   per model (fitted on all of the data into artifacts/serving-bench/<model> when missing).
 3. naive: FastAPI + uvicorn calling implicit's `AlternatingLeastSquares.recommend` per request
-   (same factors, same diet filter as `filter_items`, precomputed per diet so the naive side is not
-   handicapped).
+   (the ALS factors, same diet filter as `filter_items`, precomputed per diet so the naive side is
+   not handicapped).
 Load: wrk (closed loop, fixed connections) for throughput, and an open-loop raw-socket generator at a
 fixed rate (latency measured from the scheduled send time, so queueing is not hidden) for p99 at
 200 req/s. Every request carries a diet filter. Writes benchmarks/results/serving.{md,csv}.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import os
 import random
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,14 +56,21 @@ class Row:
 # ---- setup --------------------------------------------------------------------------------------
 
 
-def ensure_model(data_dir: Path, model_dir: Path) -> None:
+def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
+    """Fit `name` (registry name, default parameters) on all of `data_dir` unless already saved."""
     if (model_dir / "model.json").exists():
         return
+    import recsys.models  # noqa: F401  (registers every model)
     from recsys.data.dataset import Dataset
-    from recsys.models.implicit_models import ALS
+    from recsys.models.base import Recommender
+    from recsys.models.model_dir import save_model_dir
 
-    print(f"fitting ALS on {data_dir} -> {model_dir}", flush=True)
-    ALS(factors=64, iterations=15).fit(Dataset.load(data_dir)).save(model_dir)
+    print(f"fitting {name} on {data_dir} -> {model_dir}", flush=True)
+    dataset = Dataset.load(data_dir)
+    start = time.perf_counter()
+    model = Recommender.registry[name]().fit(dataset)
+    print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
+    save_model_dir(model, dataset.items_table, model_dir)
 
 
 def sample_customers(model_dir: Path, n: int, seed: int = 0) -> list[str]:
@@ -107,7 +116,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure_floor(
-    model_dir: Path, data_dir: Path, customers: list[str], diet: list[str], n: int
+    model_dir: Path, data_dir: Path, customers: list[str], diet: list[str], n: int, target: str
 ) -> list[Row]:
     """The same products code the service runs, called in-process: sequential, and batched (16)."""
     from serving.config import Settings
@@ -138,16 +147,12 @@ def measure_floor(
         run([customers[i % len(customers)]])
         lat.append(time.perf_counter() - s)
     total = time.perf_counter() - t0
-    rows = [
-        Row("floor (in-process)", "sequential, batch 1", n, 0, n / total, *_pcts(lat), "per-request compute")
-    ]
+    rows = [Row(target, "sequential, batch 1", n, 0, n / total, *_pcts(lat), "per-request compute")]
     t0 = time.perf_counter()
     for i in range(0, n, 16):
         run([customers[(i + j) % len(customers)] for j in range(16)])
     total = time.perf_counter() - t0
-    rows.append(
-        Row("floor (in-process)", "sequential, batch 16", n, 0, n / total, float("nan"), float("nan"))
-    )
+    rows.append(Row(target, "sequential, batch 16", n, 0, n / total, float("nan"), float("nan")))
     store.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return rows
@@ -305,17 +310,17 @@ def naive_app(model_dir: Path, data_dir: Path):
     from fastapi import FastAPI
     from implicit.cpu.als import AlternatingLeastSquares
 
+    import recsys.models  # noqa: F401  (registers every model)
     from recsys.diet.constraints import ConstraintEngine
     from recsys.diet.profiles import parse_profile
     from recsys.models.base import Recommender
-    from serving.runtime import align_items, import_all_models
+    from recsys.personalize import align_items
 
-    import_all_models()
     model = Recommender.load(model_dir)
     als = AlternatingLeastSquares(factors=model.item_factors_.shape[1])
     als.user_factors, als.item_factors = model.user_factors_, model.item_factors_
     user_items = model.seen_.tocsr()
-    items = align_items(pd.read_parquet(data_dir / "products.parquet"), model.items_.to_list())
+    items = align_items(pd.read_parquet(data_dir / "products.parquet"), model.items_)
     engine = ConstraintEngine(items)
     item_ids = model.items_.external_ids
     users = {u: i for i, u in enumerate(model.users_.to_list())}
@@ -379,75 +384,86 @@ def serve_naive(args: argparse.Namespace) -> None:
 # ---- main ---------------------------------------------------------------------------------------
 
 
-def write_results(rows: list[Row], out: Path, meta: dict[str, object]) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.with_suffix(".csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(r).items()})
-    floor = next(r.req_per_s for r in rows if r.load == "sequential, batch 1")
+def summarize(rows: list[Row], models: list[str], rate: float) -> tuple[list[str], dict[str, float]]:
+    """Target lines for the markdown and the figures logged to MLflow (medians over the rounds)."""
 
     def med(target: str, load: str, field: str) -> float:
-        return float(
-            np.median([getattr(r, field) for r in rows if r.target == target and r.load.startswith(load)])
-        )
+        vals = [getattr(r, field) for r in rows if r.target == target and r.load.startswith(load)]
+        return float(np.median(vals)) if vals else float("nan")
 
-    bento = med("bentoml", "wrk", "req_per_s")
-    naive = med("naive fastapi", "wrk", "req_per_s")
-    fixed_p99 = med("bentoml", "open loop", "p99_ms")
-    naive_p99 = med("naive fastapi", "open loop", "p99_ms")
-    errors = sum(r.errors for r in rows if r.target == "bentoml")
+    lines, metrics = [], {}
+    naive = med("naive fastapi (als)", "wrk", "req_per_s")
+    naive_p99 = med("naive fastapi (als)", "open loop", "p99_ms")
+    metrics.update(naive_req_per_s=naive, naive_p99_ms=naive_p99)
+    for name in models:
+        target = f"bentoml {name}"
+        floor = med(f"floor {name}", "sequential, batch 1", "req_per_s")
+        rps = med(target, "wrk", "req_per_s")
+        p99 = med(target, "open loop", "p99_ms")
+        errors = sum(r.errors for r in rows if r.target == target)
+        metrics.update({f"{name}_req_per_s": rps, f"{name}_p99_ms": p99, f"{name}_floor_req_per_s": floor})
+        lines += [
+            f"- **{name}**: closed loop {rps:.0f} req/s ({'met' if rps >= 800 else 'NOT met'} >= 800; "
+            f"{100 * rps / floor:.0f}% of its in-process floor, {rps / naive:.2f}x the naive service); "
+            f"p99 at {rate:.0f} req/s **{p99:.1f} ms** ({'met' if p99 <= 20 else 'NOT met'} <= 20 ms; "
+            f"naive {naive_p99:.1f} ms); errors {errors}",
+        ]
+    return lines, metrics
+
+
+def write_results(rows: list[Row], out: Path, meta: dict[str, object], models: list[str]) -> dict[str, float]:
+    from benchmarks.report import markdown_table
+    from benchmarks.report import write_results as write
 
     def fmt(x: float) -> str:
         return "-" if x != x else f"{x:.1f}"
 
+    table = pd.DataFrame([asdict(r) for r in rows])
+    shown = pd.DataFrame(
+        {
+            "target": table["target"],
+            "load": table["load"],
+            "requests": table["requests"],
+            "errors": table["errors"],
+            "req/s": [f"{v:,.0f}" for v in table["req_per_s"]],
+            "p50 ms": [fmt(v) for v in table["p50_ms"]],
+            "p99 ms": [fmt(v) for v in table["p99_ms"]],
+            "note": table["note"],
+        }
+    )
+    targets, metrics = summarize(rows, models, float(meta["rate"]))
     lines = [
         "# Serving benchmark: products endpoint, diet filter on every request",
         "",
         f"Run {meta['when']} on {meta['cpus']} CPUs (load average 1/5/15 min before the run: {meta['load']}, "
         f"after: {meta.get('load_after', '?')}); {meta.get('workers', 1)} worker process(es) per service; "
-        f"data {meta['data']}, model {meta['model']} ({meta['n_users']} users x {meta['n_items']} items), "
-        f"k=10, diet {meta['diet']}, {meta['customers']} random customers. "
+        f"data {meta['data']} ({meta['n_users']} users x {meta['n_items']} items), k=10, diet {meta['diet']}, "
+        f"{meta['customers']} random customers. Models: {meta['model']}. "
         "Produced by `.venv/bin/python benchmarks/serving.py` in one run.",
         "",
-        "| target | load | requests | errors | req/s | p50 ms | p99 ms | note |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-        *[
-            f"| {r.target} | {r.load} | {r.requests} | {r.errors} | {r.req_per_s:.1f} | {fmt(r.p50_ms)} | "
-            f"{fmt(r.p99_ms)} | {r.note} |"
-            for r in rows
-        ],
+        markdown_table(shown),
         "",
-        "## Targets",
+        "## Targets (medians over the interleaved rounds)",
         "",
-        "Medians over the interleaved rounds:",
-        "",
-        f"- throughput >= 70% of the in-process floor: {bento:.1f} / {floor:.1f} req/s = "
-        f"**{100 * bento / floor:.0f}%** ({'met' if bento >= 0.7 * floor else 'NOT met'})",
-        f"- p99 <= 20 ms at {meta['rate']:.0f} req/s with the diet filter: **{fixed_p99:.1f} ms** "
-        f"({'met' if fixed_p99 <= 20 else 'NOT met'}; naive: {naive_p99:.1f} ms)",
-        f"- >= 1.5x the naive FastAPI + implicit service: {bento:.1f} / {naive:.1f} req/s = "
-        f"**{bento / naive:.2f}x** ({'met' if bento >= 1.5 * naive else 'NOT met'})",
-        f"- errors: **{errors}**",
+        *targets,
         "",
         "The floor runs the service's own products code in-process (event-store read, consent and diet "
         "resolution, scoring, masks, top-k, reasons, JSON), one request at a time; batch 16 shows what "
-        "micro-batching buys. Both services run the same number of worker processes, both started before the "
-        "first measurement and measured in alternation (rounds), so background load hits both alike; wrk and "
-        "the open-loop generator share the same 2 CPUs with the servers, and other jobs on the machine "
-        "add noise (see the load average above).",
+        "micro-batching buys. All services run the same number of worker processes, all started before the "
+        "first measurement and measured in alternation (rounds), so background load hits them alike; wrk and "
+        "the open-loop generator share the same 2 CPUs with the servers.",
     ]
-    text = "\n".join(lines) + "\n"
-    out.with_suffix(".md").write_text(text)
-    return text
+    write(Path(out).name, "\n".join(lines), table)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("mode", nargs="?", default="bench", choices=["bench", "naive-server"])
     p.add_argument("--data-dir", default=str(ROOT / "data/cj"))
-    p.add_argument("--model-dir", default=str(ROOT / "artifacts/serving-bench/als"))
+    p.add_argument("--models", default="grocery_ranker,als", help="registry names served, in this order")
+    p.add_argument("--model-root", default=str(ROOT / "artifacts/serving-bench"), help="<root>/<model> dirs")
+    p.add_argument("--model-dir", help="naive-server only: the ALS model directory")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
@@ -470,83 +486,88 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
-    data_dir, model_dir = Path(args.data_dir), Path(args.model_dir)
+    data_dir = Path(args.data_dir)
     if not (data_dir / "manifest.json").exists():
         raise SystemExit(
             f"{data_dir} missing: .venv/bin/recsys data prepare --source completejourney --out {data_dir}"
         )
-    ensure_model(data_dir, model_dir)
+    models = [m for m in args.models.split(",") if m]
+    if "als" not in models:
+        raise SystemExit("--models must include als (the naive service serves its factors)")
+    model_dirs = {m: Path(args.model_root) / m for m in models}
+    for name, directory in model_dirs.items():
+        ensure_model(data_dir, directory, name)
     diet = [d for d in args.diet.split(",") if d]
-    customers = sample_customers(model_dir, args.customers)
-    meta_model = json.loads((model_dir / "model.json").read_text())
+    customers = sample_customers(model_dirs["als"], args.customers)
+    metas = {m: json.loads((d / "model.json").read_text()) for m, d in model_dirs.items()}
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
         "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
         "data": data_dir.name,
-        "model": f"{meta_model['model']} {meta_model['params']}",
-        "n_users": len(meta_model["users"]),
-        "n_items": len(meta_model["items"]),
+        "model": "; ".join(f"{m} {metas[m]['params']}" for m in models),
+        "n_users": len(metas["als"]["users"]),
+        "n_items": len(metas["als"]["items"]),
         "diet": ",".join(diet),
         "customers": len(customers),
         "rate": args.rate,
         "workers": args.workers,
     }
     rows: list[Row] = []
-    print("floor ...", flush=True)
-    rows += measure_floor(model_dir, data_dir, customers, diet, args.floor_requests)
-    print(rows[-2], rows[-1], sep="\n", flush=True)
+    for name, directory in model_dirs.items():
+        print(f"floor {name} ...", flush=True)
+        rows += measure_floor(directory, data_dir, customers, diet, args.floor_requests, f"floor {name}")
+        print(rows[-2], rows[-1], sep="\n", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     script = wrk_script(tmp / "products.lua", customers, diet)
     env = {
         **os.environ,
-        "RECSYS_MODEL_DIR": str(model_dir),
         "RECSYS_DATA_DIR": str(data_dir),
-        "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}",
         "RECSYS_DEFAULT_CONSENT": "true",
         "RECSYS_ACCESS_LOG": "false",
         "OPENBLAS_NUM_THREADS": "1",
         "RECSYS_WORKERS": str(args.workers),
     }
+    bento = [str(ROOT / ".venv/bin/bentoml"), "serve", "serving.service:RecsysService", "--host", "127.0.0.1"]
     servers = {
-        "bentoml": (
-            [
-                str(ROOT / ".venv/bin/bentoml"),
-                "serve",
-                "serving.service:RecsysService",
-                "--host",
-                "127.0.0.1",
-            ],
+        f"bentoml {name}": (
+            bento,
             "/v1/health/ready",
-        ),
-        "naive fastapi": (
-            [
-                sys.executable,
-                __file__,
-                "naive-server",
-                "--model-dir",
-                str(model_dir),
-                "--data-dir",
-                str(data_dir),
-                "--workers",
-                str(args.workers),
-            ],
-            "/ready",
-        ),
+            {
+                "RECSYS_MODEL_DIR": str(directory),
+                "RECSYS_EVENTS_URL": f"sqlite:///{tmp / f'events-{name}.db'}",
+            },
+        )
+        for name, directory in model_dirs.items()
     }
+    servers["naive fastapi (als)"] = (
+        [
+            sys.executable,
+            __file__,
+            "naive-server",
+            "--model-dir",
+            str(model_dirs["als"]),
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            str(args.workers),
+        ],
+        "/ready",
+        {},
+    )
     procs: dict[str, tuple[subprocess.Popen, str]] = {}
     logs = []
     try:
         # Both servers up at once, measured in alternation: the machine is shared, so background
         # load drifts; interleaved rounds expose both targets to the same drift.
-        for target, (cmd, ready) in servers.items():
+        for target, (cmd, ready, extra_env) in servers.items():
             port = free_port()
             log = (tmp / f"{target.split()[0]}.log").open("w")
             logs.append(log)
             proc = subprocess.Popen(
                 [*cmd, "--port", str(port)],
                 cwd=ROOT,
-                env=env,
+                env={**env, **extra_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -575,7 +596,10 @@ def main(argv: list[str] | None = None) -> int:
             log.close()
         shutil.rmtree(tmp, ignore_errors=True)
     meta["load_after"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(write_results(rows, Path(args.out), meta))
+    metrics = write_results(rows, Path(args.out), meta, models)
+    from benchmarks.report import log_run
+
+    log_run("serving", {k: v for k, v in meta.items() if k != "when"}, metrics)
     return 0
 
 

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
-from recsys.ranking.similarity import factor_cosine
+from recsys.ranking.similarity import factor_cosine, unit_rows
 
 Weighting = Literal["binary", "count", "log", "bm25"]
 
@@ -46,7 +46,10 @@ class _FactorModel(Recommender):
         return self.user_factors_[user_idx] @ self.item_factors_.T
 
     def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
-        return factor_cosine(self.item_factors_, item_idx, others)
+        unit = getattr(self, "_unit_items", None)
+        if unit is None or unit.shape != self.item_factors_.shape:
+            unit = self._unit_items = unit_rows(self.item_factors_)  # once per model, not per request
+        return factor_cosine(unit, item_idx, others)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

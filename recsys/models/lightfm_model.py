@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.models.base import Recommender
-from recsys.ranking.similarity import factor_cosine
+from recsys.ranking.similarity import factor_cosine, unit_rows
 
 
 def item_feature_matrix(dataset: Dataset, identity: bool = True) -> sp.csr_matrix:
@@ -88,7 +88,10 @@ class LightFMHybrid(Recommender):
         return self.item_repr_ @ user + self.item_bias_
 
     def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
-        return factor_cosine(self.item_repr_, item_idx, others)
+        unit = getattr(self, "_unit_items", None)
+        if unit is None or unit.shape != self.item_repr_.shape:
+            unit = self._unit_items = unit_rows(self.item_repr_)  # once per model, not per request
+        return factor_cosine(unit, item_idx, others)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_repr": self.user_repr_, "item_repr": self.item_repr_, "item_bias": self.item_bias_}

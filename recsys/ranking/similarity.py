@@ -20,13 +20,16 @@ def cooccurrence_cosine(
     return co / np.sqrt(buyers[items])[:, None] / np.sqrt(other_buyers)[None, :]
 
 
-def factor_cosine(factors: np.ndarray, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
-    """(len(items), len(others)) cosine of item factor vectors (`others` None: every item)."""
+def unit_rows(factors: np.ndarray) -> np.ndarray:
+    """Factor rows scaled to unit length (zero rows stay zero), float32: compute once per model."""
     f = np.asarray(factors, dtype=np.float32)
-    norms = np.linalg.norm(f, axis=1)
-    norms[norms == 0] = 1.0
-    a = f[np.asarray(items, dtype=np.int64)] / norms[np.asarray(items, dtype=np.int64), None]
-    if others is None:
-        return a @ (f / norms[:, None]).T
-    others = np.asarray(others, dtype=np.int64)
-    return a @ (f[others] / norms[others, None]).T
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    return f / np.where(norms == 0, 1.0, norms)
+
+
+def factor_cosine(unit: np.ndarray, items: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """(len(items), len(others)) cosine of item factors (`others` None: every item), given
+    `unit_rows(factors)`."""
+    a = unit[np.asarray(items, dtype=np.int64)]
+    b = unit if others is None else unit[np.asarray(others, dtype=np.int64)]
+    return a @ b.T
