@@ -11,19 +11,16 @@ from cli.common import EXIT_BAD_INPUT
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
-    from recsys.data.io import import_dir, read_tables, write_tables
+    from recsys.data.io import import_dir, read_tables
     from recsys.data.progress import Progress
-    from recsys.data.summary import summarize
+    from recsys.prepare import summarize
 
     start = time.perf_counter()
     out = Path(args.out)
     if args.source == "completejourney":
-        from recsys.data.completejourney import load_completejourney
+        from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
 
-        progress = Progress(7)
-        tables, report = load_completejourney(progress)
-        with progress.step(f"validating and writing {out}"):
-            write_tables(tables, out, {"source": "completejourney"})
+        tables, report = prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
         print("Complete Journey raw sizes: " + ", ".join(f"{k} {v:,}" for k, v in report.raw_sizes.items()))
         for reason, n in report.dropped.items():
             print(f"Dropped {n:,} {reason}")

@@ -8,10 +8,8 @@ import pytest
 @pytest.fixture(scope="session")
 def completejourney_dir(tmp_path_factory):
     """The real Complete Journey data prepared once per test session (about 10 s); the one real-data path."""
-    from recsys.data.completejourney import load_completejourney
-    from recsys.data.io import write_tables
+    from recsys.prepare import prepare_completejourney
 
-    tables, report = load_completejourney()
     out = tmp_path_factory.mktemp("realdata") / "cj"
-    write_tables(tables, out, {"source": "completejourney"})
+    tables, report = prepare_completejourney(out)
     return out, tables, report

