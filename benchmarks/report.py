@@ -77,7 +77,9 @@ def log_run(
     try:
         import mlflow
 
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlflow.db'}"
+        from recsys.defaults import DEFAULT_TRACKING_URI
+
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(f"benchmark-{name}")
         with mlflow.start_run() as run:

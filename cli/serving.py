@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.config import PROJECT_DIR
+from recsys.defaults import PROJECT_DIR
 
 SERVICE = "serving.service:RecsysService"
 

@@ -88,9 +88,9 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from recsys.defaults import MODEL_NAME as model_name
     from training.config import DEFAULT_CONFIG
 
-    model_name = "grocery-recommender"
     p = sub.add_parser("tune", help="Optuna search over a config's tuning.space, tracked in MLflow")
     p.add_argument("--config", required=True, help="experiment YAML with a tuning section")
     p.add_argument("--trials", type=int, default=10, help="trials for THIS worker (default 10)")

@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_REGISTRY_URI = "models:/grocery-recommender@champion"
+from recsys.defaults import DEFAULT_EVENTS_URL, DEFAULT_TRACKING_URI, registry_uri
+
+DEFAULT_REGISTRY_URI = registry_uri()
 
 
 def flag(value: str | None, default: bool) -> bool:
@@ -24,9 +25,9 @@ def flag(value: str | None, default: bool) -> bool:
 class Settings:
     model_dir: Path | None = None
     registry_uri: str = DEFAULT_REGISTRY_URI
-    tracking_uri: str = f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     data_dir: Path | None = None
-    events_url: str = f"sqlite:///{PROJECT_DIR / 'events.db'}"
+    events_url: str = DEFAULT_EVENTS_URL
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     read_requires_key: bool = False
     default_consent: bool = False

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
 
 from sqlalchemy import (
     Boolean,
@@ -112,10 +111,6 @@ class NewEvent:
     product_group: str | None = None
     recommendation_id: str | None = None
     store: str | None = None
-
-
-def default_url(project_dir: Path) -> str:
-    return f"sqlite:///{project_dir / 'events.db'}"
 
 
 class EventStore:

@@ -22,11 +22,8 @@ from recsys.data.dataset import Dataset
 from recsys.data.erasure import drop_erased
 from recsys.data.io import MANIFEST, read_manifest, read_tables
 from recsys.data.splits import Split, temporal_split, week_cutoff
+from recsys.defaults import DEFAULT_EVENTS_URL
 from training.config import DataConfig, SplitConfig
-
-#: The event store the service writes erasures to, unless RECSYS_EVENTS_URL says otherwise; the same
-#: default as serving's Settings.events_url (the project directory's events.db).
-DEFAULT_EVENTS_URL = f"sqlite:///{Path(__file__).resolve().parents[1] / 'events.db'}"
 
 
 @dataclass(frozen=True)

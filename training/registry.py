@@ -24,6 +24,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from recsys.defaults import CHALLENGER, CHAMPION, MODEL_NAME
 from training.config import ConstraintsConfig, ExperimentConfig, PromotionConfig, load_config
 from training.jobs import PYFUNC_NAME, TAG_PYFUNC_ID
 from training.tracking import (
@@ -36,9 +37,6 @@ from training.tracking import (
     setup_tracking,
 )
 
-MODEL_NAME = "grocery-recommender"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"
 DEFAULT_METRIC = "ndcg_at_10__all"
 METRIC_RE = re.compile(r"^(?P<name>\w+?)_at_(?P<k>\d+)__(?P<track>all|new)$")

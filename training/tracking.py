@@ -16,7 +16,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from recsys.defaults import DEFAULT_TRACKING_URI, PROJECT_DIR
+
 MAX_PARAM_LENGTH = 6000
 
 #: Run tags the promotion gate relies on: two runs are comparable only if both match.
@@ -31,8 +32,8 @@ TAG_PROMOTION_METRIC = "promotion_metric"
 TAG_KIND = "run_kind"
 
 
-def default_tracking_uri(root: Path = PROJECT_ROOT) -> str:
-    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+def default_tracking_uri() -> str:
+    return DEFAULT_TRACKING_URI
 
 
 def artifact_root(uri: str | None = None) -> str | None:
@@ -47,7 +48,7 @@ def artifact_root(uri: str | None = None) -> str | None:
     db = sqlite_path(uri)
     if db is not None:
         return (db.parent / "mlartifacts").resolve().as_uri()
-    return (PROJECT_ROOT / "mlartifacts").resolve().as_uri()
+    return (PROJECT_DIR / "mlartifacts").resolve().as_uri()
 
 
 def tracking_uri() -> str:
@@ -96,7 +97,7 @@ def ensure_experiment(name: str) -> str:
         return exp.experiment_id
 
 
-def git_commit(cwd: Path = PROJECT_ROOT) -> str:
+def git_commit(cwd: Path = PROJECT_DIR) -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True

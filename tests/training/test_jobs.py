@@ -82,12 +82,13 @@ def test_flag_form_is_tracked_the_same_way(store, tiny_dir, tmp_path):
 
 
 def test_default_store_is_sqlite_in_project(monkeypatch):
-    from training.tracking import PROJECT_ROOT, artifact_root, tracking_uri
+    from recsys.defaults import PROJECT_DIR
+    from training.tracking import artifact_root, tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_ARTIFACT_ROOT", raising=False)
-    assert tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
-    assert artifact_root() == (PROJECT_ROOT / "mlartifacts").as_uri()
+    assert tracking_uri() == f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    assert artifact_root() == (PROJECT_DIR / "mlartifacts").as_uri()
 
 
 @pytest.mark.postgres
