@@ -2,6 +2,8 @@
 
 Forbidden items get -inf BEFORE selection, so a mask can never be violated and k is honoured
 whenever k allowed items exist; fewer allowed items means a shorter list, never a forbidden one.
+Equal scores are ordered by item index, so every path that selects from the same scores gives the
+same list.
 
 Two exact shortcuts keep the cost per request small on large catalogs:
 - dense rows: the k-th largest score of a strided sample is <= the row's k-th largest, so every item
@@ -37,24 +39,29 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be positive, got {k}")
 
 
+def _select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k positions of one masked row, best first, ties broken by the lower position, so every
+    path that selects from the same scores gives the same list; -inf entries are never selected."""
+    n = len(row)
+    kk = min(k, n)
+    if kk == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    threshold = np.partition(row, n - kk)[n - kk] if kk < n else -np.inf
+    # every tie at the k-th score is a candidate; with fewer than k allowed items, all of them
+    cand = np.flatnonzero(row >= threshold) if np.isfinite(threshold) else np.flatnonzero(np.isfinite(row))
+    order = np.lexsort((cand, -row[cand]))[:kk]
+    return cand[order], row[cand[order]]
+
+
 def _select(masked: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of already masked rows (no pruning): (items, scores), -1 / -inf padded to k."""
-    n_items = masked.shape[1]
-    kk = min(k, n_items)
-    if kk < n_items:
-        part = np.argpartition(-masked, kk - 1, axis=1)[:, :kk]
-    else:
-        part = np.tile(np.arange(n_items), (masked.shape[0], 1))
-    part_scores = np.take_along_axis(masked, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    items = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(part_scores, order, axis=1)
-    items = np.where(np.isfinite(top_scores), items, -1)
-    if kk < k:  # pad so the shape is always (n_users, k)
-        pad = k - kk
-        items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
-        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-    return items, top_scores
+    n_rows = masked.shape[0]
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    top = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for r in range(n_rows):
+        idx, sc = _select_row(masked[r], k)
+        items[r, : len(idx)], top[r, : len(idx)] = idx, sc
+    return items, top
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +86,8 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tupl
             cand = np.flatnonzero(row >= threshold[r])
         else:  # fewer than k allowed items in the sample: every allowed item is a candidate
             cand = np.flatnonzero(np.isfinite(row))
-        if not len(cand):
-            continue
-        local, sc = _select(row[cand][None, :], k)
-        ok = local[0] >= 0
-        items[r, : ok.sum()] = cand[local[0][ok]]
-        top[r, : ok.sum()] = sc[0][ok]
+        local, sc = _select_row(row[cand], k)
+        items[r, : len(local)], top[r, : len(local)] = cand[local], sc
     return items, top
 
 
@@ -117,7 +120,7 @@ def candidate_top_k(
         if row_allowed is not None:
             keep = row_allowed[idx]
             idx, sc = idx[keep], sc[keep]
-        order = np.argsort(-sc, kind="stable")[:k]
+        order = np.lexsort((idx, -sc))[:k]  # ties by the lower item index, as in top_k
         n = len(order)
         items[r, :n], top[r, :n] = idx[order], sc[order]
         if n < k:

@@ -1,5 +1,5 @@
-"""The products hot path: bounded factor scoring, cached fallback lists, the event-state cache, inline
-batches. Each fast path must give exactly what the general path gives."""
+"""The products hot path as served: the selection shortcuts give exactly what the general path gives
+over the service's own runtime, the event-state cache, inline batches."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.ranking.factor_index import FactorIndex
 from recsys.ranking.selection import ProductSelector
-from recsys.ranking.topk import top_k
 from serving.batching import MicroBatcher
 from serving.config import Settings
 from serving.customers import diet_profile
@@ -20,26 +18,6 @@ from serving.products import ProductJob, recommend_batch
 from serving.runtime import load_runtime
 from serving.schemas import ProductsRequest, ProductsResponse
 from tests.serving.conftest import BREAD_BUYERS, MEAT_BUYERS, VEGAN
-
-
-@pytest.mark.parametrize("k", [1, 5, 40, 700])
-@pytest.mark.parametrize("allowed_share", [0.0, 0.01, 0.6, 1.0])
-def test_factor_index_top_k_is_exact(k, allowed_share):
-    rng = np.random.default_rng(k)
-    # norms spread over orders of magnitude, like ALS items (rare items have small factors)
-    items = rng.normal(size=(20_000, 16)).astype(np.float32) * rng.lognormal(-2, 1, size=(20_000, 1))
-    users = rng.normal(size=(7, 16)).astype(np.float32)
-    allowed = rng.random(len(items)) < allowed_share
-    index = FactorIndex.build(items, allowed)
-    got_items, got_scores = index.top_k(users, k)
-    ref_items, ref_scores = top_k(users @ items.T, k, allowed)
-    assert got_items.shape == ref_items.shape == (7, k)
-    np.testing.assert_allclose(got_scores, ref_scores, rtol=1e-5, atol=1e-6)
-    assert ((got_items >= 0) == (ref_items >= 0)).all()  # same padding when few items are allowed
-    assert allowed[got_items[got_items >= 0]].all()  # never a forbidden item
-    real = got_items >= 0
-    exact = (users @ items.T)[np.nonzero(real)[0], got_items[real]]
-    np.testing.assert_allclose(got_scores[real], exact, rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture
