@@ -11,9 +11,10 @@
 
 Split: train weeks < 50, test weeks 50-53 (Complete Journey's week 50 starts 2017-12-04 05:10; week
 49 ends 04:52). Metrics: `recsys.metrics.evaluation.evaluate` (the same code as the quality
-benchmark, tests and MLflow). Model: buy-again (default) or the grocery ranker.
+benchmark, tests and MLflow). Model: any registry name; the default is the served champion
+(the grocery ranker).
 
-    .venv/bin/python benchmarks/constraints.py [--data data/cj] [--model buy_again|ranker]
+    .venv/bin/python benchmarks/constraints.py [--data data/cj] [--model grocery_ranker|buy_again|...]
 Writes benchmarks/results/constraints.md, constraints.csv and co2_tradeoff.png.
 """
 
@@ -28,14 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Dataset
-from recsys.data.splits import temporal_split
-from recsys.diet.constraints import ConstraintEngine
-from recsys.diet.profiles import parse_profile
-from recsys.metrics.evaluation import evaluate, evaluation_users
-from recsys.ranking.rerank import co2e_summary, rerank
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import log_run, markdown_table, write_results  # noqa: E402
+from recsys.data.dataset import Dataset  # noqa: E402
+from recsys.data.splits import temporal_split  # noqa: E402
+from recsys.diet.constraints import ConstraintEngine  # noqa: E402
+from recsys.diet.profiles import parse_profile  # noqa: E402
+from recsys.metrics.evaluation import evaluate, evaluation_users  # noqa: E402
+from recsys.ranking.rerank import co2e_summary, rerank  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 CUTOFF = pd.Timestamp("2017-12-04 05:00:00")  # start of Complete Journey week 50
 K = 10
@@ -80,15 +84,12 @@ def load(data_dir: Path) -> Dataset:
 
 
 def fit_model(name: str, train: Dataset):
-    if name == "buy_again":
-        from recsys.models.buy_again import BuyAgain
+    import recsys.models  # noqa: F401  (registers every model)
+    from recsys.models.base import Recommender
 
-        return BuyAgain().fit(train)
-    if name == "ranker":
-        from recsys.models.ranker import GroceryRanker
-
-        return GroceryRanker().fit(train)
-    raise ValueError(f"unknown model {name!r}; use buy_again or ranker")
+    if name not in Recommender.registry:
+        raise ValueError(f"unknown model {name!r}; use one of {sorted(Recommender.registry)}")
+    return Recommender.registry[name]().fit(train)
 
 
 def subset(test: Dataset, users: np.ndarray) -> Dataset:
@@ -194,19 +195,10 @@ def plot(tradeoff: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def to_markdown(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in r]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "data" / "cj"))
-    parser.add_argument("--model", default="buy_again", help="buy_again (default) or ranker")
+    parser.add_argument("--model", default="grocery_ranker", help="registry name (default: the champion)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     dataset = load(Path(args.data))
@@ -223,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     both = pd.concat(
         [costs.assign(part="constraint_cost"), tradeoff.assign(part="co2_tradeoff")], ignore_index=True
     )
-    both.to_csv(RESULTS / "constraints.csv", index=False)
     plot(tradeoff, RESULTS / "co2_tradeoff.png")
     ok = tradeoff[(tradeoff["ndcg_loss_pct"] <= 5.0)]
     best = ok.loc[ok["co2e_reduction_pct"].idxmax()]
@@ -241,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "an excluded attribute, but some are 'unknown' and hidden by the fail-closed mask. "
         "cost_pct = relative NDCG@10 loss from applying the mask (negative = gain).",
         "",
-        to_markdown(costs, ".4f"),
+        markdown_table(costs, "{:.4f}"),
         "",
         "## (b) CO2e / NDCG trade-off over lambda",
         "",
@@ -249,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "unknown CO2e = catalog median (neutral). mean_co2e_per_kg = mean over lists of the list's mean "
         "over items with a known CO2e.",
         "",
-        to_markdown(tradeoff, ".3f"),
+        markdown_table(tradeoff, "{:.3f}"),
         "",
         f"Best within 5% NDCG loss: lambda={best['lambda']:g}: {best['co2e_reduction_pct']:.1f}% lower mean "
         f"CO2e per list at {best['ndcg_loss_pct']:.1f}% NDCG loss (target: >= 25% at <= 5%).",
@@ -257,8 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         "![CO2e trade-off](co2_tradeoff.png)",
         "",
     ]
-    (RESULTS / "constraints.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_results("constraints", "\n".join(md), both)
+    log_run(
+        "constraints",
+        {"model": args.model},
+        {
+            "best_lambda": float(best["lambda"]),
+            "co2e_reduction_pct": float(best["co2e_reduction_pct"]),
+            "ndcg_loss_pct": float(best["ndcg_loss_pct"]),
+        },
+    )
     return 0
 
 
