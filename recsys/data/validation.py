@@ -152,11 +152,13 @@ def _check_table(df: pd.DataFrame, table: Table, out: _Collector) -> pd.DataFram
     key = [k for k in table.primary_key if k in result.columns]
     if key and len(key) == len(table.primary_key):
         dup = result.duplicated(subset=key, keep="first").to_numpy()
-        label = "+".join(key)
-        raw_key = result[key[0]].astype(str)
-        for extra in key[1:]:  # vectorised concatenation; also fine on an empty table
-            raw_key = raw_key + "|" + result[extra].astype(str)
-        out.rows(raw_key, dup, label, "duplicate id")
+        if dup.any():  # the readable key is built for the duplicates only (tables have millions of rows)
+            rows = result[key].iloc[np.flatnonzero(dup)].astype(str)
+            raw_key = pd.Series("|".join(vals) for vals in rows.itertuples(index=False, name=None))
+            raw_key.index = np.flatnonzero(dup)
+            full = pd.Series(None, index=range(len(result)), dtype=object)
+            full.iloc[raw_key.index] = raw_key.to_numpy()
+            out.rows(full, dup, "+".join(key), "duplicate id")
     return result
 
 
