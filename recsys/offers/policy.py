@@ -20,6 +20,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from recsys.offers.eligibility import OfferRules, eligible_pairs
 from recsys.offers.explore import explore_levels, randomised_cost
 from recsys.offers.features import (
     group_history,
@@ -359,6 +360,9 @@ class DiscountPlanner:
     of the two upper bounds, so a plan never budgets less than with the held-out check alone;
     'instead': the campaigns' alone; 'off': the held-out check only. Closed-loop figures for each:
     `benchmarks/offers_rounds.py`, `benchmarks/offers_design_log.md` ("Closed loop").
+    rules: the retailer's eligibility rules (`recsys.offers.eligibility.OfferRules`: exclusions, the
+    age rule, diet compliance share, consent), applied to the candidates before anything is priced.
+    None: marketing consent and `min_allowed_share` only (the synthetic benchmark's setting).
     """
 
     def __init__(
@@ -382,6 +386,7 @@ class DiscountPlanner:
         explore_seed: int = 0,
         campaign_cost_check: str = "max",
         min_campaign_offers: int = 500,
+        rules: OfferRules | None = None,
     ):
         self.levels = levels
         self.n_groups = n_groups
@@ -402,6 +407,7 @@ class DiscountPlanner:
         self.explore_seed = explore_seed
         self.campaign_cost_check = campaign_cost_check
         self.min_campaign_offers = min_campaign_offers
+        self.rules = rules
 
     # ---- fit --------------------------------------------------------------------------------
     def fit(
@@ -562,12 +568,15 @@ class DiscountPlanner:
 
     def _candidates(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         hist = self.history_.reset_index()
-        consent = tables["customers"].set_index("customer_id")["consent_marketing"]
-        hist = hist[hist["customer_id"].map(consent).fillna(False).astype(bool).to_numpy()]
-        banned = diet_allowed_groups(tables, self.min_allowed_share)
-        if len(banned):
-            key = pd.MultiIndex.from_frame(hist[["customer_id", "product_group"]])
-            hist = hist[~key.isin(pd.MultiIndex.from_frame(banned[["customer_id", "product_group"]]))]
+        if self.rules is not None:  # the retailer's rules: exclusions, age rule, diet, consent
+            hist = hist[eligible_pairs(hist[["customer_id", "product_group"]], tables, self.rules)]
+        else:
+            consent = tables["customers"].set_index("customer_id")["consent_marketing"]
+            hist = hist[hist["customer_id"].map(consent).fillna(False).astype(bool).to_numpy()]
+            banned = diet_allowed_groups(tables, self.min_allowed_share)
+            if len(banned):
+                key = pd.MultiIndex.from_frame(hist[["customer_id", "product_group"]])
+                hist = hist[~key.isin(pd.MultiIndex.from_frame(banned[["customer_id", "product_group"]]))]
         hist = hist.sort_values(["customer_id", "grp_share", "product_group"], ascending=[True, False, True])
         hist = hist[hist.groupby("customer_id").cumcount() < self.n_groups]
         cand = hist[["customer_id", "product_group", "grp_share"]].reset_index(drop=True)
@@ -708,6 +717,22 @@ class DiscountPlanner:
         rows = np.flatnonzero(self.candidates_["customer_id"].to_numpy() == str(customer_id))
         if rows.size == 0:
             return "no offers: no purchase history in a product group their diet allows (or no marketing consent)"
+        return self._no_offer_reason(rows)
+
+    def no_offer_reasons(self, plan: pd.DataFrame) -> pd.Series:
+        """customer_id -> why `plan` (the last `plan` call's result) has no offer for them, for every
+        candidate customer it leaves out (customers with no candidate are not listed)."""
+        codes, ids = pd.factorize(self.candidates_["customer_id"])
+        left_out = ~pd.Index(ids).isin(plan["customer_id"].unique())
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+        reasons = {
+            str(ids[c]): self._no_offer_reason(order[bounds[c] : bounds[c + 1]])
+            for c in np.flatnonzero(left_out)
+        }
+        return pd.Series(reasons, dtype=object, name="reason")
+
+    def _no_offer_reason(self, rows: np.ndarray) -> str:
         cand = self.candidates_.iloc[rows]
         group = cand["product_group"].astype(str).str.lower().to_numpy()
         context = _visit_context(next(cand.itertuples(index=False)))
@@ -778,6 +803,7 @@ class DiscountPlanner:
                 "propensity": prop,
                 "reason": why,
                 "best_send_time": cand["best_send_time"].to_numpy(),
+                "tier": cand["tier"].to_numpy(),
             }
         )
         return out.sort_values(["customer_id", "expected_profit"], ascending=[True, False]).reset_index(
