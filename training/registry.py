@@ -37,6 +37,8 @@ from training.tracking import (
 )
 
 MODEL_NAME = "grocery-recommender"
+#: The discount planner's plan artifacts (training/offers.py); the service reads @champion.
+PLANNER_NAME = "grocery-discount-planner"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"

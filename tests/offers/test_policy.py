@@ -166,7 +166,8 @@ def test_cli_writes_plan(tmp_path, data, capsys):
 
     write_synthetic(data, tmp_path / "syn")
     out = tmp_path / "offers.csv"
-    assert main(["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(out)]) == 0
+    base = ["offers", "--no-track", "--data", str(tmp_path / "syn"), "--budget", "20"]
+    assert main([*base, "--out", str(out)]) == 0
     printed = capsys.readouterr()
     margin_line = printed.out.split("budget margin: planned cost")[1].splitlines()[0]
     assert "held-out logged offers" in margin_line
@@ -175,8 +176,7 @@ def test_cli_writes_plan(tmp_path, data, capsys):
     assert checked < 500 and f"the budget margin rests on only {checked:,} offers" in printed.err
     # a lookback shorter than the planner's training-history minimum: that minimum follows it
     short = tmp_path / "short.csv"
-    args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(short)]
-    assert main([*args, "--lookback-weeks", "8"]) == 0
+    assert main([*base, "--out", str(short), "--lookback-weeks", "8"]) == 0
     assert len(pd.read_csv(short)) > 0
     plan = pd.read_csv(out)
     assert list(plan.columns) == [
@@ -191,8 +191,7 @@ def test_cli_writes_plan(tmp_path, data, capsys):
     ]
     assert (plan["propensity"] == 1.0).all()
     explored = tmp_path / "explored.csv"
-    args = ["offers", "--data", str(tmp_path / "syn"), "--budget", "20", "--out", str(explored)]
-    assert main([*args, "--explore", "0.5"]) == 0
+    assert main([*base, "--out", str(explored), "--explore", "0.5"]) == 0
     assert (pd.read_csv(explored)["propensity"] < 1.0).any()
 
 
