@@ -63,7 +63,7 @@ def _config(args: argparse.Namespace):
 
 
 def _cmd_offers(args: argparse.Namespace) -> int:
-    from recsys.offers.policy import MIN_COST_CHECK_OFFERS
+    from recsys.offers.budget_margin import MIN_COST_CHECK_OFFERS
     from training.offers import plan_summary, run_offers
 
     _check_flags(args)

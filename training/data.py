@@ -59,7 +59,7 @@ def ensure_data_dir(data: DataConfig) -> Path:
         tables, _ = load_completejourney(Progress(6))
         write_tables(tables, out, {"source": "completejourney"})
     elif data.source == "synthetic":
-        from recsys.data.synthetic import generate, write_synthetic
+        from lab.synthetic import generate, write_synthetic
 
         spec = data.synthetic
         generated = generate(

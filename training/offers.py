@@ -55,7 +55,7 @@ def live_tables(data_dir: Path, events: str | None = None) -> tuple[dict[str, pd
 
 def fit_planner(tables: dict[str, pd.DataFrame], config: OffersConfig):
     """A DiscountPlanner with the config's parameters and rules, fitted on `tables`."""
-    from recsys.offers.policy import DiscountPlanner
+    from recsys.offers.planner import DiscountPlanner
 
     return DiscountPlanner(**config.planner_params()).fit(tables, config.data.as_of)
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.profiles import parse_profile, tristate_column
-from recsys.offers.features import product_groups
+from recsys.offers.groups import product_groups
 
 #: Words that make a group age-restricted wherever they stand in its name or department (whole words,
 #: so SMOKED MEATS is not tobacco). Extended by `OfferRules.extra_age_terms`, never shortened.

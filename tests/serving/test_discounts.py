@@ -25,9 +25,9 @@ ANIMAL = ("contains_meat", "contains_fish", "contains_dairy", "contains_egg")
 
 @pytest.fixture(scope="module")
 def offers_world(tmp_path_factory) -> dict:
+    from lab.synthetic import generate, write_synthetic
     from recsys.data.dataset import Dataset
     from recsys.data.io import read_tables
-    from recsys.data.synthetic import generate, write_synthetic
     from recsys.models.popularity import Popularity
     from training.offers import fit_planner, plan_artifact
     from training.offers_config import load_offers_config, with_overrides
@@ -104,7 +104,7 @@ def test_k_caps_the_offers_best_first(offers_client, offers_world):
 def _animal_groups(offers_world) -> set[str]:
     """Groups holding a product that is not known to be free of meat, fish, dairy and egg."""
     products = offers_world["tables"]["products"]
-    from recsys.offers.features import product_groups
+    from recsys.offers.groups import product_groups
 
     clear = np.logical_and.reduce([products[a].to_numpy() == "no" for a in ANIMAL])
     groups = product_groups(products).to_numpy()
@@ -200,7 +200,7 @@ def test_age_rule_holds_when_alcohol_leaves_the_exclusion_list(offers_world):
 
 
 def test_the_service_fits_nothing(asgi_app, monkeypatch, offers_world, tmp_path):
-    from recsys.offers.policy import DiscountPlanner
+    from recsys.offers.planner import DiscountPlanner
 
     def refuse(*args, **kwargs):
         raise AssertionError("the service must not fit a planner")

@@ -15,7 +15,7 @@ from training.offers_config import load_offers_config, parse_offers_config, with
 
 @pytest.fixture(scope="module")
 def syn_dir(tmp_path_factory) -> Path:
-    from recsys.data.synthetic import generate, write_synthetic
+    from lab.synthetic import generate, write_synthetic
 
     out = tmp_path_factory.mktemp("offers-syn") / "data"
     write_synthetic(generate(n_customers=200, n_products=250, weeks=16, seed=1), out)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.synthetic import DISCOUNT_LEVELS, FORBIDDEN_LOGIT, generate, true_response_probability
-from recsys.offers.posterior import deal_posterior, drift_grid, line_parts, posterior_curves, visit_posterior
+from lab.posterior import deal_posterior, drift_grid, line_parts, posterior_curves, visit_posterior
+from lab.synthetic import DISCOUNT_LEVELS, FORBIDDEN_LOGIT, generate, true_response_probability
 
 
 def test_drift_grid_prior_and_shapes():

@@ -1,13 +1,15 @@
-"""Planner on small synthetic data: diet respected, budget kept, monotone response, CLI errors."""
+"""Planner on small synthetic data: diet respected, budget kept, monotone response, reasons, the
+public plan-on-curves call, scikit-learn conventions, CLI errors."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.synthetic import generate
-from recsys.offers.features import PAIR_FEATURES
-from recsys.offers.policy import DiscountPlanner, recommend_discounts
-from recsys.offers.response import LEVELS, ResponseModel
+from lab.synthetic import generate
+from recsys.offers.economics import price_options
+from recsys.offers.explain import no_offer_reason
+from recsys.offers.lifecycle import TierRule
+from recsys.offers.planner import DiscountPlanner
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def planner(data):
-    return DiscountPlanner(snapshot_weeks=8).fit(data.tables)
+    return DiscountPlanner().fit(data.tables)
 
 
 def test_budget_kept_and_columns(planner):
@@ -38,7 +40,7 @@ def test_vegan_never_gets_meat(data):
     customers["consent_marketing"] = True
     tables["customers"] = customers
     tables["household_members"] = tables["household_members"].iloc[0:0]
-    planner = DiscountPlanner(snapshot_weeks=8, tiers={}).fit(tables)
+    planner = DiscountPlanner(tiers={}).fit(tables)
     meat = {
         "BEEF",
         "CHICKEN",
@@ -55,74 +57,73 @@ def test_vegan_never_gets_meat(data):
     assert not set(plan["product_group"]) & meat
 
 
-def test_response_model_is_monotone_in_level(data, planner):
-    assert type(planner.response_).__name__ == "StructuralResponse"  # the default
+def test_response_model_is_monotone_in_level(planner):
+    assert type(planner.response_).__name__ == "StructuralResponse"  # logged levels: the fitted model
     assert np.all(np.diff(planner.curves_, axis=1) >= 0)
-    assert planner.cost_factor_ >= 1.0
-    legacy = DiscountPlanner(snapshot_weeks=8, response="logistic").fit(data.tables)  # still selectable
-    frame = legacy.training_frame_
-    for kind in ("logistic", "hill"):
-        model = ResponseModel(kind=kind).fit(
-            frame[list(PAIR_FEATURES)], frame["level"], frame["bought"], frame["propensity"]
-        )
-        curves = model.predict_curve(frame[list(PAIR_FEATURES)].iloc[:200])
-        assert curves.shape == (200, len(LEVELS))
-        assert np.all(np.diff(curves, axis=1) >= 0)
-        if kind == "hill":
-            assert model.nonmonotone_share_ == 0.0  # monotone by construction
+    assert planner.cost_factor_ >= 1.0 and planner.cost_ratio_["source"] == "held-out logged offers"
 
 
-def test_zero_uplift_customer_gets_nothing(planner):
-    p = planner.curves_.copy()
-    rows = planner.candidates_["customer_id"].to_numpy() == planner.candidates_["customer_id"].iloc[0]
-    p[rows] = p[rows, :1]  # this customer buys with the same probability whatever the discount
-    planner2 = DiscountPlanner(snapshot_weeks=8)
-    planner2.__dict__.update(planner.__dict__)
-    planner2.curves_ = p
-    planner2._economics()
-    plan = planner2.plan(1e6)
-    assert planner.candidates_["customer_id"].iloc[0] not in set(plan["customer_id"])
-    assert recommend_discounts(planner.candidates_["customer_id"].iloc[0], planner2) == []
-    assert "no discount pays for itself" in planner2.no_offer_reason(
-        planner.candidates_["customer_id"].iloc[0]
+def test_without_logged_levels_the_prior_plans(data):
+    tables = {**data.tables, "offers": data.tables["offers"].iloc[0:0]}
+    prior = DiscountPlanner().fit(tables)
+    assert type(prior.response_).__name__ == "PriorResponse" and prior.cost_ratio_ is None
+    assert prior.cost_factor_ == 1.15 and np.all(np.diff(prior.curves_, axis=1) >= 0)
+
+
+def test_planner_follows_scikit_learn_conventions(planner):
+    fresh = DiscountPlanner(n_groups=4)
+    assert not [k for k in vars(fresh) if k.endswith("_")]  # __init__ stores parameters only
+    assert fresh.get_params()["n_groups"] == 4 and fresh.get_params()["tiers"] is None
+    assert planner.tiers_ and planner.get_params()["tiers"] is None  # defaults resolved in fit
+
+
+def test_plan_on_curves_is_the_plan_and_changes_nothing(planner):
+    plan = planner.plan(25.0)
+    same = planner.plan_on_curves(planner.curves_, 25.0, cost_factor=planner.cost_factor_)
+    assert np.array_equal(same.choice, planner.allocation_.choice) and same.cost == planner.allocation_.cost
+    before = planner.curves_.copy()
+    flat = np.repeat(planner.curves_[:, :1], planner.curves_.shape[1], axis=1)  # nobody responds
+    assert (planner.plan_on_curves(flat, 1e6).choice == -1).all()
+    assert np.array_equal(planner.curves_, before) and planner.plan(25.0).equals(plan)
+    with pytest.raises(ValueError, match="curves must be candidates x levels"):
+        planner.plan_on_curves(flat[:, :3], 1.0)
+
+
+def _reason(planner, customer, curves, tiers=None):
+    """`no_offer_reason` for one customer on given curves and tier rules."""
+    rows = np.flatnonzero(planner.candidates_["customer_id"].to_numpy() == customer)
+    options = price_options(curves, planner.candidates_, planner.levels, tiers or planner.tiers_, 1.0)
+    return no_offer_reason(
+        planner.candidates_.iloc[rows],
+        curves[rows],
+        options.profit[rows],
+        options.cost[rows],
+        options.allowed[rows],
+        np.asarray(planner.levels),
+        tiers or planner.tiers_,
+        0.0,
     )
 
 
+def test_zero_uplift_customer_gets_nothing_and_hears_why(planner):
+    cid = planner.candidates_["customer_id"].iloc[0]
+    p = planner.curves_.copy()
+    rows = planner.candidates_["customer_id"].to_numpy() == cid
+    p[rows] = p[rows, :1]  # this customer buys with the same probability whatever the discount
+    choice = planner.plan_on_curves(p, 1e6).choice
+    assert (choice[rows] == -1).all()
+    assert "no discount pays for itself" in _reason(planner, cid, p)
+
+
 def test_no_offer_reasons_name_the_cause(planner):
-    from recsys.offers.policy import TierRule
-
-    assert "no purchase history" in planner.no_offer_reason("nobody")
-    planner.plan(5.0)  # a tight budget: a high shadow price leaves profitable customers out
-    offered = {d["customer_id"] for d in planner.plan(5.0).to_dict("records")}
-    ids = planner.candidates_["customer_id"]
-    profitable = ids[(planner.profit_ > 0).any(axis=1)].unique()
-    allowed = ids[(planner.allowed_ & (planner.profit_ > 0)).any(axis=1)].unique()
-    left_out = [c for c in allowed if c not in offered and not recommend_discounts(c, planner)]
-    assert left_out
-    assert "below the campaign's cut-off" in planner.no_offer_reason(left_out[0])
-    strict = DiscountPlanner(snapshot_weeks=8)
-    strict.__dict__.update(planner.__dict__)
-    strict.tiers = {t: TierRule(max_level=0.0) for t in planner.tiers}  # no tier may get a discount
-    strict._economics()
-    assert strict.plan(1e6).empty
-    assert "tier rule" in strict.no_offer_reason(profitable[0])
-
-
-def test_single_customer_call(planner):
-    plan = planner.plan(25.0)
-    # the plan's most profitable customer: the single call prices at the shadow price, so a customer
-    # the refill pass added with leftover budget may rightly get nothing from it
-    cid = plan.sort_values("expected_profit", kind="stable")["customer_id"].iloc[-1]
-    recs = recommend_discounts(cid, planner)
-    assert recs and {
-        "product_group",
-        "discount_level",
-        "expected_uplift",
-        "expected_profit",
-        "reason",
-        "best_send_time",
-    } <= set(recs[0])
-    assert recommend_discounts("nobody", planner) == []
+    plan = planner.plan(5.0)  # a tight budget: a high shadow price leaves profitable customers out
+    reasons = planner.no_offer_reasons(plan)
+    assert not set(reasons.index) & set(plan["customer_id"])
+    assert set(reasons.index) | set(plan["customer_id"]) == set(planner.candidates_["customer_id"])
+    assert reasons.str.contains("below the campaign's cut-off").any()
+    strict = {t: TierRule(max_level=0.0) for t in planner.tiers_}  # no tier may get a discount
+    profitable = planner.candidates_["customer_id"][(planner.options_.profit > 0).any(axis=1)].iloc[0]
+    assert "tier rule" in _reason(planner, profitable, planner.curves_, strict)
 
 
 def test_cli_bad_input(tmp_path, capsys):
@@ -162,7 +163,7 @@ def test_lookback_shorter_than_the_training_history_is_refused(data):
 
 def test_cli_writes_plan(tmp_path, data, capsys):
     from cli.main import main
-    from recsys.data.synthetic import write_synthetic
+    from lab.synthetic import write_synthetic
 
     write_synthetic(data, tmp_path / "syn")
     out = tmp_path / "offers.csv"
@@ -198,7 +199,8 @@ def test_cli_writes_plan(tmp_path, data, capsys):
 def test_lookback_bounds_the_history_behind_every_estimate(data):
     # data: 16 weeks. With a 4-week lookback the candidates' deal share is the share of the last 4
     # weeks' lines only: exactly what point_in_time_baseline gives for that window.
-    from recsys.offers.features import organic_interactions, point_in_time_baseline
+    from recsys.offers.baseline import point_in_time_baseline
+    from recsys.offers.groups import organic_interactions
 
     short = DiscountPlanner(lookback_weeks=4, min_history_weeks=2).fit(data.tables)
     assert type(short.response_).__name__ == "StructuralResponse"

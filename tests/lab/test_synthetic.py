@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.schema import DIET_ATTRIBUTES, TABLES
-from recsys.data.synthetic import (
+from lab.synthetic import (
     DISCOUNT_LEVELS,
     SyntheticData,
     generate,
@@ -16,7 +15,8 @@ from recsys.data.synthetic import (
     true_response_probability,
     write_synthetic,
 )
-from recsys.data.synthetic_catalog import EXCLUSION_ATTRIBUTES
+from lab.synthetic_catalog import EXCLUSION_ATTRIBUTES
+from recsys.data.schema import DIET_ATTRIBUTES, TABLES
 
 N_CUSTOMERS, N_PRODUCTS = 300, 400
 

@@ -4,10 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.synthetic import generate
+from lab.campaigns import campaign_outcomes
+from lab.synthetic import generate
 from recsys.data.validation import validate_tables
-from recsys.offers.evaluation import campaign_outcomes
-from recsys.offers.policy import DiscountPlanner, structural_offer_frame
+from recsys.offers import budget_margin
+from recsys.offers.offer_log import logged_offer_frame
+from recsys.offers.planner import DiscountPlanner
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,8 @@ def test_appended_campaign_is_valid_and_trains_the_next_fit(data):
     tables["offers"] = pd.concat([tables["offers"], new], ignore_index=True)
     _, problems = validate_tables(tables)
     assert problems == []
-    before = structural_offer_frame(data.tables, as_of, 12.0, planner.lookback_weeks)
-    after = structural_offer_frame(tables, as_of, 12.0, planner.lookback_weeks)
+    before = logged_offer_frame(data.tables, as_of, 12.0, planner.lookback_weeks)
+    after = logged_offer_frame(tables, as_of, 12.0, planner.lookback_weeks)
     added = after[after["sent_at"] == (as_of - pd.Timedelta(weeks=1))]
     assert len(after) - len(before) == len(added) > 0
     assert (
@@ -93,32 +95,37 @@ def _with_campaign(data, redeemed: bool) -> tuple[dict, pd.Timestamp, int]:
     return tables, as_of, int((new["discount_level"] > 0).sum())
 
 
-def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data):
+def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data, monkeypatch):
     tables, as_of, n = _with_campaign(data, redeemed=True)
     assert n >= 50
-    planner = DiscountPlanner(min_campaign_offers=50).fit(tables, as_of)
+    monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", 50)  # a small world: fewer offers suffice
+    planner = DiscountPlanner().fit(tables, as_of)
     # every planned offer redeemed: realised cost = L x v per offer, predicted L x v x P(buy) < it
     assert planner.cost_ratio_["source"] == "offers of past campaigns"
     assert planner.cost_ratio_["offers"] <= n
     assert planner.cost_ratio_["ratio"] > 1.5
     assert planner.cost_factor_ == pytest.approx(planner.cost_ratio_["upper"])
-    held_out = DiscountPlanner(min_campaign_offers=n + 1).fit(tables, as_of)
+    monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", n + 1)
+    held_out = DiscountPlanner().fit(tables, as_of)
     assert held_out.cost_ratio_["source"] == "held-out logged offers"
 
 
-def test_campaign_that_cost_nothing_still_keeps_the_floor_and_max_keeps_the_held_out_check(data):
+def test_campaign_that_cost_nothing_still_keeps_the_floor_and_max_keeps_the_held_out_check(data, monkeypatch):
     tables, as_of, _ = _with_campaign(data, redeemed=False)
-    alone = DiscountPlanner(min_campaign_offers=50, campaign_cost_check="instead").fit(tables, as_of)
+    monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", 50)
+    alone = DiscountPlanner(campaign_cost_check="instead").fit(tables, as_of)
     assert alone.cost_ratio_["source"] == "offers of past campaigns"
     assert alone.cost_ratio_["ratio"] == 0.0
     assert alone.cost_factor_ == 1.0
     # the default takes the larger bound: a campaign that cost nothing never lowers the margin
-    both = DiscountPlanner(min_campaign_offers=50).fit(tables, as_of)
+    both = DiscountPlanner().fit(tables, as_of)
     off = DiscountPlanner(campaign_cost_check="off").fit(tables, as_of)
     assert both.cost_ratio_["source"] == off.cost_ratio_["source"] == "held-out logged offers"
     assert both.cost_factor_ == pytest.approx(off.cost_factor_)
 
 
 def test_unknown_campaign_check_is_refused(data):
-    with pytest.raises(ValueError, match="campaign_cost_check must be 'max', 'instead' or 'off', got 'all'"):
+    with pytest.raises(
+        ValueError, match=r"campaign_cost_check must be one of \('max', 'instead', 'off'\), got 'all'"
+    ):
         DiscountPlanner(campaign_cost_check="all").fit(data.tables)

@@ -20,16 +20,15 @@ The discount response (see ``_response``) is driven mostly by traits that leave 
   else a markdown/coupon), on top of the shelf promotions everybody meets; the visit drop of
   churners (truth ``customers.visit_drop_end``) shows as falling visit frequency;
 - half-saturation level = 0.04 + 0.08 x (1 - deal) + 0.10 x visit drop (dropping customers need more).
-NOT observable: a lognormal factor on the uplift height (sd ``response_noise``, default 0.2, half per
-customer, half per customer x group) and on the half-saturation (sd response_noise / 2). With the
-default the observable drivers explain ~93% of the variance of the uplift height
-(``observable_share``; ~82% at response_noise=0.35). Logged offers (default 8 per consenting customer)
-target a group the customer buys with probability 0.6 (else any group) and their outcome follows the
-response in the week the offer was sent (a churner's baseline falls over the period); the truth table
-holds the response at the end of the period, when a policy acts.
+NOT observable: a lognormal factor on the uplift height (sd ``response_noise``, half per customer, half
+per customer x group) and on the half-saturation (sd response_noise / 2); ``observable_share`` measures
+how much of the uplift height the observable drivers explain. Logged offers (``offers_per_customer``
+per consenting customer) target a group the customer buys with probability 0.6 (else any group) and
+their outcome follows the response in the week the offer was sent (a churner's baseline falls over
+the period); the truth table holds the response at the end of the period, when a policy acts.
 
-Everything is vectorised numpy (loops only over the handful of diet profiles), so 100k customers x
-20k products x 26 weeks builds in well under a minute.
+Everything is vectorised numpy (loops only over the handful of diet profiles), so the generator scales
+to a retailer-sized customer base.
 """
 
 from __future__ import annotations
@@ -42,8 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys.data.schema import CHANNELS, DIET_ATTRIBUTES, TABLES
-from recsys.data.synthetic_catalog import (
+from lab.synthetic_catalog import (
     AGE_BANDS,
     ATTR_KEYS,
     EXCLUSION_ATTRIBUTES,
@@ -53,6 +51,7 @@ from recsys.data.synthetic_catalog import (
     PERSONA_DEFAULTS,
     PERSONAS,
 )
+from recsys.data.schema import CHANNELS, DIET_ATTRIBUTES, TABLES
 
 #: The discount ladder a policy chooses from (fraction off).
 DISCOUNT_LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])

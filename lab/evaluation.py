@@ -1,4 +1,5 @@
-"""Policy evaluation against known truth (synthetic data) and off-policy estimates on logged offers.
+"""Policy evaluation against known truth (synthetic data), off-policy estimates on logged offers, and
+the response model's calibration report.
 
 Every policy is scored by its TRUE expected incremental profit, computed from the true response
 curves of the synthetic generator: sum over offers of (P_true(L) - P_true(0)) * m * v - L * v * P_true(L).
@@ -14,18 +15,19 @@ The basket value v is not part of the truth, so all policies use the same estima
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
-from recsys.offers.features import PAIR_FEATURES, group_value
-from recsys.offers.policy import DiscountPlanner
-from recsys.offers.uplift import StructuralResponse
+from lab.synthetic import true_response_probability
+from recsys.offers.groups import group_margin, group_value
+from recsys.offers.optimize import Allocation
+from recsys.offers.planner import DiscountPlanner
 
 
-def _truth_rows(truth_response: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+def truth_rows(truth_response: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     t = truth_response.set_index(["customer_id", "product_group"])
     rows = t.reindex(pd.MultiIndex.from_frame(pairs[["customer_id", "product_group"]]))
     if rows["base_logit"].isna().any():
@@ -34,9 +36,8 @@ def _truth_rows(truth_response: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFra
 
 
 def true_curves(planner: DiscountPlanner, truth_response: pd.DataFrame) -> np.ndarray:
-    from recsys.data.synthetic import true_response_probability
-
-    rows = _truth_rows(truth_response, planner.candidates_)
+    """The TRUE response curves of the planner's candidates (candidates x levels)."""
+    rows = truth_rows(truth_response, planner.candidates_)
     return true_response_probability(rows, np.asarray(planner.levels, dtype=float))
 
 
@@ -60,15 +61,10 @@ def true_score(
     return Score(float(((p - p0) * m * v - cost).sum()), float(cost.sum()), int(rows.size))
 
 
-def oracle_planner(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
-    """A copy of a fitted planner whose curves are the true ones (same candidates, caps and tiers), no
-    cost safety margin and no exploration: the oracle knows its costs exactly."""
-    oracle = copy.copy(planner)
-    oracle.cost_safety = 0.0
-    oracle.explore = 0.0  # it knows the curves: nothing to learn
-    oracle.curves_ = true_curves(planner, truth_response)
-    oracle._economics()
-    return oracle
+def oracle_plan(planner: DiscountPlanner, truth_response: pd.DataFrame, budget: float) -> Allocation:
+    """The oracle: the same optimiser, candidates, caps and tier rules on the TRUE curves, with no
+    budget margin and no exploration (it knows its costs and has nothing to learn)."""
+    return planner.plan_on_curves(true_curves(planner, truth_response), budget, cost_factor=1.0)
 
 
 def uniform_choice(
@@ -91,22 +87,18 @@ def uniform_choice(
 def policy_comparison(
     planner: DiscountPlanner, truth_response: pd.DataFrame, budgets: list[float], seed: int = 0
 ) -> pd.DataFrame:
-    """One row per (budget, policy): true profit, true cost, planned (model) cost, offers, share of oracle."""
-    oracle = oracle_planner(planner, truth_response)
-    curves = oracle.curves_
+    """One row per (budget, policy): true profit, true cost, planned (model) cost, offers, share of
+    oracle; policies: the model's plan, the oracle and every uniform level."""
+    curves = true_curves(planner, truth_response)
     value = planner.candidates_["value"].to_numpy()
     margin = planner.candidates_["margin"].to_numpy()
     rows = []
     for budget in budgets:
-        o_plan = oracle.plan(budget)
-        o = true_score(oracle.allocation_.choice, curves, value, margin, planner.levels)
+        oracle = planner.plan_on_curves(curves, budget, cost_factor=1.0)
+        o = true_score(oracle.choice, curves, value, margin, planner.levels)
         planner.plan(budget)
         m = true_score(planner.allocation_.choice, curves, value, margin, planner.levels)
-        entries = [
-            ("model policy", m, planner.allocation_.cost),
-            ("oracle (true curves)", o, oracle.allocation_.cost),
-        ]
-        del o_plan
+        entries = [("model policy", m, planner.allocation_.cost), ("oracle (true curves)", o, oracle.cost)]
         for col in range(1, len(planner.levels)):
             u = true_score(
                 uniform_choice(planner, col, budget, curves, seed), curves, value, margin, planner.levels
@@ -146,23 +138,15 @@ def off_policy_estimates(
     Truth: mean over the same pairs of P_true(pi) * v * (m - pi). Policies: the model policy
     (unbudgeted best level per logged pair) and every uniform level, unless given.
     """
-    from recsys.data.synthetic import true_response_probability
-
     frame = planner.training_frame_
     if frame is None:
         raise ValueError("the planner has no logged offers with levels")
     frame = frame.reset_index(drop=True)
     levels = np.asarray(planner.levels, dtype=float)
     col = np.searchsorted(levels, frame["level"].to_numpy())
-    structural = isinstance(planner.response_, StructuralResponse)
-    x = frame if structural else frame[list(PAIR_FEATURES)]
+    x = frame
     v = group_value(planner.history_, frame)
-    margin = planner.margin
-    m = (
-        frame["product_group"].map(margin).fillna(0.3).to_numpy(float)
-        if isinstance(margin, dict)
-        else np.full(len(frame), float(margin))
-    )
+    m = group_margin(frame["product_group"], planner.margin)
     y = frame["bought"].to_numpy(float)
     prop = frame["propensity"].to_numpy(float)
     reward = y * v * (m - levels[col])
@@ -180,12 +164,12 @@ def off_policy_estimates(
     )
     for f in range(folds):
         tr, te = fold != f, fold == f
-        model = type(planner.response_)(**planner.response_.get_params())
+        model = clone(planner.response_)
         model.fit(x[tr], frame["level"][tr], y[tr], prop[tr])
         q_curves[te] = model.predict_curve(x[te], levels)
     q_reward = q_curves * (v[:, None] * (m[:, None] - levels[None, :]))
 
-    truth = _truth_rows(truth_response, frame)
+    truth = truth_rows(truth_response, frame)
     true_reward = true_response_probability(truth, levels) * (v[:, None] * (m[:, None] - levels[None, :]))
 
     policies = dict(policies or {})
@@ -213,45 +197,47 @@ def off_policy_estimates(
     return pd.DataFrame(rows)
 
 
-# ---- closed-loop simulation --------------------------------------------------------------------
+# ---- calibration ---------------------------------------------------------------------------------
 
 
-def campaign_outcomes(
-    plan: pd.DataFrame,
-    truth_response: pd.DataFrame,
-    sent_at: pd.Timestamp,
-    rng: np.random.Generator,
-    campaign_id: str,
-    window_days: int = 7,
-) -> pd.DataFrame:
-    """A campaign's rows for the offers table, as the retailer's systems would log them: every planned
-    offer sent at `sent_at` with its level and propensity, redeemed (bought from the group within the
-    window) with its TRUE probability under the synthetic truth. Appended to the offers table, they are
-    what the next fit learns from: the closed loop a campaign runs in (`benchmarks/offers_rounds.py`)."""
-    from recsys.data.synthetic import true_response_probability
+@dataclass(frozen=True)
+class CalibrationReport:
+    """Reliability table (bins of predicted probability), Brier score and expected calibration error."""
 
-    rows = _truth_rows(truth_response, plan)
-    level = plan["discount_level"].to_numpy(float)
-    ladder = np.unique(level)
-    p = true_response_probability(rows, ladder)[np.arange(len(plan)), np.searchsorted(ladder, level)]
-    bought = rng.random(len(plan)) < p
-    sent = pd.Timestamp(sent_at)
-    redeemed = sent + pd.Timedelta(days=3)  # any time inside the window; no interaction line carries it
-    return pd.DataFrame(
+    table: pd.DataFrame
+    brier: float
+    ece: float
+    n: int
+
+    def to_markdown(self) -> str:
+        lines = ["| bin | n | mean predicted | observed rate |", "|---|---:|---:|---:|"]
+        for row in self.table.itertuples():
+            lines.append(f"| {row.bin} | {row.n} | {row.predicted:.3f} | {row.observed:.3f} |")
+        return "\n".join(lines)
+
+
+def calibration_report(
+    y: np.ndarray, p: np.ndarray, n_bins: int = 10, weights: np.ndarray | None = None
+) -> CalibrationReport:
+    """Equal-count bins (quantiles of p) so every row of the reliability table has enough offers."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    w = np.ones_like(p) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(p, kind="stable")
+    bins = np.zeros(len(p), dtype=int)
+    bins[order] = np.minimum((np.arange(len(p)) * n_bins) // max(len(p), 1), n_bins - 1)
+    frame = pd.DataFrame({"bin": bins, "y": y * w, "p": p * w, "w": w})
+    g = frame.groupby("bin").agg(n=("w", "size"), w=("w", "sum"), y=("y", "sum"), p=("p", "sum"))
+    table = pd.DataFrame(
         {
-            "offer_id": [f"{campaign_id}-{i}" for i in range(len(plan))],
-            "customer_id": plan["customer_id"].to_numpy(),
-            "product_group": plan["product_group"].to_numpy(),
-            "discount_level": level,
-            "sent_at": np.full(len(plan), sent.to_datetime64()).astype("datetime64[ns]"),
-            "expires_at": np.full(len(plan), (sent + pd.Timedelta(days=window_days)).to_datetime64()).astype(
-                "datetime64[ns]"
-            ),
-            "channel": "email",
-            "redeemed_at": pd.Series(np.where(bought, redeemed.to_datetime64(), np.datetime64("NaT"))).astype(
-                "datetime64[ns]"
-            ),
-            "propensity": plan["propensity"].to_numpy(float),
-            "campaign_id": campaign_id,
+            "bin": g.index,
+            "n": g["n"].to_numpy(),
+            "predicted": (g["p"] / g["w"]).to_numpy(),
+            "observed": (g["y"] / g["w"]).to_numpy(),
         }
     )
+    ece = float(
+        np.sum(g["w"] / g["w"].sum() * np.abs(table["predicted"].to_numpy() - table["observed"].to_numpy()))
+    )
+    brier = float(np.average((p - y) ** 2, weights=w))
+    return CalibrationReport(table=table, brier=brier, ece=ece, n=len(p))

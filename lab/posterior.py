@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from recsys.data.synthetic import (
+from lab.synthetic import (
     CHURN_FACTORS,
     CHURN_SHARE,
     DEAL_CONCENTRATION,
@@ -35,8 +35,8 @@ from recsys.data.synthetic import (
     response_probability,
     visit_multiplier,
 )
-from recsys.data.synthetic_catalog import GROUPS
-from recsys.offers.features import organic_interactions, product_groups
+from lab.synthetic_catalog import GROUPS
+from recsys.offers.groups import organic_interactions, product_groups
 
 
 def _draw(weights: np.ndarray, rng: np.random.Generator, samples: int) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""Known answers for the no-discount purchase baseline."""
+"""Known answers for product groups, the spend history per group and organic interactions."""
 
 import numpy as np
 import pandas as pd
 
-from recsys.offers.features import organic_interactions, purchase_baseline
+from recsys.offers.groups import group_history, group_value, organic_interactions
 
 
 def _lines(customer, group_of_line, weeks_ago, as_of):
@@ -24,25 +24,19 @@ def _lines(customer, group_of_line, weeks_ago, as_of):
     return rows
 
 
-def test_purchase_baseline_known_answer():
+def test_group_history_and_value_known_answer():
     as_of = pd.Timestamp("2024-07-01")
-    products = pd.DataFrame({"product_id": ["A", "B"], "category": ["A", "B"], "department": ["D", "D"]})
-    # one basket a week for 10 weeks, each with one A line and one B line
+    products = pd.DataFrame({"product_id": ["A", "B"], "category": ["A", None], "department": ["D", "E"]})
+    # one basket a week for 10 weeks, each with one A line and one B line; B's group is its department
     inter = pd.DataFrame(_lines("c1", [["A", "B"]] * 10, [i + 0.5 for i in range(10)], as_of))
-    base = purchase_baseline(inter, products, as_of, prior_lines=0.0)
-    row = base.loc[("c1", "A")]
-    assert np.isclose(row["base_trip_rate"], 1.0)  # steady weekly visits -> 1 trip a week
-    assert np.isclose(row["base_in_basket"], 1.0 - np.exp(-2.0 * 0.5))  # 2 lines/basket x half in A
-    assert np.isclose(row["base_normal_rate"], 1.0)
-
-
-def test_recency_weighting_sees_a_churner_fade():
-    as_of = pd.Timestamp("2024-07-01")
-    products = pd.DataFrame({"product_id": ["A"], "category": ["A"], "department": ["D"]})
-    # weekly visits from 20 to 6 weeks ago, nothing since
-    inter = pd.DataFrame(_lines("c1", [["A"]] * 15, [w + 0.5 for w in range(6, 21)], as_of))
-    base = purchase_baseline(inter, products, as_of)
-    assert base.loc[("c1", "A"), "base_trip_rate"] < 0.35 * base.loc[("c1", "A"), "base_normal_rate"]
+    hist = group_history(inter, products, as_of, lookback_weeks=26, recent_weeks=4)
+    assert set(hist.index) == {("c1", "A"), ("c1", "E")}
+    row = hist.loc[("c1", "A")]
+    assert row["grp_baskets"] == 10 and row["grp_recent_baskets"] == 4 and row["grp_share"] == 0.5
+    assert row["grp_value"] == 1.0 and np.isclose(row["weeks_observed"], 9.5 - 1 / 168)
+    # a customer's own mean per basket, shrunk towards the group's with 3 pseudo-baskets
+    pairs = pd.DataFrame({"customer_id": ["c1", "new"], "product_group": ["A", "A"]})
+    assert np.allclose(group_value(hist, pairs, prior_weight=3.0), [1.0, 1.0])
 
 
 def test_organic_interactions_drop_redemptions():
