@@ -1,7 +1,8 @@
 """The BentoML service: one typed class, versioned routes, pydantic request/response models.
 
 Start-up loads the model (RECSYS_MODEL_DIR, else the MLflow alias models:/grocery-recommender@champion)
-into an immutable `Runtime`; `/v1/admin/reload` builds a new one and swaps the reference, so requests
+into an immutable `Runtime`, and the discount plan, a separate trained artifact, read-only
+(serving/discounts.py); `/v1/admin/reload` builds new ones and swaps the references, so requests
 in flight finish on the old snapshot. Products requests go through a micro-batcher, so concurrent
 requests are scored with one matrix product. Customer state (consent, diet, fresh events, erasure)
 is read from the event store for every batch, so every worker process sees the same truth.
