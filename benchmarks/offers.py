@@ -1,40 +1,46 @@
-"""Discount-policy benchmark: synthetic policy vs oracle vs uniform, off-policy estimates, response
-calibration, and Complete Journey coupon redemption AUC vs a deal-proneness baseline.
+"""Discount-policy benchmark: the planner vs the oracle, uniform campaigns and references on synthetic
+data with known truth; off-policy estimates and response calibration; Complete Journey checks.
 
-    .venv/bin/python benchmarks/offers.py [--customers 5000] [--seeds 0 1 2] [--cj data/cj]
+    .venv/bin/python benchmarks/offers.py [--cj data/cj]           # headline: 5,000 customers, seeds 0-4
+    .venv/bin/python benchmarks/offers.py --weeks 52 --lookback 52  # a variant: MLflow run, no files
 
-Writes benchmarks/results/offers.md and offers.csv.
+The headline run (about 3 minutes on a quiet 2-core machine, twice that on a busy one) writes
+benchmarks/results/offers.md and offers.csv and logs an MLflow run (benchmarks/report.py); any other
+setting (history length, lookback, logged offers, customers, seeds, exploration) is a variant, logged
+as an MLflow run in the experiment benchmark-offers and printed, never written to results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
-from recsys.data.synthetic import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.report import log_run, write_results  # noqa: E402
+from lab.evaluation import (  # noqa: E402
+    calibration_report,
+    off_policy_estimates,
+    policy_comparison,
+    true_curves,
+    true_score,
+    truth_rows,
+)
+from lab.posterior import posterior_curves  # noqa: E402
+from lab.synthetic import (  # noqa: E402
     generate,
     observable_response,
     observable_share,
     true_response_probability,
 )
-from recsys.data.synthetic_catalog import GROUPS
-from recsys.offers.evaluation import (
-    _truth_rows,
-    off_policy_estimates,
-    oracle_planner,
-    policy_comparison,
-    true_curves,
-    true_score,
-)
-from recsys.offers.policy import DiscountPlanner, _model_inputs
-from recsys.offers.posterior import posterior_curves
-from recsys.offers.response import calibration_report
-from recsys.offers.uplift import StructuralResponse
+from lab.synthetic_catalog import GROUPS  # noqa: E402
+from recsys.offers.planner import DiscountPlanner  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 CUSTOMERS = 5000  # the headline run's customer base and seeds; other choices are history runs
@@ -52,42 +58,33 @@ def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
-def plan_on_curves(planner: DiscountPlanner, data, curves: np.ndarray, budget: float):
-    """TRUE score of a plan made, with no cost margin, from `curves` (candidates x levels) instead of the
-    model's curves."""
-    q = copy.copy(planner)
-    q.cost_safety = 0.0
-    q.curves_ = curves
-    q._economics()
-    q.plan(budget)
+def score_on_curves(planner: DiscountPlanner, data, curves: np.ndarray, budget: float):
+    """TRUE score of the plan made, with no cost margin, from `curves` (candidates x levels) instead
+    of the model's curves."""
     c = planner.candidates_
+    alloc = planner.plan_on_curves(curves, budget, cost_factor=1.0)
     true = true_curves(planner, data.truth["response"])
-    return true_score(
-        q.allocation_.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels
-    )
+    return true_score(alloc.choice, true, c["value"].to_numpy(), c["margin"].to_numpy(), planner.levels)
 
 
-def plan_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budget: float):
-    """`plan_on_curves` from response-curve parameters `rows` (one per candidate, the truth table's
+def score_on_parameters(planner: DiscountPlanner, data, rows: pd.DataFrame, budget: float):
+    """`score_on_curves` from response-curve parameters `rows` (one per candidate, the truth table's
     columns)."""
-    return plan_on_curves(planner, data, true_response_probability(rows, np.asarray(planner.levels)), budget)
+    return score_on_curves(planner, data, true_response_probability(rows, np.asarray(planner.levels)), budget)
 
 
-def hindsight_margin_plan(planner: DiscountPlanner, data, budget: float, steps: int = 14):
-    """(cost factor, TRUE score) of the plan whose cost factor is the smallest that keeps the TRUE cost
-    within the budget, found by bisection on [0.7, 1.6]. It needs the truth, so it is no policy: it shows
-    how far the model's choices go when the budget margin is exact, apart from how well the margin is
-    measured."""
-    q = copy.copy(planner)
+def hindsight_margin_plan(planner: DiscountPlanner, curves: np.ndarray, data, budget: float, steps: int = 14):
+    """(cost factor, TRUE score) of the plan on `curves` whose cost factor is the smallest that keeps
+    the TRUE cost within the budget, found by bisection on [0.7, 1.6]. It needs the truth, so it is no
+    policy: it shows how far the choices go when the budget margin is exact, apart from how well the
+    margin is measured."""
     true = true_curves(planner, data.truth["response"])
     c = planner.candidates_
     value, margin = c["value"].to_numpy(), c["margin"].to_numpy()
 
     def score(factor: float):
-        q.cost_factor_ = factor
-        q._economics()
-        q.plan(budget)
-        return true_score(q.allocation_.choice, true, value, margin, planner.levels)
+        alloc = planner.plan_on_curves(curves, budget, cost_factor=factor)
+        return true_score(alloc.choice, true, value, margin, planner.levels)
 
     lo, hi = 0.7, 1.6
     best = score(lo)
@@ -136,24 +133,21 @@ def hindsight_rows(planner: DiscountPlanner, data, comp: pd.DataFrame, budgets: 
     """`hindsight_margin_plan` at each budget as `policy_comparison` rows (plus its cost factor)."""
     rows = []
     for b in budgets:
-        factor, s = hindsight_margin_plan(planner, data, b)
+        factor, s = hindsight_margin_plan(planner, planner.curves_, data, b)
         rows.append(_comparison_row(comp, b, HINDSIGHT, s, factor))
     return pd.DataFrame(rows)
 
 
 def posterior_rows(planner: DiscountPlanner, data, comp: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
-    """The posterior reference (`recsys.offers.posterior`): a plan on the posterior-expected true curves,
-    with no margin (its expected costs are unbiased) and with the hindsight margin, at each budget."""
-    reference = copy.copy(planner)
-    reference.curves_ = posterior_curves(
+    """The posterior reference (`lab.posterior`): a plan on the posterior-expected true curves, with no
+    margin (its expected costs are unbiased) and with the hindsight margin, at each budget."""
+    reference = posterior_curves(
         data, planner.candidates_, planner.as_of_, np.asarray(planner.levels), seed=data.seed
     )
     rows = []
     for b in budgets:
-        rows.append(
-            _comparison_row(comp, b, POSTERIOR, plan_on_curves(planner, data, reference.curves_, b), 1.0)
-        )
-        factor, s = hindsight_margin_plan(reference, data, b)
+        rows.append(_comparison_row(comp, b, POSTERIOR, score_on_curves(planner, data, reference, b), 1.0))
+        factor, s = hindsight_margin_plan(planner, reference, data, b)
         rows.append(_comparison_row(comp, b, POSTERIOR_HINDSIGHT, s, factor))
     return pd.DataFrame(rows)
 
@@ -161,7 +155,7 @@ def posterior_rows(planner: DiscountPlanner, data, comp: pd.DataFrame, budgets: 
 def persona_mean_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
     """The true baseline with persona x drift MEAN uplift parameters: what a model could reach if it
     knew every customer's persona but not their individual noise."""
-    rows = _truth_rows(data.truth["response"], planner.candidates_).merge(
+    rows = truth_rows(data.truth["response"], planner.candidates_).merge(
         data.truth["customers"][["customer_id", "persona", "drift"]], on="customer_id", how="left"
     )
     for col in ("uplift_max", "uplift_half"):
@@ -174,7 +168,7 @@ def _function_rows(
 ) -> pd.DataFrame:
     """Response-curve rows from the generator's response FUNCTION (`observable_response`, times the
     mean hidden-noise factor) at the given inputs, one row per candidate."""
-    rows = _truth_rows(data.truth["response"], planner.candidates_)
+    rows = truth_rows(data.truth["response"], planner.candidates_)
     cust = data.truth["customers"].set_index("customer_id")
     trait = rows["customer_id"].map(cust["deal_proneness"]).to_numpy(float)
     true_drop = rows["customer_id"].map(cust["visit_drop_end"]).to_numpy(float)
@@ -215,7 +209,7 @@ def observable_truth_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
     estimates could reach."""
     cust = data.truth["customers"].set_index("customer_id")
     ids = planner.candidates_["customer_id"]
-    truth = _truth_rows(data.truth["response"], planner.candidates_)
+    truth = truth_rows(data.truth["response"], planner.candidates_)
     return _function_rows(
         planner,
         data,
@@ -225,51 +219,16 @@ def observable_truth_rows(planner: DiscountPlanner, data) -> pd.DataFrame:
     )
 
 
-def exact_oracle(planner: DiscountPlanner, truth_response: pd.DataFrame) -> DiscountPlanner:
-    """The oracle planner with the true curves and NO cost safety margin (it knows its costs)."""
-    q = copy.copy(planner)
-    q.cost_safety = 0.0
-    return oracle_planner(q, truth_response)
-
-
-def fix_oracle(comp: pd.DataFrame, planner: DiscountPlanner, data, budgets: list[float]) -> pd.DataFrame:
-    """Replace `policy_comparison`'s oracle rows (which inherit the model's safety margin) by the exact oracle."""
-    oracle = exact_oracle(planner, data.truth["response"])
-    c = planner.candidates_
-    comp = comp.copy()
-    for b in budgets:
-        oracle.plan(b)
-        o = true_score(
-            oracle.allocation_.choice,
-            oracle.curves_,
-            c["value"].to_numpy(),
-            c["margin"].to_numpy(),
-            planner.levels,
-        )
-        row = (comp["budget"] == b) & (comp["policy"] == "oracle (true curves)")
-        comp.loc[row, ["true_profit", "true_cost", "planned_cost", "offers"]] = [
-            o.profit,
-            o.cost,
-            oracle.allocation_.cost,
-            o.offers,
-        ]
-        at = comp["budget"] == b
-        comp.loc[at, "share_of_oracle"] = comp.loc[at, "true_profit"] / o.profit
-    return comp
-
-
 def relevance_uniform(planner: DiscountPlanner, data, budgets: list[float]) -> pd.DataFrame:
     """Uniform level for everyone, candidates taken in relevance order (largest share of the customer's
     spend first, at most max_per_customer per customer) until the TRUE expected cost reaches the budget."""
-    oracle = exact_oracle(planner, data.truth["response"])
-    curves, c = oracle.curves_, planner.candidates_
+    curves, c = true_curves(planner, data.truth["response"]), planner.candidates_
     value, margin = c["value"].to_numpy(), c["margin"].to_numpy()
     top = c.groupby("customer_id", sort=False).cumcount().to_numpy() < planner.max_per_customer
     order = np.flatnonzero(top)[np.argsort(-c["grp_share"].to_numpy()[top], kind="stable")]
     rows = []
     for b in budgets:
-        oracle.plan(b)
-        o = true_score(oracle.allocation_.choice, curves, value, margin, planner.levels)
+        o = true_score(planner.plan_on_curves(curves, b).choice, curves, value, margin, planner.levels)
         for col in range(1, len(planner.levels)):
             lv = float(planner.levels[col])
             cost = lv * value[order] * curves[order, col]
@@ -304,7 +263,6 @@ def compare_policies(
     weeks: int = 26,
     lookback: int | None = None,
     offers_per_customer: float = 8.0,
-    half_shift: bool = False,
     explore: float = 0.0,
 ):
     """Synthetic data, a fitted planner and every policy's TRUE profit and cost at 25/50/100% of the
@@ -318,15 +276,10 @@ def compare_policies(
     )
     margins = {g.category: g.margin for g in GROUPS}
     options = {} if lookback is None else {"lookback_weeks": lookback}
-    if half_shift:
-        options["response"] = StructuralResponse(half_shift=True)
     planner = DiscountPlanner(margin=margins, explore=explore, **options).fit(data.tables)
-    oracle = exact_oracle(planner, data.truth["response"])
-    oracle.plan(1e12)
-    full = oracle.allocation_.cost
+    full = planner.plan_on_curves(true_curves(planner, data.truth["response"]), 1e12).cost
     budgets = [round(f * full, 2) for f in (0.25, 0.5, 1.0)]
     comp = policy_comparison(planner, data.truth["response"], budgets, seed=seed)
-    comp = fix_oracle(comp, planner, data, budgets)
     comp.loc[comp["policy"] == "model policy", "cost_factor"] = planner.cost_factor_
     comp = pd.concat(
         [
@@ -347,10 +300,10 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
     data, planner, comp, budgets = compare_policies(n_customers, seed)
     full = budgets[-1]
     persona_rows, input_rows = persona_mean_rows(planner, data), estimated_input_rows(planner, data)
-    truth_rows = observable_truth_rows(planner, data)
-    ceiling = {b: plan_on_parameters(planner, data, persona_rows, b).profit for b in budgets}
-    limit = {b: plan_on_parameters(planner, data, input_rows, b) for b in budgets}
-    perfect = {b: plan_on_parameters(planner, data, truth_rows, b) for b in budgets}
+    observed_rows = observable_truth_rows(planner, data)
+    ceiling = {b: score_on_parameters(planner, data, persona_rows, b).profit for b in budgets}
+    limit = {b: score_on_parameters(planner, data, input_rows, b) for b in budgets}
+    perfect = {b: score_on_parameters(planner, data, observed_rows, b) for b in budgets}
     fit_s = time.perf_counter() - start
 
     md.append(
@@ -375,7 +328,7 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
         "noise unknown): what perfect input estimates could reach. 'Hindsight margin': the model's own "
         "curves planned with the cost factor that, known only from the truth, makes the plan's true cost "
         "meet the budget (`hindsight_margin_plan`): the model's choices apart from how well its budget "
-        "margin is measured. 'Posterior reference' (`recsys.offers.posterior`): a plan on the TRUE response "
+        "margin is measured. 'Posterior reference' (`lab.posterior`): a plan on the TRUE response "
         "function averaged over each candidate's posterior given the same tables and the generator's own "
         "priors, and also GIVEN each customer's persona and basket size: the Bayes plan, which no policy "
         "using the data beats in expectation. It plans with no margin (its expected costs are unbiased) and "
@@ -424,21 +377,19 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
     rng = np.random.default_rng(seed)
     held = set(rng.choice(cust, size=len(cust) // 5, replace=False))
     te = frame["customer_id"].isin(held).to_numpy()
-    model = type(planner.response_)(**planner.response_.get_params()).fit(
-        _model_inputs(planner.response_, frame.loc[~te]),
-        frame.loc[~te, "level"],
-        frame.loc[~te, "bought"],
-        frame.loc[~te, "propensity"],
+    model = clone(planner.response_).fit(
+        frame.loc[~te], frame.loc[~te, "level"], frame.loc[~te, "bought"], frame.loc[~te, "propensity"]
     )
-    p = model.predict_proba(_model_inputs(planner.response_, frame.loc[te]), frame.loc[te, "level"])
+    p = model.predict_proba(frame.loc[te], frame.loc[te, "level"])
     cal = calibration_report(frame.loc[te, "bought"].to_numpy(), p)
-    curves = model.predict_curve(_model_inputs(planner.response_, frame.loc[te]))
-    truth = true_response_probability(_truth_rows(data.truth["response"], frame[te]))
+    curves = model.predict_curve(frame.loc[te])
+    truth = true_response_probability(truth_rows(data.truth["response"], frame[te]))
     up_m, up_t = curves[:, -1] - curves[:, 0], truth[:, -1] - truth[:, 0]
+    decreasing = float(np.mean(np.any(np.diff(curves, axis=1) < 0, axis=1)))
     md.append(
         f"### Response model calibration ({type(model).__name__}, held-out customers, {cal.n:,} offers)\n\n"
-        f"Brier {cal.brier:.4f}, ECE {cal.ece:.4f}; raw curves non-monotone before projection on "
-        f"{model.nonmonotone_share_:.0%} of rows. Uplift at 30% vs truth: mean {up_m.mean():.3f} vs "
+        f"Brier {cal.brier:.4f}, ECE {cal.ece:.4f}; curves decreasing anywhere on "
+        f"{decreasing:.0%} of rows (monotone by construction). Uplift at 30% vs truth: mean {up_m.mean():.3f} vs "
         f"{up_t.mean():.3f}, correlation {np.corrcoef(up_m, up_t)[0, 1]:.2f}.\n\n{cal.to_markdown()}\n"
     )
     frames.append(
@@ -455,8 +406,8 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
 
 
 def complete_journey(cj: Path) -> tuple[list[str], list[pd.DataFrame]]:
+    from lab.redemption import redemption_benchmark
     from recsys.data.io import read_tables
-    from recsys.offers.campaigns import redemption_benchmark
     from recsys.offers.lifecycle import validate_churn
 
     if not (cj / "manifest.json").exists():
@@ -502,6 +453,54 @@ def complete_journey(cj: Path) -> tuple[list[str], list[pd.DataFrame]]:
     return md, frames
 
 
+def summary_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """Aggregate figures of `history_rows` for MLflow: per seed and budget share, and min / mean / max."""
+    out: dict[str, float] = {}
+    for row in table.itertuples(index=False):
+        key = f"seed{row.seed}_budget{row.share:.2f}"
+        out[f"{key}.model_over_oracle"] = row.model_over_oracle
+        out[f"{key}.true_cost_over_budget"] = row.true_cost_over_budget
+        out[f"{key}.posterior_over_oracle"] = row.posterior_over_oracle
+    for col in (
+        "model_over_oracle",
+        "true_cost_over_budget",
+        "hindsight_over_oracle",
+        "posterior_over_oracle",
+    ):
+        out[f"{col}.min"], out[f"{col}.mean"] = float(table[col].min()), float(table[col].mean())
+        out[f"{col}.max"] = float(table[col].max())
+    out["budget_overruns"] = float((table["true_cost_over_budget"] > 1.0).sum())
+    return out
+
+
+def history_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per seed and budget: the model's share of the oracle, its true cost over the budget, the cost
+    factors and the references, from `compare_policies` tables (with a seed column)."""
+    rows = []
+    for comp in frames:
+        budgets = sorted(comp["budget"].unique())
+        for b, sub in comp.groupby("budget", sort=True):
+            sub = sub.set_index("policy")
+            m, o = sub.loc["model policy"], sub.loc["oracle (true curves)"]
+            post = posterior_columns(sub, b)
+            rows.append(
+                {
+                    "seed": int(sub["seed"].iloc[0]),
+                    "budget": b,
+                    "share": b / budgets[-1],
+                    "model_over_oracle": m["true_profit"] / o["true_profit"],
+                    "true_cost_over_budget": m["true_cost"] / b,
+                    "cost_factor": m["cost_factor"],
+                    "hindsight_cost_factor": sub.loc[HINDSIGHT, "cost_factor"],
+                    "hindsight_over_oracle": sub.loc[HINDSIGHT, "true_profit"] / o["true_profit"],
+                    "posterior_over_oracle": post["posterior reference / oracle"],
+                    "posterior_true_cost_over_budget": post["its true cost / budget (posterior)"],
+                    "posterior_hindsight_over_oracle": post["posterior, hindsight margin / oracle"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=CUSTOMERS)
@@ -512,9 +511,8 @@ def main() -> None:
     ap.add_argument(
         "--offers-per-customer", type=float, default=None, help="logged offers (default: 8 per 26 weeks)"
     )
-    ap.add_argument("--half-shift", action="store_true", help="StructuralResponse(half_shift=True)")
     ap.add_argument("--explore", type=float, default=0.0, help="DiscountPlanner(explore=...): share explored")
-    ap.add_argument("--jobs", type=int, default=1, help="seeds fitted at a time (history runs)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds fitted at a time (variants)")
     args = ap.parse_args()
     if (
         args.weeks != 26
@@ -522,49 +520,37 @@ def main() -> None:
         or args.seeds != SEEDS
         or args.lookback is not None
         or args.offers_per_customer
-        or args.half_shift
         or args.explore
     ):
-        return history_run(args)
+        return variant_run(args)
     md = [
         "# Offers benchmark\n",
         (
-            "Generated by `benchmarks/offers.py`; numbers are from one run. Response model: structural "
-            "uplift (`recsys/offers/uplift.py`) on a point-in-time purchase baseline calibrated on organic "
-            "no-discount pseudo-decisions; budget margin measured on held-out logged offers. What the model "
-            "is, every design compared with its figures, the diagnostics and the next step: "
-            "`benchmarks/offers_design_log.md`. The oracle plans with no cost safety margin. Target (>= 90% "
-            "of the oracle at every budget, budget kept under the TRUE curves) NOT met, and at 26 weeks and "
-            "the full budget no policy can meet it. The posterior reference (the Bayes plan given the data, "
-            "even given each customer's persona and basket size; `recsys/offers/posterior.py`) reaches "
-            "0.906-0.941 of the oracle at 25%, 0.899-0.926 at 50% and 0.875-0.903 at 100%, where four of "
-            "five seeds stay below 0.90 (seven of ten with seeds 5-9, `offers_26w_lookback26_offers8_seeds5-6-"
-            "7-8-9.md`). The model reaches 0.812-0.906, 87-99% of the reference (0.85-0.91 with a hindsight "
-            "budget margin); its budget holds on these seeds but not on seeds 7 and 9 (4 of 15 cells over, "
-            "up to 8.9%). Over 52 weeks (as long as Complete Journey; 52-week lookback, "
-            "logged offers at the same rate; `offers_52w_lookback52_offers16.md`) the reference reaches "
-            "0.919-0.965 and the model's choices 0.906-0.940 with a hindsight margin, but the measured margin "
-            "lets the true cost overrun the budget by up to 5.6% on two of five seeds. Over 104 weeks the "
-            "fixed form reaches 0.923-0.955 but overruns by up to 1.3% on three of six seeds "
-            "(`offers_104w_lookback104_offers32*.md`). After one to four campaigns of the planner's own "
-            "(`offers_rounds.py`, closed loop) the choices do not improve; with the default cost check (the "
-            "larger of the held-out check and one on those campaigns' offers) every budget was kept in rounds "
-            "1-3, at 0.789-0.875 (26 weeks) and 0.843-0.917 (52 weeks) of the oracle (`offers_rounds_*.md`). "
-            "With 1,500 customers the held-out check rests on 177-293 offers and plans overran the budget in "
-            "6 of 15 cells, by up to 37% (`offers_26w_lookback26_offers8_customers1500.md`); the CLI warns "
-            "when its margin rests on fewer than 500 offers.\n"
+            "Generated by `benchmarks/offers.py`; numbers are from one run. The planner "
+            "(`recsys/offers/planner.py`: structural response model on a point-in-time purchase baseline "
+            "calibrated on organic no-discount pseudo-decisions, budget margin measured on held-out logged "
+            "offers) against the oracle (the same optimiser on the TRUE curves, no cost margin), uniform "
+            "campaigns, and references that know more than the data say (`lab/`). Target: at least 90% of "
+            "the oracle at every budget, with the budget kept under the TRUE curves. Decisions, variants "
+            "and what limits the planner: `docs/offers.md`; variants are MLflow runs in the experiment "
+            "`benchmark-offers`.\n"
         ),
     ]
-    s_md, s_frames = [], []
+    s_md, s_frames, comps = [], [], []
     for seed in args.seeds:
         m, f = synthetic(args.customers, seed)
         s_md += m
         s_frames += [x.assign(seed=seed) for x in f]
+        comps.append(f[0].assign(seed=seed))
     c_md, c_frames = complete_journey(Path(args.cj)) if args.cj else ([], [])
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "offers.md").write_text("\n".join(md + s_md + c_md))
-    pd.concat(s_frames + c_frames, ignore_index=True).to_csv(OUT / "offers.csv", index=False)
-    print("\n".join(md + s_md + c_md))
+    table = pd.concat(s_frames + c_frames, ignore_index=True)
+    write_results("offers", "\n".join(md + s_md + c_md), table)
+    log_run(
+        "offers",
+        {"run": "headline", "customers": args.customers, "seeds": args.seeds, "weeks": args.weeks},
+        summary_metrics(history_rows(comps)),
+        artifacts=[OUT / "offers.md", OUT / "offers.csv"],
+    )
 
 
 def offers_at_default_rate(weeks: int) -> float:
@@ -583,90 +569,43 @@ def seed_frames(run, args: argparse.Namespace) -> list[pd.DataFrame]:
         return list(pool.map(partial(run, args), args.seeds))
 
 
-def write_results(name: str, md: str, table: pd.DataFrame) -> None:
-    """benchmarks/results/<name>.md and .csv, and the markdown on stdout."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.md").write_text(md)
-    table.to_csv(OUT / f"{name}.csv", index=False)
-    print(md)
-
-
-def _history_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
+def _variant_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     _, _, comp, _ = compare_policies(
-        args.customers,
-        seed,
-        args.weeks,
-        args.lookback,
-        args.offers_per_customer,
-        args.half_shift,
-        args.explore,
+        args.customers, seed, args.weeks, args.lookback, args.offers_per_customer, args.explore
     )
     return comp.assign(seed=seed)
 
 
-def history_run(args: argparse.Namespace) -> None:
-    """The policy-vs-oracle comparison on another history length, planner lookback, logged-offer count
-    and response form, summarised per seed and budget in offers_<config>.md / .csv next to offers.md.
-    `--jobs 2` fits two seeds at a time."""
+def variant_run(args: argparse.Namespace) -> None:
+    """The policy-vs-oracle comparison with another history length, lookback, logged-offer count,
+    customer base, seeds or exploration: printed and logged as an MLflow run (no results files)."""
     if args.offers_per_customer is None:
         args.offers_per_customer = offers_at_default_rate(args.weeks)
-    frames = seed_frames(_history_seed, args)
-    rows = []
-    for comp in frames:
-        for b, sub in comp.groupby("budget", sort=True):
-            sub = sub.set_index("policy")
-            m, o = sub.loc["model policy"], sub.loc["oracle (true curves)"]
-            rows.append(
-                {
-                    "seed": int(sub["seed"].iloc[0]),
-                    "budget": b,
-                    "model / oracle": m["true_profit"] / o["true_profit"],
-                    "model true cost / budget": m["true_cost"] / b,
-                    "budget kept (true)": bool(m["true_cost"] <= b),
-                    "cost factor": m["cost_factor"],
-                    "hindsight cost factor": sub.loc[HINDSIGHT, "cost_factor"],
-                    "hindsight margin: model / oracle": sub.loc[HINDSIGHT, "true_profit"] / o["true_profit"],
-                    **posterior_columns(sub, b),
-                }
-            )
-    table = pd.DataFrame(rows)
+    frames = seed_frames(_variant_seed, args)
+    table = history_rows(frames)
     lookback = args.lookback if args.lookback is not None else DiscountPlanner().lookback_weeks
-    form = (
-        (" --half-shift" if args.half_shift else "")
-        + (f" --explore {args.explore:g}" if args.explore else "")
-        + (f" --customers {args.customers}" if args.customers != CUSTOMERS else "")
-        + (f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != SEEDS else "")
-    )
-    suffix = (
-        ("_halfshift" if args.half_shift else "")
-        + (f"_explore{args.explore:g}" if args.explore else "")
-        + (f"_customers{args.customers}" if args.customers != CUSTOMERS else "")
-        + ("_seeds" + "-".join(map(str, args.seeds)) if args.seeds != SEEDS else "")
-    )
-    name = f"offers_{args.weeks}w_lookback{lookback}_offers{args.offers_per_customer:g}{suffix}"
+    params = {
+        "run": "variant",
+        "weeks": args.weeks,
+        "lookback": lookback,
+        "offers_per_customer": args.offers_per_customer,
+        "customers": args.customers,
+        "seeds": args.seeds,
+        "explore": args.explore,
+    }
     md = (
-        f"# Offers benchmark: {args.weeks} weeks of history, planner lookback {lookback} weeks, "
-        f"{args.offers_per_customer:g} logged offers per consenting customer"
-        f"{', half-saturation moving with deal proneness' if args.half_shift else ''}"
-        f"{f', {args.explore:.0%} of the offers at a random level (exploration)' if args.explore else ''}\n\n"
-        f"Generated by `benchmarks/offers.py --weeks {args.weeks} --lookback {lookback} "
-        f"--offers-per-customer {args.offers_per_customer:g}{form}` "
-        f"({args.customers:,} customers, seeds {', '.join(map(str, args.seeds))}); budgets = 25/50/100% "
-        "of the oracle's unconstrained expected discount cost; profit and cost are TRUE expected values. "
-        "'cost factor': planned cost = expected cost x this factor, measured on held-out logged offers; "
-        "'hindsight cost factor': the one that, known only from the truth, makes the plan's true cost meet "
-        "the budget, and the share of the oracle the model's curves reach with it. 'posterior reference': "
-        "the Bayes plan given the data (`recsys.offers.posterior`; persona and basket size given), with no "
-        "margin and with the hindsight margin: what any policy could reach.\n\n"
-        + _md(table, "{:.3f}")
-        + f"\n\nmodel / oracle: min {table['model / oracle'].min():.3f}, mean "
-        f"{table['model / oracle'].mean():.3f}; true cost / budget: max "
-        f"{table['model true cost / budget'].max():.3f}. With the hindsight margin: min "
-        f"{table['hindsight margin: model / oracle'].min():.3f}, mean "
-        f"{table['hindsight margin: model / oracle'].mean():.3f}. Posterior reference: min "
-        f"{table['posterior reference / oracle'].min():.3f}, mean {table['posterior reference / oracle'].mean():.3f}.\n"
+        f"# Offers benchmark variant: {', '.join(f'{k} {v}' for k, v in params.items() if k != 'run')}\n\n"
+        "Budgets = 25/50/100% of the oracle's unconstrained expected discount cost; profit and cost are "
+        "TRUE expected values. 'cost_factor': planned cost = expected cost x this factor; 'hindsight': the "
+        "factor that, known only from the truth, makes the plan's true cost meet the budget; 'posterior': "
+        "the Bayes plan given the data (`lab.posterior`).\n\n" + _md(table, "{:.3f}") + "\n"
     )
-    write_results(name, md, pd.concat(frames, ignore_index=True))
+    print(md)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "offers_variant.csv"
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+        (Path(tmp) / "offers_variant.md").write_text(md)
+        log_run("offers", params, summary_metrics(table), artifacts=[path, Path(tmp) / "offers_variant.md"])
 
 
 if __name__ == "__main__":

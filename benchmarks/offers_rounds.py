@@ -3,7 +3,7 @@
 Each round refits the planner on the offer log, scores its plan (no exploration) at 25/50/100% of the
 oracle's unconstrained spend against the TRUE curves, then runs one campaign at `--campaign-budget`
 with `--explore` of its offers at a random level. The campaign's outcomes are drawn from the true
-curves (`recsys.offers.evaluation.campaign_outcomes`) and appended to the offer log for the next round.
+curves (`lab.campaigns.campaign_outcomes`) and appended to the offer log for the next round.
 
 The world is frozen between rounds: every campaign is sent in the last week of the history, at the
 response the truth holds for the end of the period (the one the oracle plans with), so the rounds
@@ -12,39 +12,39 @@ measure learning from the campaigns' own offers, not a changing customer base.
     .venv/bin/python benchmarks/offers_rounds.py [--rounds 4] [--explore 0.1] [--campaign-budget 0.5]
         [--seeds 0 1 2 3 4] [--customers 5000] [--weeks 26] [--jobs 2]
 
-Writes benchmarks/results/offers_rounds_<config>.md and .csv.
+Prints the table and logs it as an MLflow run in the experiment benchmark-offers_rounds
+(benchmarks/report.py); nothing is written to benchmarks/results/ (docs/offers.md keeps the findings).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from offers import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.offers import (  # noqa: E402
     _md,
-    exact_oracle,
-    fix_oracle,
     hindsight_rows,
     offers_at_default_rate,
     seed_frames,
-    write_results,
 )
-
-from recsys.data.synthetic import generate  # noqa: E402
-from recsys.data.synthetic_catalog import GROUPS  # noqa: E402
-from recsys.offers.evaluation import campaign_outcomes, policy_comparison, true_score  # noqa: E402
-from recsys.offers.policy import DiscountPlanner  # noqa: E402
+from benchmarks.report import log_run  # noqa: E402
+from lab.campaigns import campaign_outcomes  # noqa: E402
+from lab.evaluation import policy_comparison, true_curves, true_score  # noqa: E402
+from lab.synthetic import generate  # noqa: E402
+from lab.synthetic_catalog import GROUPS  # noqa: E402
+from recsys.offers.planner import DiscountPlanner  # noqa: E402
 
 
 def round_rows(planner: DiscountPlanner, data, budgets: list[float]) -> list[dict]:
     """The exploit plan's TRUE share of the oracle and cost at each budget, with the hindsight margin."""
-    comp = fix_oracle(policy_comparison(planner, data.truth["response"], budgets), planner, data, budgets)
+    comp = policy_comparison(planner, data.truth["response"], budgets)
     comp = pd.concat([comp, hindsight_rows(planner, data, comp, budgets)], ignore_index=True)
     rows = []
     for b, sub in comp.groupby("budget", sort=True):
@@ -76,10 +76,9 @@ def send_campaign(
     new = campaign_outcomes(plan, truth, as_of - pd.Timedelta(weeks=1), rng, campaign_id)
     c, choice = planner.candidates_, planner.allocation_.choice
     value, margin = c["value"].to_numpy(), c["margin"].to_numpy()
-    oracle = exact_oracle(planner, truth)
-    oracle.plan(budget)
-    s = true_score(choice, oracle.curves_, value, margin, planner.levels)
-    o = true_score(oracle.allocation_.choice, oracle.curves_, value, margin, planner.levels)
+    true = true_curves(planner, truth)
+    s = true_score(choice, true, value, margin, planner.levels)
+    o = true_score(planner.plan_on_curves(true, budget).choice, true, value, margin, planner.levels)
     predicted = true_score(choice, planner.curves_, value, margin, planner.levels).cost  # the model's
     key = ["customer_id", "product_group"]
     v_new = new[key].merge(c[key + ["value"]], on=key, how="left")["value"].to_numpy()
@@ -115,16 +114,15 @@ def run_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
             margin=margins, lookback_weeks=lookback, campaign_cost_check=args.campaign_check
         ).fit(tables, as_of)
         if not budgets:
-            oracle = exact_oracle(planner, truth)
-            oracle.plan(1e12)
-            budgets = [round(f * oracle.allocation_.cost, 2) for f in (0.25, 0.5, 1.0)]
+            full = planner.plan_on_curves(true_curves(planner, truth), 1e12).cost
+            budgets = [round(f * full, 2) for f in (0.25, 0.5, 1.0)]
         logged = len(planner.training_frame_)
         rows = round_rows(planner, data, budgets)
         ratio = planner.cost_ratio_
         check = {"cost check on": ratio["source"], "checked offers": float(ratio["offers"])}
         campaign: dict = {}
         if r < args.rounds:
-            planner.explore, planner.explore_seed = args.explore, 1000 * seed + r
+            planner.set_params(explore=args.explore, explore_seed=1000 * seed + r)  # read by plan()
             new, campaign = send_campaign(
                 planner, truth, args.campaign_budget * budgets[-1], as_of, rng, f"S{seed}R{r + 1}"
             )
@@ -155,10 +153,6 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="seeds run at a time")
     args = ap.parse_args()
     table = pd.concat(seed_frames(run_seed, args), ignore_index=True)
-    name = (
-        f"offers_rounds_{args.weeks}w_r{args.rounds}_explore{args.explore:g}_campaign{args.campaign_budget:g}"
-        + f"_check-{args.campaign_check}"
-    )
     last = table[table["round"] == args.rounds]
     first = table[table["round"] == 0]
     md = (
@@ -177,7 +171,24 @@ def main() -> None:
         f"true cost / budget max {last['true cost / budget'].max():.3f}; hindsight min "
         f"{last['hindsight: model / oracle'].min():.3f}.\n"
     )
-    write_results(name, md, table)
+    print(md)
+    params = {
+        k: getattr(args, k) for k in ("rounds", "explore", "campaign_budget", "seeds", "customers", "weeks")
+    }
+    params.update(lookback=args.lookback or args.weeks, campaign_check=args.campaign_check)
+    metrics = {
+        "round0.model_over_oracle.min": float(first["model / oracle"].min()),
+        "round0.model_over_oracle.mean": float(first["model / oracle"].mean()),
+        "last.model_over_oracle.min": float(last["model / oracle"].min()),
+        "last.model_over_oracle.mean": float(last["model / oracle"].mean()),
+        "last.true_cost_over_budget.max": float(last["true cost / budget"].max()),
+        "all.true_cost_over_budget.max": float(table["true cost / budget"].max()),
+        "last.hindsight_over_oracle.min": float(last["hindsight: model / oracle"].min()),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "offers_rounds.csv"
+        table.to_csv(path, index=False)
+        log_run("offers_rounds", params, metrics, artifacts=[path])
 
 
 if __name__ == "__main__":

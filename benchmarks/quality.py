@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         "for the 4 test weeks: the retailer plans it ahead, so it is known when recommending.",
     ]
     try:
-        from recsys.data.synthetic import generate
+        from lab.synthetic import generate
     except ImportError:
-        notes.append("Synthetic data: skipped, recsys.data.synthetic is not available.")
+        notes.append("Synthetic data: skipped, lab.synthetic is not available.")
         generate = None
     if generate is not None and not args.no_synthetic:
         syn = generate(n_customers=2000, n_products=3000, weeks=26, seed=0)
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         scut = week_cutoff(sdata, 4)
         ssplit = temporal_split(sdata, scut)
         notes.append(
-            f"Synthetic: recsys.data.synthetic.generate(n_customers=2000, n_products=3000, weeks=26, seed=0), "
+            f"Synthetic: lab.synthetic.generate(n_customers=2000, n_products=3000, weeks=26, seed=0), "
             f"last 4 weeks as test (cutoff {scut})."
         )
         rows += run("synthetic", ssplit.train, ssplit.test, args.k, models)

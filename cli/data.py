@@ -25,7 +25,7 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
         for reason, n in report.dropped.items():
             print(f"Dropped {n:,} {reason}")
     elif args.source == "synthetic":
-        from recsys.data.synthetic import generate, write_synthetic
+        from lab.synthetic import generate, write_synthetic
 
         progress = Progress(2)
         with progress.step(f"generating {args.customers:,} customers x {args.products:,} products"):

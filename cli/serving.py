@@ -46,6 +46,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str] | None = None) -> d
         env["MLFLOW_TRACKING_URI"] = args.tracking_uri
     if args.data_dir:
         env["RECSYS_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if args.offers_dir:
+        env["RECSYS_OFFERS_DIR"] = str(Path(args.offers_dir).resolve())
     if args.events_url:
         env["RECSYS_EVENTS_URL"] = args.events_url
     if args.workers:
@@ -69,7 +71,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model-dir", help="native model directory (default: the registry champion)")
     src.add_argument("--registry-uri", help="registry alias, default models:/grocery-recommender@champion")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--data-dir", help="prepared data directory: customers, stock, recipes, discounts")
+    p.add_argument("--data-dir", help="prepared data directory: customers, consent, diets, stock, recipes")
+    p.add_argument(
+        "--offers-dir",
+        help="discount plan directory (recsys offers --plan-dir); default the registry's "
+        "models:/grocery-discount-planner@champion",
+    )
     p.add_argument("--events-url", help="event store URL (default sqlite:///events.db; postgresql://...)")
     p.add_argument("--workers", type=int, help="server worker processes (each holds the model)")
     p.set_defaults(func=_cmd_serve)

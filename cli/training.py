@@ -77,7 +77,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from training.pipeline import main_pipeline
 
-    _, decision = main_pipeline(args.data, args.config, args.model)
+    _, decision, _ = main_pipeline(
+        args.data, args.config, args.model, offers_config_path=args.offers_config, planner_name=args.planner
+    )
     refused = not decision.promoted and not decision.unchanged
     # A challenger that merely loses leaves a good champion in place; a diet violation never passes.
     if refused and (decision.champion_version is None or decision.violations or decision.short_lists):
@@ -124,4 +126,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="experiment config to train")
     p.add_argument("--model", default=model_name, help=f"registered model name (default {model_name})")
+    p.add_argument(
+        "--offers-config",
+        dest="offers_config",
+        default="experiments/configs/offers.yaml",
+        help="planner config",
+    )
+    p.add_argument(
+        "--planner",
+        default="grocery-discount-planner",
+        help="registered name of the discount plan (default grocery-discount-planner)",
+    )
     p.set_defaults(func=_cmd_pipeline)

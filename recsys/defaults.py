@@ -13,6 +13,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 #: MLflow registry: the product recommender and the discount planner, each with these aliases.
 MODEL_NAME = "grocery-recommender"
+#: The discount plan artifacts (training/offers.py); the service reads @champion.
+PLANNER_NAME = "grocery-discount-planner"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 

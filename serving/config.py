@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recsys.defaults import DEFAULT_EVENTS_URL, DEFAULT_TRACKING_URI, registry_uri
+from recsys.defaults import DEFAULT_EVENTS_URL, DEFAULT_TRACKING_URI, PLANNER_NAME, registry_uri
 
 DEFAULT_REGISTRY_URI = registry_uri()
+DEFAULT_OFFERS_URI = registry_uri(PLANNER_NAME)
 
 
 def flag(value: str | None, default: bool) -> bool:
@@ -27,6 +28,10 @@ class Settings:
     registry_uri: str = DEFAULT_REGISTRY_URI
     tracking_uri: str = DEFAULT_TRACKING_URI
     data_dir: Path | None = None
+    #: the discount plan: a plan directory (RECSYS_OFFERS_DIR), else this registry alias
+    #: (RECSYS_OFFERS_URI; 'none' or empty: no plan, /v1/discounts answers 404 with the reason)
+    offers_dir: Path | None = None
+    offers_uri: str | None = DEFAULT_OFFERS_URI
     events_url: str = DEFAULT_EVENTS_URL
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     read_requires_key: bool = False
@@ -40,12 +45,16 @@ class Settings:
         env = dict(os.environ if env is None else env)
         model_dir = env.get("RECSYS_MODEL_DIR") or None
         data_dir = env.get("RECSYS_DATA_DIR") or None
+        offers_dir = env.get("RECSYS_OFFERS_DIR") or None
+        offers_uri = env.get("RECSYS_OFFERS_URI", DEFAULT_OFFERS_URI).strip()
         keys = tuple(k.strip() for k in env.get("RECSYS_API_KEYS", "").split(",") if k.strip())
         return cls(
             model_dir=Path(model_dir) if model_dir else None,
             registry_uri=env.get("RECSYS_REGISTRY_URI") or DEFAULT_REGISTRY_URI,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or cls.tracking_uri,
             data_dir=Path(data_dir) if data_dir else None,
+            offers_dir=Path(offers_dir) if offers_dir else None,
+            offers_uri=None if offers_uri.lower() in ("", "none") else offers_uri,
             events_url=env.get("RECSYS_EVENTS_URL") or cls.events_url,
             api_keys=keys,
             read_requires_key=flag(env.get("RECSYS_READ_REQUIRES_KEY"), False),
@@ -55,6 +64,6 @@ class Settings:
             max_batch_size=int(env.get("RECSYS_MAX_BATCH_SIZE") or 64),
             # products batches up to this size are computed on the event loop (no thread hand-off)
             inline_batch_size=int(env.get("RECSYS_INLINE_BATCH_SIZE") or 16),
-            # Build recipes/discount planner before reporting ready (off: on first use instead).
+            # Build the recipe index and other lazy parts before reporting ready (off: on first use).
             warm_up=flag(env.get("RECSYS_WARM_UP"), True),
         )

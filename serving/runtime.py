@@ -7,7 +7,8 @@ from one version with an item table or masks from another.
 Sources: a native model directory (RECSYS_MODEL_DIR) or the MLflow registry alias
 `models:/grocery-recommender@champion`, whose pyfunc model carries the native directory and the
 items table as artifacts. A data directory (RECSYS_DATA_DIR) adds customers (consent, diet),
-interactions (stock per store) and what recipes and discounts need.
+interactions (stock per store) and what recipes need. The discount plan is a separate artifact
+(serving/discounts.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import logging
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,6 @@ from recsys.models.base import Recommender
 from recsys.personalize import Personalizer
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
-from serving.errors import ApiError
 
 logger = logging.getLogger("serving")
 
@@ -52,7 +50,6 @@ class Runtime:
     source: str
     items_table: pd.DataFrame  # row i describes model item i
     dataset: Dataset | None = None
-    tables: dict[str, pd.DataFrame] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,37 +112,10 @@ class Runtime:
         """Model indices of product ids, -1 for unknown ids."""
         return self.selector.item_index(item_ids)
 
-    @cached_property
-    def discount_planner(self) -> Any | None:
-        """A DiscountPlanner fitted on this snapshot's tables (None without a data dir)."""
-        if self.tables is None:
-            return None
-        from recsys.offers.policy import DiscountPlanner
-
-        with self._lock:
-            return DiscountPlanner().fit(self.tables)
-
-    def discounts(self, customer_id: str, k: int) -> list[dict[str, Any]]:
-        """Offers for one customer from the planner (the budget's shadow price of its last plan)."""
-        from recsys.offers.policy import recommend_discounts
-
-        return recommend_discounts(customer_id, self._planner(), max_offers=k)
-
-    def no_discount_reason(self, customer_id: str) -> str:
-        """Why `discounts` gave this customer nothing (called only when it did)."""
-        return self._planner().no_offer_reason(customer_id)
-
-    def _planner(self):
-        planner = self.discount_planner
-        if planner is None:
-            raise ApiError(501, "discounts need the data set: start the service with RECSYS_DATA_DIR")
-        return planner
-
     def warm(self) -> None:
-        """Build the lazy parts (recipes, discount planner) ahead of the first request that needs them."""
+        """Build the lazy parts (recipes, item similarity) ahead of the first request that needs them."""
         steps = {
             "recipes": lambda: self.personalizer.recipe_recommender,
-            "discount planner": lambda: self.discount_planner,
             "item similarity": lambda: self.model.item_similarity(
                 np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
             ),
@@ -195,9 +165,7 @@ def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
     else:
         raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({source})")
     logger.info("loaded model %s (%s) from %s", model.name, version, source)
-    return Runtime(
-        model=model, version=version, source=source, items_table=items, dataset=dataset, tables=tables
-    )
+    return Runtime(model=model, version=version, source=source, items_table=items, dataset=dataset)
 
 
 def local_version(model_dir: Path) -> str:

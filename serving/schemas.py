@@ -146,7 +146,10 @@ class DiscountsRequest(_Request):
 class DiscountItem(BaseModel):
     product_group: str
     discount_level: float = Field(description="fraction off, 0.10 = 10%")
-    expected_uplift: float
+    expected_uplift: float = Field(description="rise in the chance they buy from the group in the window")
+    expected_cost: float = Field(
+        description="expected discount paid out; the plan's offers sum to <= its budget"
+    )
     reason: str
     best_send_time: str | None = None
 
@@ -154,11 +157,15 @@ class DiscountItem(BaseModel):
 class DiscountsResponse(BaseModel):
     recommendation_id: str
     customer_id: str
-    model_version: str
-    eligible: bool = Field(description="false without marketing consent: no offers")
+    model_version: str = Field(
+        description="version of the discount plan answered from (not the product model)"
+    )
+    eligible: bool = Field(description="false without marketing or personalisation consent, or once erased")
     discounts: list[DiscountItem]
     reason: str | None = Field(
-        None, description="why there are no offers (e.g. they buy anyway); null when there are offers"
+        None,
+        description="why there are no offers (no consent, not in the current plan and why, no planned "
+        "group compliant with the current diet); null when there are offers",
     )
 
 

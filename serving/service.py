@@ -1,7 +1,8 @@
 """The BentoML service: one typed class, versioned routes, pydantic request/response models.
 
 Start-up loads the model (RECSYS_MODEL_DIR, else the MLflow alias models:/grocery-recommender@champion)
-into an immutable `Runtime`; `/v1/admin/reload` builds a new one and swaps the reference, so requests
+into an immutable `Runtime`, and the discount plan, a separate trained artifact, read-only
+(serving/discounts.py); `/v1/admin/reload` builds new ones and swaps the references, so requests
 in flight finish on the old snapshot. Products requests go through a micro-batcher, so concurrent
 requests are scored with one matrix product. Customer state (consent, diet, fresh events, erasure)
 is read from the event store for every batch, so every worker process sees the same truth.
@@ -33,6 +34,7 @@ from serving.auth import check_key
 from serving.batching import MicroBatcher
 from serving.config import Settings, flag
 from serving.customers import diet_profile, resolve
+from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.products import ProductJob, recommend_batch
@@ -110,6 +112,8 @@ class RecsysService:
         self.settings = Settings.from_env()
         self.store = EventStore(self.settings.events_url)
         self.runtime: Runtime = load_runtime(self.settings)
+        # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
+        self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self._reload_lock = asyncio.Lock()
         self._publish_version(None, self.runtime)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
@@ -255,26 +259,22 @@ class RecsysService:
 
     @bentoml.api(route="/v1/discounts")
     async def discounts(self, req: DiscountsRequest, /, ctx: bentoml.Context) -> DiscountsResponse:
-        """Which product groups to discount for a customer, how much, and when to send it."""
+        """The current plan's offers for a customer: product groups, discount levels, when to send;
+        within the plan's budget and the customer's live consent and diet (serving/discounts.py)."""
 
         async def call() -> DiscountsResponse:
+            plan = require(self.discount_plan)  # 404 with the reason when no plan is loaded
             rt = self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
-            items: list[DiscountItem] = []
-            reason = "no marketing consent on record"
-            if cust.consent_marketing:
-                who = req.customer_id if cust.user_idx >= 0 else ANONYMOUS  # erased: no offers from old data
-                rows = await asyncio.to_thread(rt.discounts, who, req.k)
-                items = [_discount_item(row) for row in rows][: req.k]
-                reason = None if items else await asyncio.to_thread(rt.no_discount_reason, who)
+            answer = plan.answer(cust, state.erased, req.k)
             return DiscountsResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
-                model_version=rt.version,
-                eligible=cust.consent_marketing,
-                discounts=items,
-                reason=reason,
+                model_version=plan.version,
+                eligible=answer.eligible,
+                discounts=[_discount_item(row) for row in answer.offers],
+                reason=answer.reason,
             )
 
         return await self._guard(ctx, "read", call)
@@ -371,9 +371,11 @@ class RecsysService:
                 old = self.runtime
                 model_dir = Path(req.model_dir) if req.model_dir else None
                 new = await asyncio.to_thread(load_runtime, self.settings, model_dir)
+                plan = await asyncio.to_thread(load_discount_plan, self.settings)
                 if self.settings.warm_up:
                     await asyncio.to_thread(new.warm)  # ready before it takes traffic
                 self.runtime = new  # the swap: one reference assignment
+                self.discount_plan = plan
                 self._publish_version(old, new)
             await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
@@ -490,6 +492,7 @@ def _discount_item(row: dict[str, Any]) -> DiscountItem:
         product_group=str(row["product_group"]),
         discount_level=float(row["discount_level"]),
         expected_uplift=float(row["expected_uplift"]),
+        expected_cost=float(row["expected_cost"]),
         reason=str(row.get("reason") or ""),
         best_send_time=None if send is None else str(send),
     )

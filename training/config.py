@@ -162,6 +162,10 @@ def _describe(exc: ValidationError, source: str) -> str:
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    if "budget" in raw and "model" not in raw:
+        raise ConfigError(
+            f"{source}: a discount planner config; run it with 'recsys offers --config {source}'"
+        )
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:

@@ -54,7 +54,7 @@ def ensure_data_dir(data: DataConfig) -> Path:
 
         prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
     elif data.source == "synthetic":
-        from recsys.data.synthetic import generate, write_synthetic
+        from lab.synthetic import generate, write_synthetic
 
         spec = data.synthetic
         generated = generate(
@@ -113,6 +113,76 @@ def read_erasure_keys(url: str) -> set[str]:
         ) from exc
     finally:
         engine.dispose()
+
+
+#: Columns of the event store's consent/profile overrides (what POST /v1/customers/consent records).
+OVERRIDE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "consent_personalisation",
+    "consent_marketing",
+    "diet_exclusions",
+    "diet_preferences",
+)
+
+
+def read_customer_overrides(url: str) -> pd.DataFrame:
+    """The consent and diet each customer last told the service (its `customer_overrides` table); an
+    empty frame when the database or the table does not exist. An unreachable store is an error, as
+    for erasures: a plan must not go to customers who withdrew their consent."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in OVERRIDE_COLUMNS})
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).exists():
+            return empty
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("customer_overrides"):
+                return empty
+            rows = conn.execute(text(f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM customer_overrides")).all()
+    except OperationalError as exc:
+        if parsed.database and f'database "{parsed.database}" does not exist' in str(exc.orig):
+            return empty
+        raise RuntimeError(
+            f"cannot read consent overrides from the event store "
+            f"{parsed.render_as_string(hide_password=True)}: {exc.orig}"
+        ) from exc
+    finally:
+        engine.dispose()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(OVERRIDE_COLUMNS)) if rows else empty
+
+
+def apply_customer_overrides(customers: pd.DataFrame, overrides: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The customers table with each override replacing the customer's consent and diet (the service's
+    precedence: what the customer told the app last wins, a missing diet included), and how many
+    customers it changed. Overrides of ids the table does not hold are ignored."""
+    if overrides.empty:
+        return customers, 0
+    over = overrides.assign(customer_id=overrides["customer_id"].astype(str)).drop_duplicates(
+        "customer_id", keep="last"
+    )
+    over = over.set_index("customer_id")
+    ids = customers["customer_id"].astype(str)
+    hit = ids.isin(over.index).to_numpy()
+    if not hit.any():
+        return customers, 0
+    out = customers.copy()
+    for column in OVERRIDE_COLUMNS[1:]:
+        values = ids[hit].map(over[column])
+        if column.startswith("consent_"):
+            values = values.astype(bool)
+        if column not in out:
+            out[column] = pd.Series([None] * len(out), dtype=object)
+        out[column] = out[column].astype(object)
+        out.loc[hit, column] = values.to_numpy(dtype=object)
+        if column.startswith("consent_"):
+            out[column] = out[column].astype(bool)
+    return out, int(hit.sum())
 
 
 def load_without_erased(data_dir: Path, url: str | None = None) -> tuple[Dataset, int]:

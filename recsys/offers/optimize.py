@@ -8,7 +8,7 @@ the plan of the next-lower lambda, best profit-per-cost first, stopping at the f
 
 Why this and not a plain greedy: (1) exact maximisers of the Lagrangian make total profit provably
 non-decreasing in the budget (a higher budget never lowers profit; the prefix fill keeps that);
-(2) it is a handful of vectorised argmax/sort passes, so 1M candidates take well under a second;
+(2) it is a handful of vectorised argmax/sort passes over all candidates, no loop per customer;
 (3) the budget is a hard constraint: the returned plan never costs more than `budget`.
 """
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cli.main import main
-from recsys.data.synthetic import generate, write_synthetic
+from lab.synthetic import generate, write_synthetic
 
 
 @pytest.fixture(scope="module")

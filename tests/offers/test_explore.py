@@ -1,13 +1,11 @@
 """Exploration draws: propensities that match the draw, eligible levels only, the budget kept."""
 
-import copy
-
 import numpy as np
 import pytest
 
-from recsys.data.synthetic import generate
+from lab.synthetic import generate
 from recsys.offers.explore import explore_levels, randomised_cost
-from recsys.offers.policy import DiscountPlanner
+from recsys.offers.planner import DiscountPlanner
 
 
 def test_no_exploration_keeps_the_plan_with_propensity_one():
@@ -52,13 +50,12 @@ def test_bad_share_is_refused():
 @pytest.fixture(scope="module")
 def planner():
     data = generate(n_customers=400, n_products=400, weeks=16, seed=3)
-    return DiscountPlanner(snapshot_weeks=8).fit(data.tables)
+    return DiscountPlanner().fit(data.tables)
 
 
 def test_explored_plan_keeps_budget_tiers_and_logs_propensities(planner):
-    explorer = copy.copy(planner)
-    explorer.explore = 0.4
-    plan = explorer.plan(25.0)
+    planner.set_params(explore=0.4)  # read by plan(); the fit does not depend on it
+    plan = planner.plan(25.0)
     assert 0 < plan["expected_cost"].sum() <= 25.0
     explored = plan["reason"].str.startswith("exploration")
     assert explored.any() and (~explored).any()
@@ -70,7 +67,7 @@ def test_explored_plan_keeps_budget_tiers_and_logs_propensities(planner):
     # tier caps hold for explored levels too
     tiers = planner.candidates_.set_index(["customer_id", "product_group"])["tier"]
     tier = tiers.reindex(list(zip(plan["customer_id"], plan["product_group"], strict=True))).to_numpy()
-    cap = np.array([planner.tiers[t].max_level if t in planner.tiers else 1.0 for t in tier])
+    cap = np.array([planner.tiers_[t].max_level if t in planner.tiers_ else 1.0 for t in tier])
     assert (plan["discount_level"].to_numpy() <= cap + 1e-9).all()
     # propensities: (1 - e) + e / K at the planned level, e / K elsewhere; K = levels the tier allows
     k = (np.asarray(planner.levels)[None, :] <= cap[:, None] + 1e-9).sum(axis=1)
@@ -78,15 +75,12 @@ def test_explored_plan_keeps_budget_tiers_and_logs_propensities(planner):
     assert np.all(np.isclose(prop, 0.4 / k) | np.isclose(prop, 0.6 + 0.4 / k))
     assert np.all(np.isclose(prop[~explored.to_numpy()], 0.6 + 0.4 / k[~explored.to_numpy()]))
     # reproducible from its seed
-    again = copy.copy(planner)
-    again.explore = 0.4
-    assert again.plan(25.0).equals(plan)
+    assert planner.plan(25.0).equals(plan)
+    planner.set_params(explore=0.0)
 
 
 def test_default_plan_logs_propensity_one_and_bad_share_is_refused(planner):
     plan = planner.plan(25.0)
     assert (plan["propensity"] == 1.0).all()
-    bad = copy.copy(planner)
-    bad.explore = -0.1
     with pytest.raises(ValueError, match="explore must be a share in"):
-        bad.plan(25.0)
+        DiscountPlanner(explore=-0.1).fit({"interactions": None})

@@ -63,3 +63,17 @@ def test_bad_budget_rejected():
     profit, cost = _economics(np.full((1, 7), 0.3))
     with pytest.raises(ValueError, match="budget"):
         allocate(profit, cost, np.array([0]), -1.0)
+
+
+def test_refill_spends_leftover_without_exceeding_budget():
+    from recsys.offers.optimize import refill
+
+    profit = np.array([[0.0, 5.0], [0.0, 4.0], [0.0, 1.0], [0.0, 0.5]])
+    cost = np.array([[0.0, 6.0], [0.0, 5.0], [0.0, 1.0], [0.0, 1.0]])
+    customer = np.array([0, 1, 2, 3])
+    alloc = allocate(profit, cost, customer, 7.0, 1)
+    out = refill(profit, cost, customer, 7.0, 1, None, alloc)
+    assert out.cost <= 7.0 and out.profit >= alloc.profit
+    assert alloc.cost == 1.0  # the Lagrangian plan + prefix fill leave 6 of the 7 unspent
+    # refill adds the best profit-per-cost move that still fits (offer 0 costs 6.0 > 7 x (1 - 1e-12) - 1)
+    assert out.cost == 6.0 and out.profit == 5.0 and list(out.choice) == [-1, 1, 1, -1]

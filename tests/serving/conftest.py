@@ -151,8 +151,10 @@ def service_env(
         "RECSYS_READ_REQUIRES_KEY": "false",
         "RECSYS_DEFAULT_CONSENT": "false",
         "RECSYS_WARM_UP": "false",  # lazy parts on first use: keeps every test's start-up cheap
+        "RECSYS_OFFERS_URI": "none",  # no discount plan unless a test gives one (RECSYS_OFFERS_DIR)
         **extra,
     }
+    monkeypatch.delenv("RECSYS_OFFERS_DIR", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
 

@@ -321,22 +321,10 @@ def test_recipes(client):
             assert m["item_id"] not in {"p_beef", "p_pork", "p_chicken", "p_salmon", "p_milk", "p_butter"}
 
 
-def test_discounts(client):
+def test_discounts_without_a_plan_answer_404_with_the_reason(client):
     r = client.post("/v1/discounts", json={"customer_id": "m1", "k": 2})
-    assert r.status_code == 200, r.text
-    a = r.json()
-    assert a["eligible"] and len(a["discounts"]) <= 2
-    for d in a["discounts"]:
-        assert 0 < d["discount_level"] < 1 and d["reason"]
-    assert (a["reason"] is None) == bool(a["discounts"])  # no offers always come with the cause
-    r = client.post("/v1/discounts", json={"customer_id": NO_CONSENT})
-    assert r.status_code == 200
-    assert r.json() == {
-        **r.json(),
-        "eligible": False,
-        "discounts": [],
-        "reason": "no marketing consent on record",
-    }
+    assert r.status_code == 404, r.text
+    assert "no discount plan configured" in r.json()["error"]  # the service never fits one itself
 
 
 # ---- admin, health, docs ----------------------------------------------------------------------

@@ -48,8 +48,21 @@ def test_unknown_model_param_is_named():
         build_model(config.model)
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+OFFERS = CONFIG_DIR / "offers.yaml"  # the discount planner's config (training/offers_config.py)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in CONFIG_DIR.glob("*.yaml") if p != OFFERS), ids=lambda p: p.name
+)
 def test_shipped_configs_match_registered_models(path):
     config = load_config(path)
     assert build_model(config.model).get_params()
     check_space(config)
+
+
+def test_the_offers_config_is_valid_and_not_an_experiment():
+    from training.offers_config import load_offers_config
+
+    assert load_offers_config(OFFERS).budget > 0
+    with pytest.raises(ConfigError, match="discount planner config"):
+        load_config(OFFERS)

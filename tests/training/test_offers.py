@@ -1,0 +1,132 @@
+"""The discount planner's training job: config, live consent and diet, MLflow run, registry, serving load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from serving.events import CustomerRecord, EventStore
+from training.config import ConfigError
+from training.offers_config import load_offers_config, parse_offers_config, with_overrides
+
+
+@pytest.fixture(scope="module")
+def syn_dir(tmp_path_factory) -> Path:
+    from lab.synthetic import generate, write_synthetic
+
+    out = tmp_path_factory.mktemp("offers-syn") / "data"
+    write_synthetic(generate(n_customers=200, n_products=250, weeks=16, seed=1), out)
+    return out
+
+
+def _config(data_dir: Path, **extra):
+    base = load_offers_config("experiments/configs/offers.yaml")
+    return with_overrides(base, {"data.dir": str(data_dir), "data.source": str(data_dir), **extra})
+
+
+def test_config_rejects_unknown_keys_naming_key_and_file(tmp_path):
+    path = tmp_path / "offers.yaml"
+    path.write_text("budget: 10\nexclusions:\n  non_fod: true\n")
+    with pytest.raises(ConfigError, match=r"offers.yaml: unknown key 'exclusions.non_fod'"):
+        load_offers_config(path)
+    with pytest.raises(ConfigError, match=r"<test>: budget: .*greater than or equal to 0"):
+        parse_offers_config({"budget": -1}, "<test>")
+    with pytest.raises(ConfigError, match=r"age_rule.adult_age"):
+        parse_offers_config({"budget": 1, "age_rule": {"adult_age": 16}}, "<test>")
+    default = load_offers_config("experiments/configs/offers.yaml")
+    assert default.exclusions.age_restricted and default.exclusions.non_food
+    assert default.diet.min_compliant_share == 1.0
+    assert with_overrides(default, {"budget": 7.0}).budget == 7.0
+
+
+def test_tracked_job_logs_aggregates_and_registers_the_champion(store, syn_dir, tmp_path, monkeypatch):
+    from serving.config import Settings
+    from serving.discounts import load_discount_plan
+    from training.offers import PLAN_ARTIFACT, run_offers
+
+    monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
+    name = "test-planner-job"
+    first = run_offers(_config(syn_dir, budget=5.0), model_name=name, plan_dir=tmp_path / "plan")
+    meta = first.artifact.meta
+    assert 0 < meta["expected_cost"] <= 5.0 and meta["offers"] == len(first.artifact.plan)
+    client = MlflowClient()
+    run = client.get_run(first.run_id)
+    assert run.data.metrics["budget"] == 5.0 and run.data.metrics["offers"] == meta["offers"]
+    assert run.data.metrics["expected_cost"] <= 5.0
+    assert any(k.startswith("offers_tier_") for k in run.data.metrics)
+    assert run.data.params["budget"] == "5.0" and run.data.params["diet.min_compliant_share"] == "1.0"
+    # aggregates only: no customer id in any param, metric or the summary
+    ids = set(first.artifact.plan["customer_id"])
+    logged = json.dumps({**run.data.params, **run.data.metrics})
+    assert not any(f'"{c}"' in logged for c in ids)
+    artifacts = {a.path for a in client.list_artifacts(first.run_id, PLAN_ARTIFACT)}
+    assert {f"{PLAN_ARTIFACT}/planner.json", f"{PLAN_ARTIFACT}/plan.parquet"} <= artifacts
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert str(champion.version) == first.version and champion.run_id == first.run_id
+    # a second run becomes the champion, the first the previous one
+    second = run_offers(_config(syn_dir, budget=3.0), model_name=name)
+    assert str(client.get_model_version_by_alias(name, "champion").version) == second.version
+    assert str(client.get_model_version_by_alias(name, "previous-champion").version) == first.version
+    # the service loads the champion's plan read-only, labelled with the registry version
+    plan = load_discount_plan(Settings(offers_uri=f"models:/{name}@champion", tracking_uri=store))
+    assert plan.version == f"{name}/{second.version}"
+    assert plan.artifact.meta["budget"] == 3.0 and len(plan.artifact.plan) == second.artifact.meta["offers"]
+
+
+def test_live_consent_diet_and_erasure_reach_the_plan(syn_dir, tmp_path, monkeypatch):
+    from recsys.offers.eligibility import compliant_groups
+    from training.offers import fit_plan, live_tables
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    monkeypatch.setenv("RECSYS_EVENTS_URL", url)
+    config = _config(syn_dir, budget=1e9)
+    tables, erased, overridden = live_tables(syn_dir)
+    before, _ = fit_plan(tables, config)
+    offered = list(before.plan["customer_id"].value_counts().index[:3])
+    withdrawn, gone, vegan = offered
+    store = EventStore(url)
+    try:
+        store.upsert_customer(CustomerRecord(withdrawn, True, False))
+        store.upsert_customer(CustomerRecord(vegan, True, True, "vegan"))
+        store.erase(gone)
+    finally:
+        store.close()
+    tables, erased, overridden = live_tables(syn_dir)
+    assert (erased, overridden) == (1, 2)
+    after, planner = fit_plan(tables, config)
+    in_plan = set(after.plan["customer_id"])
+    assert withdrawn not in in_plan and gone not in in_plan
+    assert gone not in set(planner.candidates_["customer_id"])
+    allowed = compliant_groups(
+        after.diet_patterns, {"contains_meat", "contains_fish", "contains_dairy", "contains_egg"}, 1.0
+    )
+    assert set(after.plan.loc[after.plan["customer_id"] == vegan, "product_group"]) <= allowed
+    assert set(before.plan.loc[before.plan["customer_id"] == vegan, "product_group"]) - allowed  # it mattered
+
+
+def test_cli_runs_the_job_from_the_config(store, syn_dir, tmp_path, monkeypatch, capsys):
+    from cli.main import main
+
+    monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
+    config = tmp_path / "offers.yaml"
+    config.write_text(f"budget: 4\ndata:\n  source: {syn_dir}\n  dir: {syn_dir}\n")
+    args = [
+        "offers",
+        "--config",
+        str(config),
+        "--model",
+        "test-planner-cli",
+        "--plan-dir",
+        str(tmp_path / "p"),
+    ]
+    assert main([*args, "--budget", "2"]) == 0  # the flag overrides the config
+    out = capsys.readouterr().out
+    assert "of budget 2.00" in out and "registered version 1 @champion" in out
+    assert "offers per department:" in out
+    assert json.loads((tmp_path / "p" / "planner.json").read_text())["budget"] == 2.0
+    config.write_text("budget: 4\nplanner:\n  margn: 0.2\n")
+    assert main(["offers", "--config", str(config), "--no-track", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "unknown key 'planner.margn'" in capsys.readouterr().err

@@ -1,0 +1,235 @@
+"""The discount planner as a trained, versioned artifact: fit, plan within the budget, log, register.
+
+    tables (minus erased customers, with the consent and diet customers last gave the service)
+      -> DiscountPlanner(rules from the config).fit -> plan(budget) -> PlanArtifact (recsys.offers.artifact)
+      -> MLflow run (params, aggregate metrics, the plan directory) -> registry version @champion
+
+The service loads that plan read-only and answers from it (serving/discounts.py), so what is served is
+the plan that was measured here: within its budget, on the rules and the consent of this run. MLflow
+receives aggregate figures and the plan directory, whose customer ids are the data's pseudonymous ids.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsys.offers.artifact import PLAN_COLUMNS, PlanArtifact
+from training.offers_config import OffersConfig
+
+PLAN_ARTIFACT = "discount_plan"
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+
+
+@dataclass(frozen=True)
+class OffersResult:
+    artifact: PlanArtifact
+    planner: Any  # the fitted DiscountPlanner
+    erased_customers: int
+    overridden_customers: int
+    seconds: float
+    run_id: str | None = None
+    version: str | None = None  # registry version, when registered
+
+
+def live_tables(data_dir: Path, events: str | None = None) -> tuple[dict[str, pd.DataFrame], int, int]:
+    """The data directory's tables minus customers erased through the service, with the consent and
+    diet customers last recorded through it; and how many customers were dropped / overridden."""
+    from recsys.data.erasure import drop_erased
+    from recsys.data.io import read_tables
+    from training.data import apply_customer_overrides, events_url, read_customer_overrides, read_erasure_keys
+
+    url = events or events_url()
+    tables = read_tables(data_dir, skip=("promotions",))  # the planner does not read the calendar
+    tables, erased = drop_erased(tables, read_erasure_keys(url))
+    customers, overridden = apply_customer_overrides(tables["customers"], read_customer_overrides(url))
+    return {**tables, "customers": customers}, erased, overridden
+
+
+def fit_planner(tables: dict[str, pd.DataFrame], config: OffersConfig):
+    """A DiscountPlanner with the config's parameters and rules, fitted on `tables`."""
+    from recsys.offers.planner import DiscountPlanner
+
+    return DiscountPlanner(**config.planner_params()).fit(tables, config.data.as_of)
+
+
+def fit_plan(tables: dict[str, pd.DataFrame], config: OffersConfig, data_digest: str = "unknown"):
+    """(PlanArtifact, fitted planner): the plan for `config.budget` and everything serving needs."""
+    planner = fit_planner(tables, config)
+    return plan_artifact(planner, tables, config, data_digest), planner
+
+
+def plan_artifact(
+    planner, tables: dict[str, pd.DataFrame], config: OffersConfig, data_digest: str = "unknown"
+) -> PlanArtifact:
+    """The plan of a fitted planner for `config.budget`, with everything serving needs."""
+    from recsys.offers.eligibility import diet_patterns, group_table
+
+    plan = planner.plan(config.budget, config.max_per_customer)
+    no_offer = planner.no_offer_reasons(plan).rename_axis("customer_id").reset_index()
+    groups = group_table(tables["products"], planner.rules).reset_index()
+    ratio = getattr(planner, "cost_ratio_", None) or {}
+    meta = {
+        "name": config.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "as_of": str(planner.as_of_),
+        "budget": float(config.budget),
+        "expected_cost": float(plan["expected_cost"].sum()),
+        "expected_profit": float(plan["expected_profit"].sum()),
+        "offers": len(plan),
+        "customers": int(plan["customer_id"].nunique()),
+        "candidate_customers": int(planner.candidates_["customer_id"].nunique()),
+        "max_per_customer": int(config.max_per_customer),
+        "min_compliant_share": float(config.diet.min_compliant_share),
+        "adult_age": int(config.age_rule.adult_age),
+        "response_model": type(planner.response_).__name__,
+        "cost_factor": float(planner.cost_factor_),
+        "cost_check_offers": int(ratio.get("offers", 0)),
+        "shadow_price": float(planner.lam_),
+        "levels": [float(x) for x in planner.levels],
+        "config_digest": config.digest(),
+        "data_digest": data_digest,
+    }
+    return PlanArtifact(
+        meta=meta,
+        plan=plan.loc[:, list(PLAN_COLUMNS)].reset_index(drop=True),
+        no_offer=no_offer,
+        groups=groups,
+        diet_patterns=diet_patterns(tables["products"]),
+    )
+
+
+def plan_summary(artifact: PlanArtifact) -> dict[str, Any]:
+    """Aggregate figures of a plan (no customer appears): totals, offers per tier, level, department."""
+    plan, meta = artifact.plan, artifact.meta
+    department = plan["product_group"].map(artifact.groups.set_index("product_group")["department"])
+    return {
+        "offers": int(len(plan)),
+        "customers": int(plan["customer_id"].nunique()),
+        "expected_cost": float(plan["expected_cost"].sum()),
+        "expected_profit": float(plan["expected_profit"].sum()),
+        "budget": float(meta["budget"]),
+        "per_tier": {str(k): int(v) for k, v in plan["tier"].value_counts().sort_index().items()},
+        "per_level": {
+            f"{k:.2f}": int(v) for k, v in plan["discount_level"].value_counts().sort_index().items()
+        },
+        "per_department": {str(k): int(v) for k, v in department.fillna("?").value_counts().items()},
+    }
+
+
+def _metrics(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, float]:
+    out = {
+        k: float(summary[k]) for k in ("offers", "customers", "expected_cost", "expected_profit", "budget")
+    }
+    out["budget_used"] = summary["expected_cost"] / summary["budget"] if summary["budget"] > 0 else 0.0
+    out.update({f"offers_tier_{t.replace(' ', '_')}": float(n) for t, n in summary["per_tier"].items()})
+    out.update(
+        {
+            "candidate_customers": float(meta["candidate_customers"]),
+            "cost_factor": float(meta["cost_factor"]),
+            "shadow_price": float(meta["shadow_price"]),
+        }
+    )
+    return out
+
+
+def register_plan(run_id: str, artifact_uri: str, model_name: str, tags: dict[str, str]) -> str:
+    """A new registry version of `model_name` pointing at the run's plan directory, set as @champion
+    (the old champion becomes @previous-champion); returns the version number."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from training.registry import version_by_alias
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name, description="Discount plans: recsys.offers.artifact")
+    old = version_by_alias(client, model_name, CHAMPION)
+    version = client.create_model_version(
+        model_name, source=f"{artifact_uri}/{PLAN_ARTIFACT}", run_id=run_id, tags={**tags, "run_id": run_id}
+    )
+    if old is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS, old.version)
+    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    return str(version.version)
+
+
+def run_offers(
+    config: OffersConfig,
+    *,
+    plan_dir: str | Path | None = None,
+    track: bool = True,
+    register: bool = True,
+    model_name: str | None = None,
+) -> OffersResult:
+    """Fit and plan `config`; save the plan to `plan_dir`; with `track`, log one MLflow run and (with
+    `register`) register the plan as `model_name`@champion. A crash leaves the run FAILED and moves no
+    alias."""
+    from recsys.data.io import read_manifest
+    from training.config import DataConfig
+    from training.data import ensure_data_dir
+
+    start = time.perf_counter()
+    data_dir = ensure_data_dir(DataConfig(source=config.data.source, dir=config.data.dir))
+    digest = str(read_manifest(data_dir).get("digest", "unknown"))
+    if not track:
+        tables, erased, overridden = live_tables(data_dir)
+        artifact, planner = fit_plan(tables, config, digest)
+        if plan_dir is not None:
+            artifact.save(plan_dir)
+        return OffersResult(artifact, planner, erased, overridden, time.perf_counter() - start)
+    return _tracked(config, data_dir, digest, plan_dir, register, model_name, start)
+
+
+def _tracked(config, data_dir, digest, plan_dir, register, model_name, start) -> OffersResult:
+    import mlflow
+
+    from recsys.defaults import PLANNER_NAME
+    from training.tracking import (
+        TAG_CONFIG,
+        TAG_DATA_DIR,
+        TAG_DIGEST,
+        TAG_GIT,
+        TAG_KIND,
+        ensure_experiment,
+        flatten,
+        git_commit,
+        setup_tracking,
+    )
+
+    setup_tracking()
+    experiment_id = ensure_experiment(config.experiment)
+    tags = {TAG_CONFIG: config.name, TAG_KIND: "offers", TAG_GIT: git_commit(), TAG_DIGEST: digest}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=config.name, tags=tags) as run:
+        mlflow.set_tag(TAG_DATA_DIR, str(data_dir))
+        mlflow.log_dict(config.model_dump(mode="json"), "config.yaml")
+        mlflow.log_params(flatten("", {**config.model_dump(mode="json"), "data": {"digest": digest}}))
+        tables, erased, overridden = live_tables(data_dir)
+        mlflow.log_params({"data.erased_customers": erased, "data.overridden_customers": overridden})
+        artifact, planner = fit_plan(tables, config, digest)
+        summary = plan_summary(artifact)
+        mlflow.log_metrics({**_metrics(summary, artifact.meta), "fit_seconds": time.perf_counter() - start})
+        mlflow.log_dict(summary, "plan_summary.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = artifact.save(Path(plan_dir) if plan_dir is not None else Path(tmp) / PLAN_ARTIFACT)
+            mlflow.log_artifacts(str(local), PLAN_ARTIFACT)
+        version = None
+        if register:
+            version = register_plan(
+                run.info.run_id,
+                run.info.artifact_uri,
+                model_name or PLANNER_NAME,
+                {TAG_DIGEST: digest, "budget": f"{config.budget:g}", "config_digest": config.digest()},
+            )
+        return OffersResult(
+            artifact, planner, erased, overridden, time.perf_counter() - start, run.info.run_id, version
+        )
