@@ -172,8 +172,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> ExperimentCon
         raise ConfigError(_describe(exc, source)) from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a YAML experiment config; errors name the file and the key."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; errors name the file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -181,4 +181,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw or {}, str(path))
+    return raw or {}
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML experiment config; errors name the file and the key."""
+    return parse_config(read_yaml(path), str(path))

@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
-from training.config import ConfigError, _describe, _Strict
+from training.config import ConfigError, _describe, _Strict, read_yaml
 
 DEFAULT_OFFERS_CONFIG = Path("experiments/configs/offers.yaml")
 
@@ -123,14 +122,7 @@ def parse_offers_config(raw: dict[str, Any], source: str = "<config>") -> Offers
 
 def load_offers_config(path: str | Path) -> OffersConfig:
     """Read and validate an offers YAML config; errors name the file and the key."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_offers_config(raw or {}, str(path))
+    return parse_offers_config(read_yaml(path), str(path))
 
 
 def with_overrides(config: OffersConfig, overrides: dict[str, Any], source: str = "<flags>") -> OffersConfig:

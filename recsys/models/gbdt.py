@@ -7,6 +7,7 @@ saved ranker is numpy + JSON (no pickle) and a loaded model scores exactly as th
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
 
@@ -99,4 +100,4 @@ def predict_logit_fast(trees: dict[str, np.ndarray], X: np.ndarray, n_threads: i
 def predict_proba(trees: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     if len(X) == 0:
         return np.zeros(0)
-    return 1.0 / (1.0 + np.exp(-predict_logit_fast(trees, X)))
+    return expit(predict_logit_fast(trees, X))

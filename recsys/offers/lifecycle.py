@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 SEGMENTS: tuple[str, ...] = ("new", "lapsed", "dropping sharply", "dropping", "stable", "growing")
 WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -242,7 +243,7 @@ class ChurnModel:
 
     def predict(self, metrics: pd.DataFrame) -> pd.Series:
         z = (churn_features(metrics) - self.mean_) / self.scale_
-        return pd.Series(1.0 / (1.0 + np.exp(-(z @ self.coef_ + self.intercept_))), index=metrics.index)
+        return pd.Series(expit(z @ self.coef_ + self.intercept_), index=metrics.index)
 
 
 def churn_labels(interactions: pd.DataFrame, start: pd.Timestamp, weeks: int) -> pd.Index:

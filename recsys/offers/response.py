@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 #: The discount ladder (fraction off); 0 = no discount.
@@ -46,10 +47,6 @@ BASELINE_TERMS: tuple[str, ...] = ("visit_drop", "weeks_since_visit", "log_visit
 
 #: Offset for rows without any history: a baseline of about 0.2%.
 _NO_HISTORY_OFFSET = -6.2
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def hill_basis(level: np.ndarray, halves: tuple[float, ...]) -> np.ndarray:
@@ -150,7 +147,7 @@ class OffsetHillGLM:
             eta = base + c + np.sum(beta * g, axis=1)
             # log-likelihood in a stable form: y*eta - log(1 + e^eta)
             nll = -np.sum(w * (y * eta - np.logaddexp(0.0, eta))) / n
-            r = w * (_sigmoid(eta) - y) / n
+            r = w * (expit(eta) - y) / n
             q = r[:, None] * beta * g  # d nll / d s_j (d beta / d s = beta)
             grad = np.empty_like(theta)
             grad[0] = r.sum()
@@ -168,7 +165,7 @@ class OffsetHillGLM:
     def predict(
         self, offset: np.ndarray, z: np.ndarray, level: np.ndarray, extra: np.ndarray | None = None
     ) -> np.ndarray:
-        return _sigmoid(self.base_logit(offset, extra) + self.uplift_logit(z, level))
+        return expit(self.base_logit(offset, extra) + self.uplift_logit(z, level))
 
     def uplift_logit(self, z: np.ndarray, level: np.ndarray) -> np.ndarray:
         """sum_j beta_j(z) g_j(L): the discount's effect on the logit at each row's own level."""
@@ -294,7 +291,7 @@ class StructuralResponse(BaseEstimator):
         level = np.broadcast_to(np.asarray(level, dtype=float), (len(features),))
         offset, extra = self._calibrated(features)
         base = self.model_.base_logit(offset, extra)
-        return _sigmoid(base + self.model_.uplift_logit(self._z(features), level))
+        return expit(base + self.model_.uplift_logit(self._z(features), level))
 
     def predict_curve(self, features: pd.DataFrame, levels: np.ndarray | None = None) -> np.ndarray:
         """rows x levels P(buy), non-decreasing along (ascending) levels by construction."""
@@ -324,4 +321,4 @@ class PriorResponse(BaseEstimator):
         base = features["logit_p_recent"].to_numpy(float)[:, None]
         umax = (self.base_uplift + self.deal_uplift * features["deal_proneness"].to_numpy(float))[:, None]
         lv = levels[None, :] ** 2
-        return 1.0 / (1.0 + np.exp(-(base + umax * lv / (lv + self.half**2))))
+        return expit(base + umax * lv / (lv + self.half**2))
