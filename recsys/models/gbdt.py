@@ -26,23 +26,6 @@ def export_trees(clf) -> dict[str, np.ndarray]:
     return out
 
 
-def average_forests(forests: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """One exported forest whose log-odds are the mean of the given forests' (a bag of boosted models
-    fitted with different seeds, saved and scored like a single model)."""
-    if not forests:
-        raise ValueError("need at least one forest to average")
-    n = len(forests)
-    out = {f: np.concatenate([t[f] for t in forests]) for f in FIELDS}
-    out["value"] = out["value"] / n
-    # children are tree-local indices, so trees concatenate as they are; only the offsets move
-    lengths = np.concatenate([np.diff(f["offsets"]) for f in forests])
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    out["roots"] = offsets[:-1]
-    out["offsets"] = offsets
-    out["baseline"] = np.array([np.mean([f["baseline"][0] for f in forests])], dtype=np.float64)
-    return out
-
-
 def predict_logit(trees: dict[str, np.ndarray], X: np.ndarray, chunk: int = 50_000) -> np.ndarray:
     """Raw score (log-odds) of every row of X under exported trees."""
     X = np.asarray(X, dtype=np.float64)

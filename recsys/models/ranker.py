@@ -15,28 +15,12 @@ train the two classifiers (more, and more varied, training data than one window:
 three windows lift NDCG@10 on both tracks). Then the sub-models are refitted on all the training data
 for scoring.
 
-`benchmarks/ranker_ablation.py` compares stage-two choices on the same cached rows. Regularised
-trees (L2 1, at least 200 rows a leaf; the default) gain about +0.003 NDCG@10 (all purchases) over
-the earlier unregularised ones at no cost. Five windows or `n_bags` = 3 boosted models with different
-seeds (averaged in log-odds into one forest by `gbdt.average_forests`, so a bag saves and scores like
-one model) gain about as much on their own but do not add up with it (all three together: same
-figure) and cost 1.5x / 3x the tree fit, so both stay options.
-
 With a promotion calendar in the data (`Dataset.promotions`) and `use_promotions` on, the re-buy
 model also sees how many weeks of the horizon the product is in the mailer / on display at the
 customer's main store, and the same for the span before. The calendar is planned ahead, so using the
 weeks being recommended for is no leak. On Complete Journey it lifts NDCG@10 (all purchases) from
 0.4146 to about 0.421; the discovery model skips these features (given them, NDCG@10 new fell
 0.0525 -> 0.0515).
-
-With `extra_features` (off by default) the re-buy model also sees purchase regularity (distinct
-weeks, coefficient of variation of the inter-purchase gap, last gap), quantity per trip, spend share,
-deal share and whether the last purchase was on a deal, the pair's count and recency weight relative
-to the household's top product, trip-rate drift (trips in the last window vs the household's usual
-rate), category repeat rate, days since the household last bought the category, and product trend.
-Measured on Complete Journey they add nothing beyond noise (NDCG@10 all 0.4084 -> 0.4084 with one
-window, 0.4146 -> 0.4149 with three) and cost fit time, hence off. The discovery model skips them
-(`discovery_skip`): given them, it overfit (NDCG@10 new 0.048 -> 0.042).
 """
 
 from __future__ import annotations
@@ -48,8 +32,8 @@ from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
-from recsys.models.buy_again import BuyAgain, _days
-from recsys.models.gbdt import average_forests, export_trees, predict_proba
+from recsys.models.buy_again import BuyAgain
+from recsys.models.gbdt import export_trees, predict_proba
 from recsys.models.implicit_models import ALS, ItemKNN, _csr_from, _csr_state
 from recsys.models.popularity import Popularity, item_category_codes
 from recsys.ranking.topk import top_k
@@ -77,26 +61,6 @@ FEATURES = (
     "user_since_visit",
     "user_repeat_share",
 )
-#: richer re-buy features (`extra_features=True`): purchase regularity, deals, spend, trip-rate drift,
-#: category habits and product trend; appended after FEATURES so old saved models keep their layout
-EXTRA_FEATURES = (
-    "n_weeks",
-    "gap_cv",
-    "last_gap",
-    "qty_per_trip",
-    "spend_share",
-    "deal_share",
-    "last_deal",
-    "wcount_rel",
-    "n_rel",
-    "user_trip_drift",
-    "user_weeks",
-    "cat_repeat_rate",
-    "cat_since",
-    "cat_recent",
-    "item_trend",
-    "item_week_pop",
-)
 #: promotion calendar (when the data has one): weeks on mailer / display at the customer's main store
 PROMO_FEATURES = (
     "promo_mailer_weeks",
@@ -105,20 +69,8 @@ PROMO_FEATURES = (
     "promo_display_weeks_before",
 )
 #: extras the discovery model does not use (comma-separated feature names)
-DISCOVERY_SKIP = ",".join(EXTRA_FEATURES + PROMO_FEATURES)
-EXTRA_DENSE = (
-    "pair_table_",
-    "user_max_wcount_",
-    "user_trip_drift_",
-    "user_weeks_",
-    "cat_repeat_rate_",
-    "item_trend_",
-    "item_week_pop_",
-)
-EXTRA_SPARSE = ("pair_pos", "user_cat_last", "user_cat_recent")
+DISCOVERY_SKIP = ",".join(PROMO_FEATURES)
 SUBMODELS = ("buy_again", "als", "knn", "pop")
-#: per (customer, product) extras kept in `pair_table_`: the first seven extras, then n_rel
-PAIR_EXTRAS = EXTRA_FEATURES[:7] + ("n_rel",)
 
 
 class GroceryRanker(Recommender):
@@ -136,13 +88,10 @@ class GroceryRanker(Recommender):
         max_leaf_nodes: int = 31,
         max_train_users: int = 5000,
         random_state: int = 0,
-        extra_features: bool = False,
         label_windows: int = 3,
         window_stride_days: float = 28.0,
-        user_weight_power: float = 0.0,
         discovery_skip: str = DISCOVERY_SKIP,
         use_promotions: bool = True,
-        n_bags: int = 1,
         l2_regularization: float = 1.0,
         min_samples_leaf: int = 200,
     ):
@@ -156,20 +105,16 @@ class GroceryRanker(Recommender):
         self.max_leaf_nodes = max_leaf_nodes
         self.max_train_users = max_train_users
         self.random_state = random_state
-        self.extra_features = extra_features
         self.label_windows = label_windows
         self.window_stride_days = window_stride_days
-        self.user_weight_power = user_weight_power
         self.discovery_skip = discovery_skip
         self.use_promotions = use_promotions
-        self.n_bags = n_bags
         self.l2_regularization = l2_regularization
         self.min_samples_leaf = min_samples_leaf
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        names = FEATURES + EXTRA_FEATURES if self.extra_features else FEATURES
-        return names + PROMO_FEATURES if self._promo_on() else names
+        return FEATURES + PROMO_FEATURES if self._promo_on() else FEATURES
 
     def _promo_on(self) -> bool:
         return bool(np.any(getattr(self, "promo_", False)))
@@ -229,8 +174,6 @@ class GroceryRanker(Recommender):
         self.item_cat_ = codes
         cat_pop = Popularity(by="category").fit(dataset)
         self.user_cat_share_ = cat_pop.user_cat_share_
-        if self.extra_features:
-            self._fit_extras(dataset)
         if self._promo_on():
             self._fit_promotions(dataset)
 
@@ -268,139 +211,6 @@ class GroceryRanker(Recommender):
             packed[known] = np.asarray(table[store[known], items[known]]).ravel()
             cols[f"promo_mailer_weeks{suffix}"] = packed % 8
             cols[f"promo_display_weeks{suffix}"] = packed // 8
-        return cols
-
-    def _fit_extras(self, dataset: Dataset) -> None:
-        """Per (user, item) regularity / deal / spend stats (CSR, same pattern as buy-again's `n_`),
-        per user trip-rate drift, per category repeat rate and recency, per item trend."""
-        inter = dataset.interactions
-        n_users, n_items = dataset.n_users, dataset.n_items
-        ba = self.subs_["buy_again"]
-        now = ba.now_[0]
-        t = _days(inter["timestamp"])
-        lines = pd.DataFrame(
-            {
-                "u": inter["user_idx"].to_numpy(),
-                "i": inter["item_idx"].to_numpy(),
-                "b": inter["basket_id"].to_numpy(),
-                "t": t,
-                "q": inter["quantity"].to_numpy(np.float64) if "quantity" in inter else 1.0,
-                "v": inter["value"].to_numpy(np.float64) if "value" in inter else 0.0,
-                "d": (inter["discount"].to_numpy(np.float64) > 0) if "discount" in inter else False,
-            }
-        )
-        trips = lines.groupby(["u", "i", "b"], sort=False).agg(
-            t=("t", "min"), q=("q", "sum"), v=("v", "sum"), d=("d", "max")
-        )
-        trips = trips.reset_index().sort_values(["u", "i", "t"], kind="stable")
-        u, i, tt = trips["u"].to_numpy(), trips["i"].to_numpy(), trips["t"].to_numpy()
-        new_pair = np.r_[True, (u[1:] != u[:-1]) | (i[1:] != i[:-1])]
-        gap = np.where(new_pair, np.nan, np.r_[np.nan, np.diff(tt)])
-        trips["gap"] = gap
-        trips["week"] = np.floor((now - tt) / 7.0)
-        g = trips.groupby(["u", "i"], sort=True)
-        agg = g.agg(
-            n=("t", "size"),
-            n_weeks=("week", "nunique"),
-            gap_mean=("gap", "mean"),
-            gap_std=("gap", "std"),
-            last_gap=("gap", "last"),
-            q=("q", "sum"),
-            v=("v", "sum"),
-            deal_share=("d", "mean"),
-            last_deal=("d", "last"),
-        ).reset_index()
-        rows, cols = agg["u"].to_numpy(), agg["i"].to_numpy()
-        user_v = np.bincount(rows, weights=agg["v"].to_numpy(), minlength=n_users)
-        user_max_w = np.zeros(n_users)
-        np.maximum.at(user_max_w, ba.wcount_.tocoo().row, ba.wcount_.tocoo().data)
-        user_max_n = np.zeros(n_users)
-        np.maximum.at(user_max_n, rows, agg["n"].to_numpy(np.float64))
-        pair = {
-            "n_weeks": agg["n_weeks"].to_numpy(np.float64),
-            "gap_cv": (agg["gap_std"] / agg["gap_mean"].clip(lower=0.5)).to_numpy(np.float64),
-            "last_gap": agg["last_gap"].to_numpy(np.float64),
-            "qty_per_trip": (agg["q"] / agg["n"]).to_numpy(np.float64),
-            "spend_share": agg["v"].to_numpy() / np.maximum(user_v[rows], 1e-9),
-            "deal_share": agg["deal_share"].to_numpy(np.float64),
-            "last_deal": agg["last_deal"].to_numpy(np.float64),
-            "n_rel": agg["n"].to_numpy(np.float64) / np.maximum(user_max_n[rows], 1.0),
-        }
-        # one CSR holding the row position of each pair; the values live in a dense table
-        self.pair_pos_ = sp.csr_matrix(
-            (np.arange(1, len(rows) + 1, dtype=np.float64), (rows, cols)), shape=(n_users, n_items)
-        )
-        self.pair_table_ = (
-            np.column_stack([pair[k] for k in PAIR_EXTRAS]) if len(rows) else np.zeros((0, len(PAIR_EXTRAS)))
-        )
-        self.user_max_wcount_ = user_max_w
-        # trip rate in the last label window vs the user's whole history (a household visiting less
-        # buys fewer of everything)
-        bt = lines.drop_duplicates(["u", "b"])
-        first = np.full(n_users, np.nan)
-        tf = bt.groupby("u")["t"].min()
-        first[tf.index.to_numpy()] = tf.to_numpy()
-        span = np.maximum(now - first, 7.0)
-        recent_trips = np.bincount(
-            bt["u"].to_numpy()[bt["t"].to_numpy() >= now - self.label_days], minlength=n_users
-        )
-        rate_all = self.user_baskets_ / span * self.label_days
-        self.user_trip_drift_ = np.divide(
-            recent_trips, rate_all, out=np.full(n_users, np.nan), where=rate_all > 0
-        )
-        self.user_weeks_ = span / 7.0
-        # category repeat rate (share of a category's buyer-product pairs bought more than once) and
-        # the user's days since the last purchase in the item's category
-        cats = self.item_cat_
-        n_cat = int(cats.max()) + 1 if len(cats) else 0
-        pc = cats[cols]
-        rep = agg["n"].to_numpy() >= 2
-        tot = np.bincount(pc, minlength=n_cat).astype(np.float64)
-        self.cat_repeat_rate_ = np.divide(
-            np.bincount(pc, weights=rep, minlength=n_cat), tot, out=np.full(n_cat, np.nan), where=tot > 0
-        )
-        lc = cats[lines["i"].to_numpy()]
-        key = lines["u"].to_numpy().astype(np.int64) * max(n_cat, 1) + lc
-        last_t = pd.Series(lines["t"].to_numpy()).groupby(key).max()
-        ks = last_t.index.to_numpy()
-        self.user_cat_last_ = sp.csr_matrix(
-            (now - last_t.to_numpy() + 1.0, (ks // max(n_cat, 1), ks % max(n_cat, 1))),
-            shape=(n_users, max(n_cat, 1)),
-        )
-        rec = lines["t"].to_numpy() >= now - self.label_days
-        self.user_cat_recent_ = sp.csr_matrix(
-            (np.ones(int(rec.sum())), (lines["u"].to_numpy()[rec], lc[rec])), shape=(n_users, max(n_cat, 1))
-        )
-        # product trend: buyers in the last window vs the window before; buyers in the last week
-        ui = lines[["u", "i", "t"]]
-        w1 = ui[ui["t"] >= now - self.label_days].drop_duplicates(["u", "i"])
-        w0 = ui[(ui["t"] < now - self.label_days) & (ui["t"] >= now - 2 * self.label_days)].drop_duplicates(
-            ["u", "i"]
-        )
-        wk = ui[ui["t"] >= now - 7.0].drop_duplicates(["u", "i"])
-        c1 = np.bincount(w1["i"].to_numpy(), minlength=n_items).astype(np.float64)
-        c0 = np.bincount(w0["i"].to_numpy(), minlength=n_items).astype(np.float64)
-        self.item_trend_ = np.log1p(c1) - np.log1p(c0)
-        self.item_week_pop_ = np.bincount(wk["i"].to_numpy(), minlength=n_items).astype(np.float64)
-
-    def _extra_columns(self, users: np.ndarray, items: np.ndarray, f: dict) -> dict[str, np.ndarray]:
-        pos = np.asarray(self.pair_pos_[users, items]).ravel().astype(np.int64)
-        table = np.full((len(pos), len(PAIR_EXTRAS)), np.nan)
-        hit = pos > 0
-        table[hit] = self.pair_table_[pos[hit] - 1]
-        cols = {k: table[:, j] for j, k in enumerate(PAIR_EXTRAS)}
-        cats = self.item_cat_[items]
-        cat_last = np.asarray(self.user_cat_last_[users, cats]).ravel()
-        cols.update(
-            wcount_rel=f["wcount"] / np.maximum(self.user_max_wcount_[users], 1e-9),
-            user_trip_drift=self.user_trip_drift_[users],
-            user_weeks=self.user_weeks_[users],
-            cat_repeat_rate=self.cat_repeat_rate_[cats],
-            cat_since=np.where(cat_last > 0, cat_last - 1.0, np.nan),
-            cat_recent=np.asarray(self.user_cat_recent_[users, cats]).ravel(),
-            item_trend=self.item_trend_[items],
-            item_week_pop=self.item_week_pop_[items],
-        )
         return cols
 
     # ---- candidates and features ------------------------------------------------------------
@@ -459,8 +269,6 @@ class GroceryRanker(Recommender):
             "user_since_visit": self.user_since_visit_[users],
             "user_repeat_share": self.user_repeat_share_[users],
         }
-        if self.extra_features:
-            cols.update(self._extra_columns(users, items, f))
         if self._promo_on():
             cols.update(self._promo_columns(users, items))
         X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.feature_names])
@@ -477,7 +285,7 @@ class GroceryRanker(Recommender):
     # ---- fit ------------------------------------------------------------------------------
     def stage_two_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(X, y, seen, group) over the stacked label windows: the rows the two stage-two models learn
-        from. Public so benchmarks/ranker_ablation.py can compare learners on exactly these rows."""
+        from."""
         inter = dataset.interactions
         latest = inter["timestamp"].max()
         self.promo_ = np.array([self.use_promotions and dataset.promotions is not None])
@@ -521,14 +329,6 @@ class GroceryRanker(Recommender):
         """The re-buy and discovery classifiers from stage-two rows (`stage_two_rows`)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        weight = None
-        if self.user_weight_power and len(group):
-            # NDCG averages over users: up-weight the rows of users with few positives so the loss is
-            # not dominated by heavy shoppers with dozens of re-buys
-            _, inv = np.unique(group, return_inverse=True)
-            n_pos = np.bincount(inv, weights=y.astype(np.float64))
-            weight = 1.0 / np.maximum(n_pos[inv], 1.0) ** float(self.user_weight_power)
-            weight *= len(weight) / weight.sum()
         self.trees_ = {}
         for part, mask in (("repeat", seen), ("discovery", ~seen)):
             cols = self._part_columns(part)
@@ -536,27 +336,22 @@ class GroceryRanker(Recommender):
             if n_pos < 5 or mask.sum() - n_pos < 5:
                 self.trees_[part] = None  # too little signal: fall back to the sub-model order
                 continue
-            X_part, y_part = X[mask][:, cols], y[mask]  # sliced once, shared by every bag
-            w_part = None if weight is None else weight[mask]
-            forests = []
-            for bag in range(max(int(self.n_bags), 1)):
-                clf = HistGradientBoostingClassifier(
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    l2_regularization=self.l2_regularization,
-                    min_samples_leaf=self.min_samples_leaf,
-                    early_stopping=bool(n_pos >= 100 and mask.sum() >= 10_000),
-                    random_state=self.random_state + bag,
-                )
-                with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
-                    clf.fit(X_part, y_part, sample_weight=w_part)
-                forests.append(export_trees(clf))
-            self.trees_[part] = {**average_forests(forests), "columns": cols}
+            clf = HistGradientBoostingClassifier(
+                max_iter=self.max_iter,
+                learning_rate=self.learning_rate,
+                max_leaf_nodes=self.max_leaf_nodes,
+                l2_regularization=self.l2_regularization,
+                min_samples_leaf=self.min_samples_leaf,
+                early_stopping=bool(n_pos >= 100 and mask.sum() >= 10_000),
+                random_state=self.random_state,
+            )
+            with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
+                clf.fit(X[mask][:, cols], y[mask])
+            self.trees_[part] = {**export_trees(clf), "columns": cols}
         self.train_rows_ = np.array([len(y), int(y.sum()), int(seen.sum())])
 
     def _part_columns(self, part: str) -> np.ndarray:
-        """Feature columns of a stage-two model (the discovery model skips the re-buy-only extras)."""
+        """Feature columns of a stage-two model (the discovery model skips `discovery_skip`)."""
         names = self.feature_names
         skip = set(self.discovery_skip.split(",")) if part == "discovery" and self.discovery_skip else set()
         return np.array([j for j, name in enumerate(names) if name not in skip], dtype=np.int64)
@@ -617,11 +412,6 @@ class GroceryRanker(Recommender):
             state["self__user_store_"] = self.user_store_
             state.update(_csr_state("self__promo_next", self.promo_next_))
             state.update(_csr_state("self__promo_before", self.promo_before_))
-        if self.extra_features:
-            for name in EXTRA_DENSE:
-                state[f"self__{name}"] = getattr(self, name)
-            for name in EXTRA_SPARSE:
-                state.update(_csr_state(f"self__{name}", getattr(self, f"{name}_")))
         state.update(_csr_state("self__recent", self.recent_))
         state.update(_csr_state("self__last_week", self.last_week_))
         for part, trees in self.trees_.items():
@@ -643,9 +433,6 @@ class GroceryRanker(Recommender):
         own = groups["self"]
         self.recent_ = _csr_from("recent", own)
         self.last_week_ = _csr_from("last_week", own)
-        if self.extra_features:
-            for name in EXTRA_SPARSE:
-                setattr(self, f"{name}_", _csr_from(name, own))
         if bool(np.any(own.get("promo_", False))):
             self.promo_next_ = _csr_from("promo_next", own)
             self.promo_before_ = _csr_from("promo_before", own)
