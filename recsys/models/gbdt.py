@@ -55,9 +55,12 @@ def predict_logit(trees: dict[str, np.ndarray], X: np.ndarray, chunk: int = 50_0
     return out
 
 
-def predict_logit_fast(trees: dict[str, np.ndarray], X: np.ndarray, n_threads: int = 1) -> np.ndarray:
+def predict_logit_fast(
+    trees: dict[str, np.ndarray], X: np.ndarray, n_threads: int = 1, chunk: int = 10_000
+) -> np.ndarray:
     """Same as `predict_logit`, through scikit-learn's compiled tree kernel (nodes rebuilt from the
-    exported arrays, so fitted and loaded models run the same code)."""
+    exported arrays, so fitted and loaded models run the same code). Rows go in chunks that stay in
+    cache while every tree visits them (about twice as fast as each tree sweeping all rows)."""
     from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
@@ -71,11 +74,14 @@ def predict_logit_fast(trees: dict[str, np.ndarray], X: np.ndarray, n_threads: i
     empty = np.zeros((0, 8), dtype=np.uint32)
     f_idx_map = np.zeros(X.shape[1], dtype=np.uint32)
     out = np.full(len(X), trees["baseline"][0], dtype=np.float64)
-    buf = np.empty(len(X), dtype=np.float64)
-    offsets = trees["offsets"]
-    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
-        _predict_from_raw_data(nodes[lo:hi], X, empty, empty, f_idx_map, n_threads, buf)
-        out += buf
+    buf = np.empty(min(chunk, len(X)), dtype=np.float64)
+    bounds = list(zip(trees["offsets"][:-1], trees["offsets"][1:], strict=True))
+    for lo in range(0, len(X), chunk):
+        x = X[lo : lo + chunk]
+        part = buf[: len(x)]
+        for a, b in bounds:
+            _predict_from_raw_data(nodes[a:b], x, empty, empty, f_idx_map, n_threads, part)
+            out[lo : lo + len(x)] += part
     return out
 
 
