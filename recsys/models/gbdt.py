@@ -27,23 +27,6 @@ def export_trees(clf) -> dict[str, np.ndarray]:
     return out
 
 
-def average_forests(forests: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """One exported forest whose log-odds are the mean of the given forests' (a bag of boosted models
-    fitted with different seeds, saved and scored like a single model)."""
-    if not forests:
-        raise ValueError("need at least one forest to average")
-    n = len(forests)
-    out = {f: np.concatenate([t[f] for t in forests]) for f in FIELDS}
-    out["value"] = out["value"] / n
-    # children are tree-local indices, so trees concatenate as they are; only the offsets move
-    lengths = np.concatenate([np.diff(f["offsets"]) for f in forests])
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    out["roots"] = offsets[:-1]
-    out["offsets"] = offsets
-    out["baseline"] = np.array([np.mean([f["baseline"][0] for f in forests])], dtype=np.float64)
-    return out
-
-
 def predict_logit(trees: dict[str, np.ndarray], X: np.ndarray, chunk: int = 50_000) -> np.ndarray:
     """Raw score (log-odds) of every row of X under exported trees."""
     X = np.asarray(X, dtype=np.float64)
@@ -73,9 +56,12 @@ def predict_logit(trees: dict[str, np.ndarray], X: np.ndarray, chunk: int = 50_0
     return out
 
 
-def predict_logit_fast(trees: dict[str, np.ndarray], X: np.ndarray, n_threads: int = 1) -> np.ndarray:
+def predict_logit_fast(
+    trees: dict[str, np.ndarray], X: np.ndarray, n_threads: int = 1, chunk: int = 10_000
+) -> np.ndarray:
     """Same as `predict_logit`, through scikit-learn's compiled tree kernel (nodes rebuilt from the
-    exported arrays, so fitted and loaded models run the same code)."""
+    exported arrays, so fitted and loaded models run the same code). Rows go in chunks that stay in
+    cache while every tree visits them (about twice as fast as each tree sweeping all rows)."""
     from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
@@ -89,11 +75,14 @@ def predict_logit_fast(trees: dict[str, np.ndarray], X: np.ndarray, n_threads: i
     empty = np.zeros((0, 8), dtype=np.uint32)
     f_idx_map = np.zeros(X.shape[1], dtype=np.uint32)
     out = np.full(len(X), trees["baseline"][0], dtype=np.float64)
-    buf = np.empty(len(X), dtype=np.float64)
-    offsets = trees["offsets"]
-    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
-        _predict_from_raw_data(nodes[lo:hi], X, empty, empty, f_idx_map, n_threads, buf)
-        out += buf
+    buf = np.empty(min(chunk, len(X)), dtype=np.float64)
+    bounds = list(zip(trees["offsets"][:-1], trees["offsets"][1:], strict=True))
+    for lo in range(0, len(X), chunk):
+        x = X[lo : lo + chunk]
+        part = buf[: len(x)]
+        for a, b in bounds:
+            _predict_from_raw_data(nodes[a:b], x, empty, empty, f_idx_map, n_threads, part)
+            out[lo : lo + len(x)] += part
     return out
 
 

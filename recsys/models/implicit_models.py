@@ -92,12 +92,23 @@ class ALS(_FactorModel):
         )
 
     def _fit(self, dataset: Dataset) -> None:
-        matrix = dataset.user_item_matrix(self.weighting)
+        self.user_factors_, self.item_factors_ = self.factorize(dataset.user_item_matrix(self.weighting))
+
+    def factorize(
+        self, matrix: sp.csr_matrix, start: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(user factors, item factors) of a weighted users x items matrix, float32; `start` =
+        (user factors, item factors) to continue from instead of a random initialisation."""
         with threadpool_limits(1, "blas"):
             model = self._model()
+            if start is not None:
+                model.user_factors = np.array(start[0], dtype=np.float32)
+                model.item_factors = np.array(start[1], dtype=np.float32)
             model.fit(matrix, show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        return (
+            np.asarray(model.user_factors, dtype=np.float32),
+            np.asarray(model.item_factors, dtype=np.float32),
+        )
 
     def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
         """Fold the basket in as a new user (one exact least-squares step, `recalculate_user`)."""
@@ -166,6 +177,11 @@ class ItemKNN(Recommender):
         self.weighting = weighting
 
     def _fit(self, dataset: Dataset) -> None:
+        self.sim_ = self.similarity_matrix(dataset.user_item_matrix("count"))
+        self.user_items_ = dataset.user_item_matrix(self.weighting)
+
+    def similarity_matrix(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """items x items CSR (float32) of the K nearest neighbours of each item, from purchase counts."""
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 
         if self.similarity == "cosine":
@@ -177,9 +193,8 @@ class ItemKNN(Recommender):
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             # implicit hands its own COO-normalised matrix to the kNN kernel and then warns about it
             warnings.simplefilter("ignore")
-            model.fit(dataset.user_item_matrix("count"), show_progress=False)
-        self.sim_ = model.similarity.tocsr().astype(np.float32)
-        self.user_items_ = dataset.user_item_matrix(self.weighting)
+            model.fit(counts, show_progress=False)
+        return model.similarity.tocsr().astype(np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return (self.user_items_[user_idx] @ self.sim_).toarray()

@@ -20,6 +20,24 @@ def item_category_codes(dataset: Dataset) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def popularity_scores(recent_buyers: np.ndarray, all_buyers: np.ndarray) -> np.ndarray:
+    """float32 buyers in the window, ties broken by all-time buyers, so the ranking is total and stable."""
+    all_time = np.asarray(all_buyers, dtype=np.float32)
+    return np.asarray(recent_buyers, dtype=np.float32) + all_time / (all_time.max() + 1.0)
+
+
+def user_category_share(counts: sp.csr_matrix, codes: np.ndarray) -> np.ndarray:
+    """(n_users, n_categories) float32: each customer's share of purchase lines per category."""
+    n_cat = int(codes.max()) + 1 if len(codes) else 0
+    onehot = sp.csr_matrix(
+        (np.ones(len(codes), dtype=np.float32), (np.arange(len(codes)), codes)),
+        shape=(len(codes), n_cat),
+    )
+    user_cat = (counts @ onehot).toarray()
+    totals = user_cat.sum(axis=1, keepdims=True)
+    return np.divide(user_cat, totals, out=np.zeros_like(user_cat), where=totals > 0).astype(np.float32)
+
+
 class Popularity(Recommender):
     """Items ranked by how many customers bought them (within the last `window_days` if given).
 
@@ -42,23 +60,10 @@ class Popularity(Recommender):
             start = inter["timestamp"].max() - pd.Timedelta(days=float(self.window_days))
             inter = inter[inter["timestamp"] >= start]
         recent = dataset.with_interactions(inter).user_item_matrix("binary")
-        pop = np.asarray(recent.sum(axis=0)).ravel().astype(np.float32)
-        # tie-break by all-time popularity so the ranking is total and stable
-        self.pop_ = pop + self.item_popularity_ / (self.item_popularity_.max() + 1.0)
+        self.pop_ = popularity_scores(np.asarray(recent.sum(axis=0)).ravel(), self.item_popularity_)
         if self.by == "category":
-            codes = item_category_codes(dataset)
-            self.item_cat_ = codes
-            n_cat = int(codes.max()) + 1 if len(codes) else 0
-            counts = dataset.user_item_matrix("count")
-            onehot = sp.csr_matrix(
-                (np.ones(len(codes), dtype=np.float32), (np.arange(len(codes)), codes)),
-                shape=(len(codes), n_cat),
-            )
-            user_cat = (counts @ onehot).toarray()
-            totals = user_cat.sum(axis=1, keepdims=True)
-            self.user_cat_share_ = np.divide(
-                user_cat, totals, out=np.zeros_like(user_cat), where=totals > 0
-            ).astype(np.float32)
+            self.item_cat_ = item_category_codes(dataset)
+            self.user_cat_share_ = user_category_share(dataset.user_item_matrix("count"), self.item_cat_)
 
     def fallback_scores(self) -> np.ndarray:
         return self.pop_ if hasattr(self, "pop_") else self.item_popularity_

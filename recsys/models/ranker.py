@@ -1,42 +1,38 @@
 """Grocery ranker: candidates from buy-again, ALS, item-kNN and popularity, re-ranked by two learned
 second-stage models (gradient-boosted trees) that estimate P(bought in the next `label_days`).
 
-Why two: repeat candidates (products the customer bought before) and discovery candidates (never
-bought) behave differently - a re-buy is driven by frequency, recency and the purchase cycle, a
-discovery by collaborative scores, popularity and the customer's categories. Each stage-two model is
-trained on its own candidates; both output a probability of the same event, so the merged list is
-ranked on one scale. The "new products" track only sees the discovery model.
+Contract. `fit` ends by scoring every customer with history: the stage-two probability of each of
+their candidates is kept in `candidate_scores_` (users x items float32 CSR, explicit entries = the
+candidates) and every other product gets `base_scores()` (recent popularity mapped into [-2, -1),
+strictly below every candidate). `score`, `recommend` and serving read these precomputed scores, so
+what is served is exactly what the evaluation measured, and a request costs a sparse row lookup
+instead of a model pass. The saved model holds these scores, the trees and the fallback list, not
+the sub-models: a customer whose history changed gets new scores from the next fit.
 
-Training (inside `fit`): `label_windows` stacked label windows of `label_days` each, the newest
-ending at the end of the training data and each older one `window_stride_days` earlier. For every
-window the sub-models and side features are fitted on everything before the window starts, features
-are computed for every candidate and labelled with the window's purchases; the rows of all windows
-train the two classifiers (more, and more varied, training data than one window: on Complete Journey
-three windows lift NDCG@10 on both tracks). Then the sub-models are refitted on all the training data
-for scoring.
+Why two stage-two models: repeat candidates (products the customer bought before) and discovery
+candidates (never bought) behave differently - a re-buy is driven by frequency, recency and the
+purchase cycle, a discovery by collaborative scores, popularity and the customer's categories. Each
+model is trained on its own candidates; both output a probability of the same event, so the merged
+list is ranked on one scale. The "new products" track only sees the discovery model. Only the
+re-buy model reads the promotion calendar (weeks in the mailer / on display at the customer's main
+store, in the horizon and the span before; planned ahead, so no leak): for never-bought products it
+is noise.
 
-`benchmarks/ranker_ablation.py` compares stage-two choices on the same cached rows. Regularised
-trees (L2 1, at least 200 rows a leaf; the default) gain about +0.003 NDCG@10 (all purchases) over
-the earlier unregularised ones at no cost. Five windows or `n_bags` = 3 boosted models with different
-seeds (averaged in log-odds into one forest by `gbdt.average_forests`, so a bag saves and scores like
-one model) gain about as much on their own but do not add up with it (all three together: same
-figure) and cost 1.5x / 3x the tree fit, so both stay options.
+Candidates come only from products someone bought in the last `recent_days`: most of a grocery
+catalog is delisted or seasonal, and a product nobody bought lately is almost never bought next
+month, so scoring it costs time without changing a list.
 
-With a promotion calendar in the data (`Dataset.promotions`) and `use_promotions` on, the re-buy
-model also sees how many weeks of the horizon the product is in the mailer / on display at the
-customer's main store, and the same for the span before. The calendar is planned ahead, so using the
-weeks being recommended for is no leak. On Complete Journey it lifts NDCG@10 (all purchases) from
-0.4146 to about 0.421; the discovery model skips these features (given them, NDCG@10 new fell
-0.0525 -> 0.0515).
-
-With `extra_features` (off by default) the re-buy model also sees purchase regularity (distinct
-weeks, coefficient of variation of the inter-purchase gap, last gap), quantity per trip, spend share,
-deal share and whether the last purchase was on a deal, the pair's count and recency weight relative
-to the household's top product, trip-rate drift (trips in the last window vs the household's usual
-rate), category repeat rate, days since the household last bought the category, and product trend.
-Measured on Complete Journey they add nothing beyond noise (NDCG@10 all 0.4084 -> 0.4084 with one
-window, 0.4146 -> 0.4149 with three) and cost fit time, hence off. The discovery model skips them
-(`discovery_skip`): given them, it overfit (NDCG@10 new 0.048 -> 0.042).
+Training (inside `fit`): `label_windows` stacked windows of `label_days`, the newest ending with
+the training data and each older one `window_stride_days` earlier. For each window every sub-model
+and feature is fitted on the purchases before the window starts (no leak), and the candidates are
+labelled with the window's purchases; stacking windows gives the trees more and more varied rows
+than one window. Each window's ALS continues the factors of the older window before it (older data
+only, so still no leak), which converges in a few iterations instead of a cold start; item-kNN
+similarities come from the last `knn_days` of purchases, which tracks the current assortment and
+keeps the pairwise count small. Negative rows are subsampled (`negative_rate`; every positive is
+kept) and each model's log-odds are shifted back by log(negative_rate), so both stay calibrated
+probabilities on one scale. Last, the sub-models are refitted on all the training data and every
+customer is scored.
 """
 
 from __future__ import annotations
@@ -47,12 +43,11 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
-from recsys.models.base import Recommender
-from recsys.models.buy_again import BuyAgain, _days
-from recsys.models.gbdt import average_forests, export_trees, predict_proba
+from recsys.models.base import NotFittedError, Recommender
+from recsys.models.buy_again import BuyAgain
+from recsys.models.gbdt import export_trees, predict_proba
 from recsys.models.implicit_models import ALS, ItemKNN, _csr_from, _csr_state
-from recsys.models.popularity import Popularity, item_category_codes
-from recsys.ranking.topk import top_k
+from recsys.models.popularity import item_category_codes, popularity_scores, user_category_share
 
 FEATURES = (
     "n",
@@ -77,48 +72,20 @@ FEATURES = (
     "user_since_visit",
     "user_repeat_share",
 )
-#: richer re-buy features (`extra_features=True`): purchase regularity, deals, spend, trip-rate drift,
-#: category habits and product trend; appended after FEATURES so old saved models keep their layout
-EXTRA_FEATURES = (
-    "n_weeks",
-    "gap_cv",
-    "last_gap",
-    "qty_per_trip",
-    "spend_share",
-    "deal_share",
-    "last_deal",
-    "wcount_rel",
-    "n_rel",
-    "user_trip_drift",
-    "user_weeks",
-    "cat_repeat_rate",
-    "cat_since",
-    "cat_recent",
-    "item_trend",
-    "item_week_pop",
-)
-#: promotion calendar (when the data has one): weeks on mailer / display at the customer's main store
+#: promotion calendar (when the data has one): weeks on mailer / display at the customer's main store;
+#: only the re-buy model reads them
 PROMO_FEATURES = (
     "promo_mailer_weeks",
     "promo_display_weeks",
     "promo_mailer_weeks_before",
     "promo_display_weeks_before",
 )
-#: extras the discovery model does not use (comma-separated feature names)
-DISCOVERY_SKIP = ",".join(EXTRA_FEATURES + PROMO_FEATURES)
-EXTRA_DENSE = (
-    "pair_table_",
-    "user_max_wcount_",
-    "user_trip_drift_",
-    "user_weeks_",
-    "cat_repeat_rate_",
-    "item_trend_",
-    "item_week_pop_",
-)
-EXTRA_SPARSE = ("pair_pos", "user_cat_last", "user_cat_recent")
-SUBMODELS = ("buy_again", "als", "knn", "pop")
-#: per (customer, product) extras kept in `pair_table_`: the first seven extras, then n_rel
-PAIR_EXTRAS = EXTRA_FEATURES[:7] + ("n_rel",)
+#: per (customer, product) history columns kept aligned with the purchase pattern
+PAIR_COLUMNS = ("n", "first", "last", "wcount", "n_recent", "n_last_week")
+PARTS = ("repeat", "discovery")
+#: ALS iterations of a history that continues the factors of an older one (a cold start runs
+#: `als_iterations`)
+ALS_WARM_ITERATIONS = 3
 
 
 class GroceryRanker(Recommender):
@@ -127,532 +94,572 @@ class GroceryRanker(Recommender):
     def __init__(
         self,
         label_days: float = 28.0,
+        label_windows: int = 3,
+        window_stride_days: float = 28.0,
+        recent_days: float = 84.0,
         n_discovery: int = 100,
         n_popular: int = 30,
         als_factors: int = 64,
+        als_iterations: int = 15,
         knn_neighbours: int = 100,
+        knn_days: float = 182.0,
+        max_train_users: int = 5000,
+        negative_rate: float = 0.1,
         max_iter: int = 200,
         learning_rate: float = 0.08,
         max_leaf_nodes: int = 31,
-        max_train_users: int = 5000,
-        random_state: int = 0,
-        extra_features: bool = False,
-        label_windows: int = 3,
-        window_stride_days: float = 28.0,
-        user_weight_power: float = 0.0,
-        discovery_skip: str = DISCOVERY_SKIP,
-        use_promotions: bool = True,
-        n_bags: int = 1,
         l2_regularization: float = 1.0,
-        min_samples_leaf: int = 200,
+        min_samples_leaf: int = 50,
+        use_promotions: bool = True,
+        random_state: int = 0,
     ):
         self.label_days = label_days
+        self.label_windows = label_windows
+        self.window_stride_days = window_stride_days
+        self.recent_days = recent_days
         self.n_discovery = n_discovery
         self.n_popular = n_popular
         self.als_factors = als_factors
+        self.als_iterations = als_iterations
         self.knn_neighbours = knn_neighbours
+        self.knn_days = knn_days
+        self.max_train_users = max_train_users
+        self.negative_rate = negative_rate
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
-        self.max_train_users = max_train_users
-        self.random_state = random_state
-        self.extra_features = extra_features
-        self.label_windows = label_windows
-        self.window_stride_days = window_stride_days
-        self.user_weight_power = user_weight_power
-        self.discovery_skip = discovery_skip
-        self.use_promotions = use_promotions
-        self.n_bags = n_bags
         self.l2_regularization = l2_regularization
         self.min_samples_leaf = min_samples_leaf
+        self.use_promotions = use_promotions
+        self.random_state = random_state
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        names = FEATURES + EXTRA_FEATURES if self.extra_features else FEATURES
-        return names + PROMO_FEATURES if self._promo_on() else names
+        return FEATURES + PROMO_FEATURES if self._promo_on() else FEATURES
 
     def _promo_on(self) -> bool:
         return bool(np.any(getattr(self, "promo_", False)))
 
-    # ---- sub-models and side features --------------------------------------------------------
-    def _submodels(self) -> dict[str, Recommender]:
-        return {
-            "buy_again": BuyAgain(),
-            "als": ALS(factors=self.als_factors, random_state=self.random_state),
-            "knn": ItemKNN(similarity="bm25", K=self.knn_neighbours),
-            "pop": Popularity(window_days=self.label_days),
-        }
+    def _part_columns(self, part: str) -> np.ndarray:
+        """Feature columns of a stage-two model: the discovery model skips the promotion features."""
+        n = len(FEATURES) if part == "discovery" else len(self.feature_names)
+        return np.arange(n, dtype=np.int64)
 
-    def _fit_side(self, dataset: Dataset) -> None:
-        """Sub-models plus per-user / per-item feature arrays, all from `dataset` only."""
-        self.subs_ = {k: m.fit(dataset) for k, m in self._submodels().items()}
-        inter = dataset.interactions
-        n_users = dataset.n_users
-        ba = self.subs_["buy_again"]
-        user_baskets = (
-            inter.drop_duplicates(["user_idx", "basket_id"])["user_idx"]
-            .value_counts()
-            .reindex(range(n_users))
-        )
-        self.user_baskets_ = user_baskets.fillna(0).to_numpy(np.float64)
-        self.user_items_ = np.diff(ba.n_.indptr).astype(np.float64)
-        last = np.full(n_users, np.nan)
-        if len(inter):
-            t = inter.groupby("user_idx")["timestamp"].max()
-            now = inter["timestamp"].max()
-            last[t.index.to_numpy()] = (now - t).dt.total_seconds().to_numpy() / 86400.0
-        self.user_since_visit_ = last
-        repeated = ba.n_.copy()
-        repeated.data = (repeated.data >= 2).astype(np.float64)
-        self.user_repeat_share_ = np.divide(
-            np.asarray(repeated.sum(axis=1)).ravel(),
-            self.user_items_,
-            out=np.zeros(n_users),
-            where=self.user_items_ > 0,
-        )
-        buyers = np.diff(ba.n_.tocsc().indptr).astype(np.float64)
-        self.item_repeat_rate_ = np.divide(
-            np.asarray(repeated.sum(axis=0)).ravel(),
-            buyers,
-            out=np.full(len(buyers), np.nan),
-            where=buyers > 0,
-        )
-        self.log_pop_ = np.log1p(buyers)
-        recent = self.subs_["pop"].fallback_scores()
-        self.popular_pool_ = np.argsort(-recent, kind="stable")[: self.n_popular * 20].astype(np.int64)
-        now = inter["timestamp"].max() if len(inter) else pd.Timestamp(0)
-        recent = inter["timestamp"] >= now - pd.Timedelta(days=float(self.label_days))
-        self.recent_ = dataset.with_interactions(inter[recent]).user_item_matrix("count")
-        week = inter["timestamp"] >= now - pd.Timedelta(days=7)
-        self.last_week_ = dataset.with_interactions(inter[week]).user_item_matrix("count")
-        codes = item_category_codes(dataset)
-        self.item_cat_ = codes
-        cat_pop = Popularity(by="category").fit(dataset)
-        self.user_cat_share_ = cat_pop.user_cat_share_
-        if self.extra_features:
-            self._fit_extras(dataset)
-        if self._promo_on():
-            self._fit_promotions(dataset)
-
-    def _fit_promotions(self, dataset: Dataset) -> None:
-        """Each customer's main store (most visits) and, per store, the weeks each product is in the
-        mailer / on display in the `label_days` after the data ends (the horizon recommended for) and
-        in the same span before. Weeks are packed as mailer + 8 x display (at most 5 weeks each)."""
-        inter, promo = dataset.interactions, dataset.promotions
-        stores = promo["store_id"].cat.categories
-        visits = inter.drop_duplicates(["user_idx", "basket_id"]).dropna(subset=["store_id"])
-        counts = visits.groupby(["user_idx", "store_id"], observed=True).size().reset_index(name="n")
-        main = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("user_idx")
-        self.user_store_ = np.full(dataset.n_users, -1, dtype=np.int64)
-        self.user_store_[main["user_idx"].to_numpy()] = stores.get_indexer(main["store_id"].astype(str))
-        now = inter["timestamp"].max() if len(inter) else pd.Timestamp(0)
-        span = pd.Timedelta(days=float(self.label_days))
-
-        def weeks(lo: pd.Timestamp, hi: pd.Timestamp) -> sp.csr_matrix:
-            w = promo[(promo["week_start"] >= lo) & (promo["week_start"] < hi)]
-            packed = w["mailer"].to_numpy(np.float64) + 8.0 * w["display"].to_numpy(np.float64)
-            rows, cols = w["store_id"].cat.codes.to_numpy(), w["item_idx"].to_numpy()
-            m = sp.csr_matrix((packed, (rows, cols)), shape=(len(stores), dataset.n_items))
-            m.sum_duplicates()
-            return m
-
-        self.promo_next_ = weeks(now, now + span)
-        self.promo_before_ = weeks(now - span, now)
-
-    def _promo_columns(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
-        store = self.user_store_[users]
-        known = store >= 0
-        cols = {}
-        for suffix, table in (("", self.promo_next_), ("_before", self.promo_before_)):
-            packed = np.zeros(len(users))
-            packed[known] = np.asarray(table[store[known], items[known]]).ravel()
-            cols[f"promo_mailer_weeks{suffix}"] = packed % 8
-            cols[f"promo_display_weeks{suffix}"] = packed // 8
-        return cols
-
-    def _fit_extras(self, dataset: Dataset) -> None:
-        """Per (user, item) regularity / deal / spend stats (CSR, same pattern as buy-again's `n_`),
-        per user trip-rate drift, per category repeat rate and recency, per item trend."""
-        inter = dataset.interactions
-        n_users, n_items = dataset.n_users, dataset.n_items
-        ba = self.subs_["buy_again"]
-        now = ba.now_[0]
-        t = _days(inter["timestamp"])
-        lines = pd.DataFrame(
-            {
-                "u": inter["user_idx"].to_numpy(),
-                "i": inter["item_idx"].to_numpy(),
-                "b": inter["basket_id"].to_numpy(),
-                "t": t,
-                "q": inter["quantity"].to_numpy(np.float64) if "quantity" in inter else 1.0,
-                "v": inter["value"].to_numpy(np.float64) if "value" in inter else 0.0,
-                "d": (inter["discount"].to_numpy(np.float64) > 0) if "discount" in inter else False,
-            }
-        )
-        trips = lines.groupby(["u", "i", "b"], sort=False).agg(
-            t=("t", "min"), q=("q", "sum"), v=("v", "sum"), d=("d", "max")
-        )
-        trips = trips.reset_index().sort_values(["u", "i", "t"], kind="stable")
-        u, i, tt = trips["u"].to_numpy(), trips["i"].to_numpy(), trips["t"].to_numpy()
-        new_pair = np.r_[True, (u[1:] != u[:-1]) | (i[1:] != i[:-1])]
-        gap = np.where(new_pair, np.nan, np.r_[np.nan, np.diff(tt)])
-        trips["gap"] = gap
-        trips["week"] = np.floor((now - tt) / 7.0)
-        g = trips.groupby(["u", "i"], sort=True)
-        agg = g.agg(
-            n=("t", "size"),
-            n_weeks=("week", "nunique"),
-            gap_mean=("gap", "mean"),
-            gap_std=("gap", "std"),
-            last_gap=("gap", "last"),
-            q=("q", "sum"),
-            v=("v", "sum"),
-            deal_share=("d", "mean"),
-            last_deal=("d", "last"),
-        ).reset_index()
-        rows, cols = agg["u"].to_numpy(), agg["i"].to_numpy()
-        user_v = np.bincount(rows, weights=agg["v"].to_numpy(), minlength=n_users)
-        user_max_w = np.zeros(n_users)
-        np.maximum.at(user_max_w, ba.wcount_.tocoo().row, ba.wcount_.tocoo().data)
-        user_max_n = np.zeros(n_users)
-        np.maximum.at(user_max_n, rows, agg["n"].to_numpy(np.float64))
-        pair = {
-            "n_weeks": agg["n_weeks"].to_numpy(np.float64),
-            "gap_cv": (agg["gap_std"] / agg["gap_mean"].clip(lower=0.5)).to_numpy(np.float64),
-            "last_gap": agg["last_gap"].to_numpy(np.float64),
-            "qty_per_trip": (agg["q"] / agg["n"]).to_numpy(np.float64),
-            "spend_share": agg["v"].to_numpy() / np.maximum(user_v[rows], 1e-9),
-            "deal_share": agg["deal_share"].to_numpy(np.float64),
-            "last_deal": agg["last_deal"].to_numpy(np.float64),
-            "n_rel": agg["n"].to_numpy(np.float64) / np.maximum(user_max_n[rows], 1.0),
-        }
-        # one CSR holding the row position of each pair; the values live in a dense table
-        self.pair_pos_ = sp.csr_matrix(
-            (np.arange(1, len(rows) + 1, dtype=np.float64), (rows, cols)), shape=(n_users, n_items)
-        )
-        self.pair_table_ = (
-            np.column_stack([pair[k] for k in PAIR_EXTRAS]) if len(rows) else np.zeros((0, len(PAIR_EXTRAS)))
-        )
-        self.user_max_wcount_ = user_max_w
-        # trip rate in the last label window vs the user's whole history (a household visiting less
-        # buys fewer of everything)
-        bt = lines.drop_duplicates(["u", "b"])
-        first = np.full(n_users, np.nan)
-        tf = bt.groupby("u")["t"].min()
-        first[tf.index.to_numpy()] = tf.to_numpy()
-        span = np.maximum(now - first, 7.0)
-        recent_trips = np.bincount(
-            bt["u"].to_numpy()[bt["t"].to_numpy() >= now - self.label_days], minlength=n_users
-        )
-        rate_all = self.user_baskets_ / span * self.label_days
-        self.user_trip_drift_ = np.divide(
-            recent_trips, rate_all, out=np.full(n_users, np.nan), where=rate_all > 0
-        )
-        self.user_weeks_ = span / 7.0
-        # category repeat rate (share of a category's buyer-product pairs bought more than once) and
-        # the user's days since the last purchase in the item's category
-        cats = self.item_cat_
-        n_cat = int(cats.max()) + 1 if len(cats) else 0
-        pc = cats[cols]
-        rep = agg["n"].to_numpy() >= 2
-        tot = np.bincount(pc, minlength=n_cat).astype(np.float64)
-        self.cat_repeat_rate_ = np.divide(
-            np.bincount(pc, weights=rep, minlength=n_cat), tot, out=np.full(n_cat, np.nan), where=tot > 0
-        )
-        lc = cats[lines["i"].to_numpy()]
-        key = lines["u"].to_numpy().astype(np.int64) * max(n_cat, 1) + lc
-        last_t = pd.Series(lines["t"].to_numpy()).groupby(key).max()
-        ks = last_t.index.to_numpy()
-        self.user_cat_last_ = sp.csr_matrix(
-            (now - last_t.to_numpy() + 1.0, (ks // max(n_cat, 1), ks % max(n_cat, 1))),
-            shape=(n_users, max(n_cat, 1)),
-        )
-        rec = lines["t"].to_numpy() >= now - self.label_days
-        self.user_cat_recent_ = sp.csr_matrix(
-            (np.ones(int(rec.sum())), (lines["u"].to_numpy()[rec], lc[rec])), shape=(n_users, max(n_cat, 1))
-        )
-        # product trend: buyers in the last window vs the window before; buyers in the last week
-        ui = lines[["u", "i", "t"]]
-        w1 = ui[ui["t"] >= now - self.label_days].drop_duplicates(["u", "i"])
-        w0 = ui[(ui["t"] < now - self.label_days) & (ui["t"] >= now - 2 * self.label_days)].drop_duplicates(
-            ["u", "i"]
-        )
-        wk = ui[ui["t"] >= now - 7.0].drop_duplicates(["u", "i"])
-        c1 = np.bincount(w1["i"].to_numpy(), minlength=n_items).astype(np.float64)
-        c0 = np.bincount(w0["i"].to_numpy(), minlength=n_items).astype(np.float64)
-        self.item_trend_ = np.log1p(c1) - np.log1p(c0)
-        self.item_week_pop_ = np.bincount(wk["i"].to_numpy(), minlength=n_items).astype(np.float64)
-
-    def _extra_columns(self, users: np.ndarray, items: np.ndarray, f: dict) -> dict[str, np.ndarray]:
-        pos = np.asarray(self.pair_pos_[users, items]).ravel().astype(np.int64)
-        table = np.full((len(pos), len(PAIR_EXTRAS)), np.nan)
-        hit = pos > 0
-        table[hit] = self.pair_table_[pos[hit] - 1]
-        cols = {k: table[:, j] for j, k in enumerate(PAIR_EXTRAS)}
-        cats = self.item_cat_[items]
-        cat_last = np.asarray(self.user_cat_last_[users, cats]).ravel()
-        cols.update(
-            wcount_rel=f["wcount"] / np.maximum(self.user_max_wcount_[users], 1e-9),
-            user_trip_drift=self.user_trip_drift_[users],
-            user_weeks=self.user_weeks_[users],
-            cat_repeat_rate=self.cat_repeat_rate_[cats],
-            cat_since=np.where(cat_last > 0, cat_last - 1.0, np.nan),
-            cat_recent=np.asarray(self.user_cat_recent_[users, cats]).ravel(),
-            item_trend=self.item_trend_[items],
-            item_week_pop=self.item_week_pop_[items],
-        )
-        return cols
-
-    # ---- candidates and features ------------------------------------------------------------
-    def _candidates(self, user_idx: np.ndarray):
-        """rows (into user_idx), items, seen flag, and the dense ALS / kNN scores of the batch."""
-        subs = self.subs_
-        seen_rows = self.seen_[user_idx]
-        seen = seen_rows.toarray() > 0
-        als = subs["als"].score(user_idx)
-        knn = subs["knn"].score(user_idx)
-        # repeat candidates: every product the customer bought (the trees decide the order)
-        counts = np.diff(seen_rows.indptr)
-        width = int(counts.max()) if len(counts) else 0
-        repeat = np.full((len(user_idx), max(width, 1)), -1, dtype=np.int64)
-        repeat[np.repeat(np.arange(len(user_idx)), counts), _ranks_in_rows(counts)] = seen_rows.indices
-        parts = [repeat]
-        if self.n_discovery > 0:
-            parts += [top_k(als, self.n_discovery, ~seen)[0], top_k(knn, self.n_discovery, ~seen)[0]]
-        if self.n_popular > 0:  # the globally popular products the customer has not bought yet
-            pool = self.popular_pool_
-            unseen = ~seen[:, pool]
-            take = unseen & (np.cumsum(unseen, axis=1) <= self.n_popular)
-            parts.append(np.where(take, pool[None, :], -1))
-        cand = np.sort(np.concatenate(parts, axis=1), axis=1)
-        keep = cand >= 0
-        keep[:, 1:] &= cand[:, 1:] != cand[:, :-1]
-        rows, pos = np.nonzero(keep)
-        items = cand[rows, pos]
-        return rows, items, seen[rows, items], als, knn
-
-    def _features(self, user_idx: np.ndarray, rows: np.ndarray, items: np.ndarray, als, knn) -> np.ndarray:
-        users = user_idx[rows]
-        f = self.subs_["buy_again"].pair_features(users, items)
-
-        def relative(scores: np.ndarray) -> np.ndarray:
-            # the candidate's score relative to the user's best score (scale-free across users)
-            top = np.max(scores, axis=1)
-            top = np.where(top > 0, top, 1.0)
-            return scores[rows, items] / top[rows]
-
-        cols = {
-            **f,
-            "basket_share": f["n"] / np.maximum(self.user_baskets_[users], 1.0),
-            "n_recent": np.asarray(self.recent_[users, items]).ravel(),
-            "n_last_week": np.asarray(self.last_week_[users, items]).ravel(),
-            "als": als[rows, items],
-            "als_rel": relative(als),
-            "knn": knn[rows, items],
-            "knn_rel": relative(knn),
-            "log_pop": self.log_pop_[items],
-            "recent_pop": self.subs_["pop"].pop_[items],
-            "item_repeat_rate": self.item_repeat_rate_[items],
-            "cat_share": self.user_cat_share_[users, self.item_cat_[items]],
-            "user_baskets": self.user_baskets_[users],
-            "user_items": self.user_items_[users],
-            "user_since_visit": self.user_since_visit_[users],
-            "user_repeat_share": self.user_repeat_share_[users],
-        }
-        if self.extra_features:
-            cols.update(self._extra_columns(users, items, f))
-        if self._promo_on():
-            cols.update(self._promo_columns(users, items))
-        X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.feature_names])
-        return np.nan_to_num(X, nan=-1.0)  # 'never' (no interval, no buyer) as -1: trees split on it
-
-    def candidate_rows(self, user_idx: np.ndarray, batch_size: int = 128):
-        """Yields (batch, rows into batch, items, seen flag, feature matrix) per batch of users: the one
-        path from users to stage-two rows, for training, scoring and the ablation benchmark."""
-        for lo in range(0, len(user_idx), batch_size):
-            batch = user_idx[lo : lo + batch_size]
-            rows, items, seen, als, knn = self._candidates(batch)
-            yield batch, rows, items, seen, self._features(batch, rows, items, als, knn)
-
-    # ---- fit ------------------------------------------------------------------------------
-    def stage_two_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(X, y, seen, group) over the stacked label windows: the rows the two stage-two models learn
-        from. Public so benchmarks/ranker_ablation.py can compare learners on exactly these rows."""
-        inter = dataset.interactions
-        latest = inter["timestamp"].max()
-        self.promo_ = np.array([self.use_promotions and dataset.promotions is not None])
-        full_seen = getattr(self, "seen_", None)
-        X_parts, y_parts, s_parts, g_parts = [], [], [], []
-        for w in range(max(int(self.label_windows), 1)):
-            # label window w ends `w * stride` before the end of the training data; features and
-            # sub-models only see what happened before it starts
-            end = latest - pd.Timedelta(days=float(self.window_stride_days) * w)
-            cutoff = end - pd.Timedelta(days=float(self.label_days))
-            ts = inter["timestamp"]
-            past = dataset.with_interactions(inter[ts < cutoff])
-            in_window = (ts >= cutoff) & ((ts < end) if w > 0 else True)
-            truth = dataset.with_interactions(inter[in_window]).user_item_matrix("binary")
-            if len(past.interactions) == 0:
-                continue
-            self._fit_side(past)
-            self.seen_ = past.user_item_matrix("binary")
-            users = np.flatnonzero((np.diff(truth.indptr) > 0) & (np.diff(self.seen_.indptr) > 0))
-            rng = np.random.default_rng(self.random_state + w)
-            if len(users) > self.max_train_users:
-                users = np.sort(rng.choice(users, self.max_train_users, replace=False))
-            for batch, rows, items, seen, X in self.candidate_rows(users):
-                X_parts.append(X)
-                y_parts.append(np.asarray(truth[batch[rows], items]).ravel() > 0)
-                s_parts.append(seen)
-                g_parts.append(batch[rows] + w * dataset.n_users)  # (window, user) group of the row
-        self.seen_ = full_seen
-        X = np.concatenate(X_parts) if X_parts else np.zeros((0, len(self.feature_names)))
-        y = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=bool)
-        s = np.concatenate(s_parts) if s_parts else np.zeros(0, dtype=bool)
-        g = np.concatenate(g_parts) if g_parts else np.zeros(0, dtype=np.int64)
-        return X, y, s, g
+    # ---- fit ----------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if not 0.0 < float(self.negative_rate) <= 1.0:
+            raise ValueError(f"negative_rate must be in (0, 1], got {self.negative_rate!r}")
+        for name in ("label_days", "recent_days", "knn_days"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if int(self.label_windows) < 1:
+            raise ValueError(f"label_windows must be >= 1, got {self.label_windows!r}")
 
     def _fit(self, dataset: Dataset) -> None:
-        X, y, s, g = self.stage_two_rows(dataset)
-        self.fit_stage_two(X, y, s, g)
-        self._fit_side(dataset)
+        self._check_params()
+        self.promo_ = np.array([bool(self.use_promotions) and dataset.promotions is not None])
+        promotions = self._promotion_span(dataset) if self._promo_on() else None
+        X, y, seen, newest = self._training_rows(dataset, promotions)
+        self._fit_trees(X, y, seen)
+        self.history_ = _History(self, dataset, promotions, previous=newest)
+        self.base_scores_ = _below_candidates(self.history_.recent_pop)
+        self.fallback_ = self.history_.recent_pop.astype(np.float32)
+        # precompute what is served: one CSR row per user of the model (empty without history)
+        users = np.flatnonzero(np.diff(self.seen_.indptr) > 0)
+        block = self.compute_candidate_scores(users)
+        counts = np.zeros(self.seen_.shape[0], dtype=np.int64)
+        counts[users] = np.diff(block.indptr)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        self.candidate_scores_ = sp.csr_matrix((block.data, block.indices, indptr), shape=self.seen_.shape)
 
-    def fit_stage_two(self, X: np.ndarray, y: np.ndarray, seen: np.ndarray, group: np.ndarray) -> None:
-        """The re-buy and discovery classifiers from stage-two rows (`stage_two_rows`)."""
+    def _windows(self, timestamps: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """(start, end) of each label window: window w ends `w * window_stride_days` before the end
+        of the training data (the newest one includes the last event)."""
+        latest = timestamps.max()
+        out = []
+        for w in range(int(self.label_windows)):
+            end = latest - pd.Timedelta(days=float(self.window_stride_days) * w)
+            out.append((end - pd.Timedelta(days=float(self.label_days)), end))
+        return out
+
+    def _promotion_span(self, dataset: Dataset) -> pd.DataFrame:
+        """The calendar weeks any history can read (one filter of a large table, not one per window)."""
+        ts = dataset.interactions["timestamp"]
+        span = pd.Timedelta(days=float(self.label_days))
+        nows = [ts[ts < start].max() for start, _ in self._windows(ts) if (ts < start).any()]
+        lo, hi = min(nows + [ts.max()]) - span, ts.max() + span
+        promo = dataset.promotions
+        return promo[(promo["week_start"] >= lo) & (promo["week_start"] < hi)]
+
+    def _training_rows(
+        self, dataset: Dataset, promotions: pd.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _History | None]:
+        """(X, y, seen) over the stacked label windows, negatives subsampled at `negative_rate`, and
+        the newest window's history. Windows go oldest first: each history continues the ALS
+        factors of the one before (older data only, so no leak)."""
+        inter = dataset.interactions
+        ts = inter["timestamp"]
+        X_parts, y_parts, s_parts = [], [], []
+        rng = np.random.default_rng(self.random_state)
+        history = None
+        for w, (start, end) in reversed(list(enumerate(self._windows(ts)))):
+            # features and sub-models only see what happened before the window starts
+            past = ts < start
+            if not past.any():
+                continue
+            in_window = (ts >= start) & ((ts < end) if w > 0 else True)
+            truth = dataset.with_interactions(inter[in_window]).user_item_matrix("binary")
+            history = _History(self, dataset.with_interactions(inter[past]), promotions, previous=history)
+            users = np.flatnonzero((np.diff(truth.indptr) > 0) & (np.diff(history.seen.indptr) > 0))
+            if len(users) > self.max_train_users:
+                users = np.sort(rng.choice(users, self.max_train_users, replace=False))
+            sample = _label_sampler(truth, float(self.negative_rate), rng)
+            for _, _, _, seen, X, y in history.candidate_rows(users, sample):
+                X_parts.append(X)
+                y_parts.append(y)
+                s_parts.append(seen)
+        n_cols = len(self.feature_names)
+        X = np.concatenate(X_parts) if X_parts else np.zeros((0, n_cols))
+        y = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=bool)
+        s = np.concatenate(s_parts) if s_parts else np.zeros(0, dtype=bool)
+        return X, y, s, history
+
+    def _fit_trees(self, X: np.ndarray, y: np.ndarray, seen: np.ndarray) -> None:
+        """The re-buy and discovery classifiers, each on its own candidate rows."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        weight = None
-        if self.user_weight_power and len(group):
-            # NDCG averages over users: up-weight the rows of users with few positives so the loss is
-            # not dominated by heavy shoppers with dozens of re-buys
-            _, inv = np.unique(group, return_inverse=True)
-            n_pos = np.bincount(inv, weights=y.astype(np.float64))
-            weight = 1.0 / np.maximum(n_pos[inv], 1.0) ** float(self.user_weight_power)
-            weight *= len(weight) / weight.sum()
         self.trees_ = {}
-        for part, mask in (("repeat", seen), ("discovery", ~seen)):
-            cols = self._part_columns(part)
+        for part, mask in zip(PARTS, (seen, ~seen), strict=True):
             n_pos = int(y[mask].sum())
             if n_pos < 5 or mask.sum() - n_pos < 5:
                 self.trees_[part] = None  # too little signal: fall back to the sub-model order
                 continue
-            X_part, y_part = X[mask][:, cols], y[mask]  # sliced once, shared by every bag
-            w_part = None if weight is None else weight[mask]
-            forests = []
-            for bag in range(max(int(self.n_bags), 1)):
-                clf = HistGradientBoostingClassifier(
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    l2_regularization=self.l2_regularization,
-                    min_samples_leaf=self.min_samples_leaf,
-                    early_stopping=bool(n_pos >= 100 and mask.sum() >= 10_000),
-                    random_state=self.random_state + bag,
-                )
-                with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
-                    clf.fit(X_part, y_part, sample_weight=w_part)
-                forests.append(export_trees(clf))
-            self.trees_[part] = {**average_forests(forests), "columns": cols}
+            cols = self._part_columns(part)
+            clf = HistGradientBoostingClassifier(
+                max_iter=self.max_iter,
+                learning_rate=self.learning_rate,
+                max_leaf_nodes=self.max_leaf_nodes,
+                l2_regularization=self.l2_regularization,
+                min_samples_leaf=self.min_samples_leaf,
+                early_stopping=bool(n_pos >= 100 and mask.sum() >= 10_000),
+                random_state=self.random_state,
+            )
+            with threadpool_limits(1, "openmp"):  # OpenMP spin-waits badly on a shared 2-core box
+                clf.fit(X[mask][:, cols], y[mask])
+            trees = export_trees(clf)
+            # trained on all positives but a `negative_rate` share of the negatives: the odds are
+            # 1 / negative_rate too high, so shift the log-odds back
+            trees["baseline"] = trees["baseline"] + np.log(float(self.negative_rate))
+            self.trees_[part] = {**trees, "columns": cols}
         self.train_rows_ = np.array([len(y), int(y.sum()), int(seen.sum())])
 
-    def _part_columns(self, part: str) -> np.ndarray:
-        """Feature columns of a stage-two model (the discovery model skips the re-buy-only extras)."""
-        names = self.feature_names
-        skip = set(self.discovery_skip.split(",")) if part == "discovery" and self.discovery_skip else set()
-        return np.array([j for j, name in enumerate(names) if name not in skip], dtype=np.int64)
-
-    # ---- scoring ----------------------------------------------------------------------------
-    def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
-        base = self.subs_["pop"].fallback_scores()
-        base = (base / (base.max() + 1.0) - 2.0).astype(np.float32)  # below every candidate
-        lo = 0
-        for batch, rows, items, seen, X in self.candidate_rows(user_idx):
-            p = self.stage_two_proba(X, seen)
-            block = np.broadcast_to(base, (len(batch), len(base))).copy()
-            block[rows, items] = p
-            out[lo : lo + len(batch)] = block
-            lo += len(batch)
-        return out
-
+    # ---- stage-two scores -----------------------------------------------------------------------
     def stage_two_proba(self, X: np.ndarray, seen: np.ndarray) -> np.ndarray:
-        """P(bought in the horizon) of candidate rows: re-buy rows by the re-buy model, the others by
-        the discovery model (without a model, the first-stage order mapped below every probability)."""
+        """Stage-two score of candidate rows: P(bought in the horizon) from the re-buy model for
+        bought products, the discovery model for the others; without a model (too little data) the
+        first-stage order (wcount, ALS score) mapped into [-1, -0.5], below every probability."""
         p = np.empty(len(X))
-        for part, mask in (("repeat", seen), ("discovery", ~seen)):
+        for part, mask in zip(PARTS, (seen, ~seen), strict=True):
             trees = self.trees_.get(part)
             if trees is None:
-                first = (
-                    X[mask, FEATURES.index("wcount")] if part == "repeat" else X[mask, FEATURES.index("als")]
-                )
-                p[mask] = -1.0 + 1.0 / (1.0 + np.exp(-first))
+                first = X[mask, FEATURES.index("wcount" if part == "repeat" else "als")]
+                p[mask] = -1.0 + 0.5 / (1.0 + np.exp(-first))
             else:
-                cols = trees.get("columns")
-                p[mask] = predict_proba(trees, X[mask] if cols is None else X[mask][:, cols])
+                p[mask] = predict_proba(trees, X[mask][:, trees["columns"]])
         return p
 
+    def compute_candidate_scores(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """Stage-two scores of the candidates of `user_idx` (known users with history), freshly
+        computed from the fitted sub-models and trees: (len(user_idx), n_items) float32 CSR. Only a
+        model fitted in this process can (sub-models are not saved); `candidate_scores` reads the
+        scores precomputed at the end of `fit`."""
+        history = getattr(self, "history_", None)
+        if history is None:
+            raise NotFittedError("stage-two scores need the sub-models of a fit in this process")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        counts = np.zeros(len(user_idx), dtype=np.int64)
+        items_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.float32)]
+        lo = 0
+        for batch, rows, items, seen, X in history.candidate_rows(user_idx):
+            counts[lo : lo + len(batch)] = np.bincount(rows, minlength=len(batch))
+            items_parts.append(items)
+            score_parts.append(_nonzero32(self.stage_two_proba(X, seen)))
+            lo += len(batch)
+        return sp.csr_matrix(
+            (
+                np.concatenate(score_parts),
+                np.concatenate(items_parts),
+                np.concatenate([[0], np.cumsum(counts)]),
+            ),
+            shape=(len(user_idx), self.seen_.shape[1]),
+        )
+
+    # ---- serving interface ------------------------------------------------------------------------
+    def candidate_scores(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """(len(user_idx), n_items) float32 CSR of precomputed stage-two scores: explicit entries are
+        the user's candidates; an unknown (-1) or history-less user gets an empty row."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64).ravel()
+        scores = self.candidate_scores_
+        known = (user_idx >= 0) & (user_idx < scores.shape[0])
+        safe = np.where(known, user_idx, 0)
+        counts = np.where(known, np.diff(scores.indptr)[safe], 0)
+        take = np.repeat(scores.indptr[safe], counts) + _ranks_in_rows(counts)
+        return sp.csr_matrix(
+            (scores.data[take], scores.indices[take], np.concatenate([[0], np.cumsum(counts)])),
+            shape=(len(user_idx), scores.shape[1]),
+        )
+
+    def base_scores(self) -> np.ndarray:
+        """(n_items,) float32: the score of every non-candidate product (recent popularity mapped
+        into [-2, -1)), strictly below every candidate score."""
+        self._check_fitted()
+        return self.base_scores_
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        block = self.candidate_scores(user_idx)
+        out = np.tile(self.base_scores_, (len(user_idx), 1))
+        rows = np.repeat(np.arange(len(user_idx)), np.diff(block.indptr))
+        out[rows, block.indices] = block.data
+        return out
+
     def fallback_scores(self) -> np.ndarray:
-        return self.subs_["pop"].fallback_scores()
+        return self.fallback_
 
     # ---- persistence --------------------------------------------------------------------------
     def _get_state(self) -> dict[str, np.ndarray]:
-        state: dict[str, np.ndarray] = {}
-        for key, sub in self.subs_.items():
-            state.update({f"{key}__{k}": v for k, v in sub._get_state().items()})
-        for name in (
-            "user_baskets_",
-            "user_items_",
-            "user_since_visit_",
-            "user_repeat_share_",
-            "item_repeat_rate_",
-            "log_pop_",
-            "popular_pool_",
-            "item_cat_",
-            "user_cat_share_",
-            "train_rows_",
-            "promo_",
-        ):
-            state[f"self__{name}"] = getattr(self, name)
-        if self._promo_on():
-            state["self__user_store_"] = self.user_store_
-            state.update(_csr_state("self__promo_next", self.promo_next_))
-            state.update(_csr_state("self__promo_before", self.promo_before_))
-        if self.extra_features:
-            for name in EXTRA_DENSE:
-                state[f"self__{name}"] = getattr(self, name)
-            for name in EXTRA_SPARSE:
-                state.update(_csr_state(f"self__{name}", getattr(self, f"{name}_")))
-        state.update(_csr_state("self__recent", self.recent_))
-        state.update(_csr_state("self__last_week", self.last_week_))
+        state = {
+            **_csr_state("candidates", self.candidate_scores_),
+            "base_scores": self.base_scores_,
+            "fallback": self.fallback_,
+            "promo": self.promo_,
+            "train_rows": self.train_rows_,
+        }
         for part, trees in self.trees_.items():
             if trees is not None:
                 state.update({f"trees_{part}__{k}": v for k, v in trees.items() if not k.startswith("_")})
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        groups: dict[str, dict[str, np.ndarray]] = {}
-        for key, value in state.items():
-            group, _, name = key.partition("__")
-            groups.setdefault(group, {})[name] = value
-        self.subs_ = {}
-        for key, sub in self._submodels().items():
-            sub.users_, sub.items_ = self.users_, self.items_
-            sub.seen_, sub.item_popularity_ = self.seen_, self.item_popularity_
-            sub._set_state(groups.get(key, {}))
-            self.subs_[key] = sub
-        own = groups["self"]
-        self.recent_ = _csr_from("recent", own)
-        self.last_week_ = _csr_from("last_week", own)
-        if self.extra_features:
-            for name in EXTRA_SPARSE:
-                setattr(self, f"{name}_", _csr_from(name, own))
-        if bool(np.any(own.get("promo_", False))):
-            self.promo_next_ = _csr_from("promo_next", own)
-            self.promo_before_ = _csr_from("promo_before", own)
-        for name, value in own.items():
-            if name.endswith("_"):
-                setattr(self, name, value)
-        self.trees_ = {part: groups.get(f"trees_{part}") for part in ("repeat", "discovery")}
+        self.candidate_scores_ = _csr_from("candidates", state)
+        self.base_scores_ = state["base_scores"]
+        self.fallback_ = state["fallback"]
+        self.promo_ = state["promo"]
+        self.train_rows_ = state["train_rows"]
+        self.trees_ = {}
+        for part in PARTS:
+            prefix = f"trees_{part}__"
+            trees = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            self.trees_[part] = trees or None
+
+
+class _History:
+    """Everything the stage-two features read, fitted on one span of purchases: the data before a
+    label window (training) or all training data (scoring). Candidates and features come only from
+    here, so training rows and served scores are computed by the same code."""
+
+    def __init__(
+        self,
+        ranker: GroceryRanker,
+        dataset: Dataset,
+        promotions: pd.DataFrame | None,
+        previous: _History | None = None,
+    ):
+        self.ranker = ranker
+        inter = dataset.interactions
+        n_users, n_items = dataset.n_users, dataset.n_items
+        self.n_items = n_items
+        now = inter["timestamp"].max()
+        days = pd.Timedelta(days=1)
+
+        # the candidate universe: products anyone bought in the last `recent_days`
+        recent = inter["timestamp"] >= now - float(ranker.recent_days) * days
+        self.universe = np.unique(inter.loc[recent, "item_idx"].to_numpy()).astype(np.int64)
+        self.position = np.full(n_items, -1, dtype=np.int64)
+        self.position[self.universe] = np.arange(len(self.universe))
+
+        # purchase history per (customer, product): buy-again's matrices share one sorted pattern
+        ba = BuyAgain().fit(dataset)
+        self.buy_again = ba
+        self.seen = ba.n_
+        self.pair_keys = _keys(ba.n_)
+        last_span = inter["timestamp"] >= now - float(ranker.label_days) * days
+        recent_counts = dataset.with_interactions(inter[last_span]).user_item_matrix("count")
+        last_week = inter["timestamp"] >= now - 7 * days
+        self.pairs = np.column_stack(
+            [
+                ba.n_.data,
+                ba.first_.data + 1.0,
+                ba.last_.data + 1.0,
+                ba.wcount_.data,
+                self._aligned(recent_counts),
+                self._aligned(dataset.with_interactions(inter[last_week]).user_item_matrix("count")),
+            ]
+        )
+        self.counts = dataset.user_item_matrix("count")
+        self.item_cat = previous.item_cat if previous is not None else item_category_codes(dataset)
+
+        # per customer
+        visits = inter.drop_duplicates(["user_idx", "basket_id"])
+        self.user_baskets = np.bincount(visits["user_idx"].to_numpy(), minlength=n_users).astype(np.float64)
+        self.user_items = np.diff(ba.n_.indptr).astype(np.float64)
+        last = np.full(n_users, np.nan)
+        t = inter.groupby("user_idx")["timestamp"].max()
+        last[t.index.to_numpy()] = (now - t).dt.total_seconds().to_numpy() / 86400.0
+        self.user_since_visit = last
+        repeated = ba.n_.copy()
+        repeated.data = (repeated.data >= 2).astype(np.float64)
+        self.user_repeat_share = np.divide(
+            np.asarray(repeated.sum(axis=1)).ravel(),
+            self.user_items,
+            out=np.zeros(n_users),
+            where=self.user_items > 0,
+        )
+        self.user_cat_share = user_category_share(self.counts, self.item_cat)
+
+        # per product
+        buyers = np.bincount(ba.n_.indices, minlength=n_items).astype(np.float64)
+        self.item_repeat_rate = np.divide(
+            np.bincount(ba.n_.indices, weights=repeated.data, minlength=n_items),
+            buyers,
+            out=np.full(n_items, np.nan),
+            where=buyers > 0,
+        )
+        self.log_pop = np.log1p(buyers)
+        self.recent_pop = popularity_scores(np.bincount(recent_counts.indices, minlength=n_items), buyers)
+        pool = np.argsort(-self.recent_pop[self.universe], kind="stable")
+        self.popular_pool = pool[: int(ranker.n_popular) * 20].astype(np.int64)  # universe positions
+
+        self._fit_collaborative(dataset, previous)
+
+        self.promo = None
+        if promotions is not None:
+            self._fit_promotions(dataset, visits, promotions, now)
+
+    def _fit_collaborative(self, dataset: Dataset, previous: _History | None) -> None:
+        """ALS factors and item-kNN similarities, keeping only their universe columns for scoring.
+        ALS starts from `previous` (a history of older data) when given: a few iterations then
+        converge instead of a cold start."""
+        ranker = self.ranker
+        warm = previous is not None
+        als = ALS(
+            factors=ranker.als_factors,
+            iterations=ALS_WARM_ITERATIONS if warm else ranker.als_iterations,
+            random_state=ranker.random_state,
+        )
+        start = (previous.user_factors, previous.all_item_factors) if warm else None
+        self.user_factors, self.all_item_factors = als.factorize(dataset.user_item_matrix("bm25"), start)
+        self.item_factors = np.ascontiguousarray(self.all_item_factors[self.universe])
+        knn = ItemKNN(similarity="bm25", K=ranker.knn_neighbours)
+        inter = dataset.interactions
+        lately = inter["timestamp"] >= inter["timestamp"].max() - pd.Timedelta(days=float(ranker.knn_days))
+        sim = knn.similarity_matrix(dataset.with_interactions(inter[lately]).user_item_matrix("count"))
+        self.knn_sim = sim.tocsc()[:, self.universe].tocsr()
+        self.knn_users = dataset.user_item_matrix(knn.weighting)
+
+    def _aligned(self, m: sp.csr_matrix) -> np.ndarray:
+        """Values of `m` (whose pattern is a subset of the purchase pattern) aligned with `pair_keys`."""
+        out = np.zeros(len(self.pair_keys))
+        m = m.tocsr()
+        m.sum_duplicates()
+        out[np.searchsorted(self.pair_keys, _keys(m))] = m.data
+        return out
+
+    def _fit_promotions(
+        self, dataset: Dataset, visits: pd.DataFrame, promo: pd.DataFrame, now: pd.Timestamp
+    ) -> None:
+        """Each customer's main store (most visits) and, per store, the weeks each product is in the
+        mailer / on display in the `label_days` after the data ends (the horizon recommended for) and
+        in the same span before. Weeks are packed as mailer + 8 x display (at most 5 weeks each)."""
+        stores = promo["store_id"].cat.categories
+        visits = visits.dropna(subset=["store_id"])  # one row per (customer, basket)
+        counts = visits.groupby(["user_idx", "store_id"], observed=True).size().reset_index(name="n")
+        main = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("user_idx")
+        self.user_store = np.full(dataset.n_users, -1, dtype=np.int64)
+        self.user_store[main["user_idx"].to_numpy()] = stores.get_indexer(main["store_id"].astype(str))
+        span = pd.Timedelta(days=float(self.ranker.label_days))
+
+        def weeks(lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+            w = promo[(promo["week_start"] >= lo) & (promo["week_start"] < hi)]
+            packed = w["mailer"].to_numpy(np.float64) + 8.0 * w["display"].to_numpy(np.float64)
+            rows, cols = w["store_id"].cat.codes.to_numpy(), w["item_idx"].to_numpy()
+            m = sp.csr_matrix((packed, (rows, cols)), shape=(len(stores), dataset.n_items))
+            m.sum_duplicates()
+            return _keys(m), m.data
+
+        self.promo = (weeks(now, now + span), weeks(now - span, now))
+
+    # ---- candidates and features --------------------------------------------------------------
+    def candidate_rows(self, user_idx: np.ndarray, sample=None, batch_size: int = 256):
+        """Yields (batch, rows into batch, items, seen flag, feature matrix) per batch of users, rows
+        sorted by (user, item): the one path from users to stage-two rows, for training and scoring.
+        With `sample(batch, rows, items) -> (keep, labels)` only the kept rows get features, and
+        their labels are yielded too (training)."""
+        for lo in range(0, len(user_idx), batch_size):
+            batch = user_idx[lo : lo + batch_size]
+            rows, pos, seen, als, knn = self._candidates(batch)
+            if sample is None:
+                yield batch, rows, self.universe[pos], seen, self._features(batch, rows, pos, als, knn)
+                continue
+            keep, labels = sample(batch, rows, self.universe[pos])
+            rows, pos, seen = rows[keep], pos[keep], seen[keep]
+            als, knn = (als[0][keep], als[1]), (knn[0][keep], knn[1])
+            X = self._features(batch, rows, pos, als, knn)
+            yield batch, rows, self.universe[pos], seen, X, labels[keep]
+
+    def _candidates(self, batch: np.ndarray):
+        """Candidate rows of a batch: rows (into batch), universe positions, seen flag, and each
+        row's ALS and kNN score and the customer's best ALS / kNN score over the universe.
+        Repeat candidates: every product the customer bought that is in the universe (the trees
+        decide the order); discovery: the ALS and kNN top `n_discovery` (kNN: products with a
+        positive score only) and the first `n_popular` of the popular pool the customer has not
+        bought."""
+        from implicit.cpu.topk import topk
+
+        ranker = self.ranker
+        n_u = len(self.universe)
+        seen_rows = self.seen[batch]
+        row_of = np.repeat(np.arange(len(batch)), np.diff(seen_rows.indptr))
+        pos = self.position[seen_rows.indices]
+        inside = pos >= 0
+        seen = np.zeros((len(batch), n_u), dtype=bool)
+        seen[row_of[inside], pos[inside]] = True
+        factors = np.ascontiguousarray(self.user_factors[batch])
+        knn_rows = self.knn_users[batch] @ self.knn_sim  # sparse: only scored products are stored
+        knn = knn_rows.toarray()
+        keys = [row_of[inside] * n_u + pos[inside]]  # (row, universe position) of each candidate
+        if ranker.n_discovery > 0 and n_u:
+            n = min(int(ranker.n_discovery), n_u)
+            seen_csr = sp.csr_matrix(
+                (np.ones(int(inside.sum()), dtype=np.float32), (row_of[inside], pos[inside])),
+                shape=seen.shape,
+            )
+            found, _ = topk(self.item_factors, factors, n, filter_query_items=seen_csr, num_threads=1)
+            r, c = np.nonzero(found >= 0)
+            keys.append(r * n_u + found[r, c])
+            keys.append(_top_per_row(knn_rows, n, seen))
+        if ranker.n_popular > 0 and n_u:
+            pool = self.popular_pool
+            unseen = ~seen[:, pool]
+            take = unseen & (np.cumsum(unseen, axis=1) <= ranker.n_popular)
+            r, c = np.nonzero(take)
+            keys.append(r * n_u + pool[c])
+        keys = np.unique(np.concatenate(keys))  # sorted by (row, item): one row per candidate
+        rows, pos = keys // max(n_u, 1), keys % max(n_u, 1)
+        als = np.einsum("ij,ij->i", factors[rows], self.item_factors[pos])
+        als_top = topk(self.item_factors, factors, 1, num_threads=1)[1][:, 0] if n_u else np.zeros(len(batch))
+        knn_top = knn.max(axis=1) if n_u else np.zeros(len(batch))
+        return rows, pos, seen[rows, pos], (als, als_top), (knn[rows, pos], knn_top)
+
+    def _features(self, batch: np.ndarray, rows: np.ndarray, pos: np.ndarray, als, knn) -> np.ndarray:
+        users = batch[rows]
+        items = self.universe[pos]
+        pair = _lookup(self.pair_keys, self.pairs, users * self.n_items + items)
+        n, first, last, wcount, n_recent, n_last_week = pair.T
+        f = self.buy_again._features(n, first, last, wcount)
+
+        def relative(scores: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            # the candidate's score relative to the user's best score (scale-free across users)
+            values, top = scores
+            top = np.where(top > 0, top, 1.0)
+            return values / top[rows]
+
+        cols = {
+            **f,
+            "basket_share": n / np.maximum(self.user_baskets[users], 1.0),
+            "n_recent": n_recent,
+            "n_last_week": n_last_week,
+            "als": als[0],
+            "als_rel": relative(als),
+            "knn": knn[0],
+            "knn_rel": relative(knn),
+            "log_pop": self.log_pop[items],
+            "recent_pop": self.recent_pop[items],
+            "item_repeat_rate": self.item_repeat_rate[items],
+            "cat_share": self.user_cat_share[users, self.item_cat[items]],
+            "user_baskets": self.user_baskets[users],
+            "user_items": self.user_items[users],
+            "user_since_visit": self.user_since_visit[users],
+            "user_repeat_share": self.user_repeat_share[users],
+        }
+        if self.promo is not None:
+            cols.update(self._promo_columns(users, items))
+        names = self.ranker.feature_names
+        X = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in names])
+        return np.nan_to_num(X, nan=-1.0)  # 'never' (no interval, no buyer) as -1: trees split on it
+
+    def _promo_columns(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        store = self.user_store[users]
+        known = store >= 0
+        cols = {}
+        for suffix, table in zip(("", "_before"), self.promo, strict=True):
+            packed = np.zeros(len(users))
+            packed[known] = _lookup(*table, store[known] * self.n_items + items[known])
+            cols[f"promo_mailer_weeks{suffix}"] = packed % 8
+            cols[f"promo_display_weeks{suffix}"] = packed // 8
+        return cols
+
+
+def _label_sampler(truth: sp.csr_matrix, rate: float, rng: np.random.Generator):
+    """sample(batch, rows, items) -> (keep, labels): labels from `truth` (users x items), every
+    positive kept and each negative with probability `rate`."""
+    keys = _keys(truth)
+
+    def sample(batch: np.ndarray, rows: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = _lookup(keys, truth.data, batch[rows] * truth.shape[1] + items) > 0
+        return y | (rng.random(len(y)) < rate), y
+
+    return sample
+
+
+def _keys(m: sp.csr_matrix) -> np.ndarray:
+    """row * n_cols + col of every stored entry, in storage order (sorted for a canonical CSR)."""
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return rows * m.shape[1] + m.indices.astype(np.int64)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """values[i] where keys[i] == query (sorted unique keys, e.g. `_keys` of a canonical CSR), 0 where
+    absent; one binary search per query (scipy's m[rows, cols] is far slower). `values` may be 2-d."""
+    out = np.zeros((len(query),) + values.shape[1:], dtype=np.float64)
+    if len(keys) == 0 or len(query) == 0:
+        return out
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    hit = keys[at] == query
+    out[hit] = values[at[hit]]
+    return out
+
+
+def _top_per_row(scores: sp.csr_matrix, n: int, exclude: np.ndarray) -> np.ndarray:
+    """row * n_cols + col of each row's n largest positive stored entries not in the dense boolean
+    `exclude` (a candidate set, unordered; rows need not have sorted indices)."""
+    row_of = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    keep = (scores.data > 0) & ~exclude[row_of, scores.indices]
+    counts = np.bincount(row_of[keep], minlength=scores.shape[0])
+    keys = row_of[keep].astype(np.int64) * scores.shape[1] + scores.indices[keep]
+    values = scores.data[keep]
+    out = []
+    start = 0
+    for c in counts:
+        if c <= n:
+            out.append(keys[start : start + c])
+        else:
+            out.append(keys[start : start + c][np.argpartition(values[start : start + c], c - n)[c - n :]])
+        start += c
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _below_candidates(popularity: np.ndarray) -> np.ndarray:
+    """Popularity mapped into [-2, -1) as float32: below every stage-two score, in popularity order."""
+    base = (popularity / (popularity.max() + 1.0) - 2.0).astype(np.float32)
+    return np.minimum(base, np.nextafter(np.float32(-1.0), np.float32(-2.0)))
+
+
+def _nonzero32(p: np.ndarray) -> np.ndarray:
+    """Scores as float32 with no exact zero, so every candidate stays an explicit CSR entry."""
+    out = p.astype(np.float32)
+    out[out == 0] = np.finfo(np.float32).tiny
+    return out
 
 
 def _ranks_in_rows(counts: np.ndarray) -> np.ndarray:

@@ -97,29 +97,3 @@ def test_exported_trees_match_sklearn():
     trees = export_trees(clf)
     np.testing.assert_allclose(predict_proba(trees, X), clf.predict_proba(X)[:, 1], rtol=1e-12)
     np.testing.assert_allclose(predict_logit(trees, X), clf.decision_function(X), rtol=1e-12)
-
-
-def test_averaged_forest_scores_the_mean_log_odds():
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from threadpoolctl import threadpool_limits
-
-    from recsys.models.gbdt import average_forests
-
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(800, 3))
-    y = (X[:, 0] + rng.normal(size=800) > 0).astype(int)
-    with threadpool_limits(1, "openmp"):
-        clfs = [
-            HistGradientBoostingClassifier(
-                max_iter=12, early_stopping=True, validation_fraction=0.3, random_state=s
-            ).fit(X, y)
-            for s in (0, 1)
-        ]
-    bag = average_forests([export_trees(c) for c in clfs])
-    expected = (clfs[0].decision_function(X) + clfs[1].decision_function(X)) / 2.0
-    np.testing.assert_allclose(predict_logit(bag, X), expected, rtol=1e-12)
-    np.testing.assert_allclose(predict_proba(bag, X), 1.0 / (1.0 + np.exp(-expected)), rtol=1e-12)
-    # a bag of one is the forest itself
-    np.testing.assert_allclose(
-        predict_logit(average_forests([export_trees(clfs[0])]), X), clfs[0].decision_function(X), rtol=1e-12
-    )

@@ -1,52 +1,102 @@
-"""Grocery ranker specifics: stacked label windows, re-buy-only extras, promotion calendar, save/load."""
+"""Grocery ranker specifics: precomputed candidate scores, stacked label windows, calibrated
+negative subsampling, the on-sale universe, promotion calendar, save/load."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
-from recsys.models import GroceryRanker
+from recsys.models import GroceryRanker, NotFittedError
 from recsys.models.base import Recommender
-from recsys.models.ranker import EXTRA_FEATURES, FEATURES, PROMO_FEATURES
+from recsys.models.ranker import FEATURES, PROMO_FEATURES
+from tests.models.conftest import block_rows, make_dataset
 
 FAST = {"als_factors": 8, "knn_neighbours": 10, "n_discovery": 5, "n_popular": 3, "max_iter": 10}
 
 
-def test_stacked_windows_and_extras_round_trip(block_dataset, tmp_path):
-    model = GroceryRanker(label_windows=2, window_stride_days=7.0, extra_features=True, **FAST).fit(
-        block_dataset
-    )
-    one = GroceryRanker(label_windows=1, window_stride_days=7.0, extra_features=True, **FAST).fit(
-        block_dataset
-    )
-    # a second label window adds training rows
-    assert model.train_rows_[0] > one.train_rows_[0]
-    names = FEATURES + EXTRA_FEATURES
-    for part, trees in model.trees_.items():
-        if trees is None:
-            continue
-        used = [names[j] for j in trees["columns"]]
-        if part == "discovery":  # the discovery model never sees the re-buy-only extras
-            assert used == list(FEATURES)
-        else:
-            assert used == list(names)
-    users = np.arange(block_dataset.n_users)
-    loaded = Recommender.load(model.save(tmp_path / "ranker"))
-    np.testing.assert_array_equal(model.score(users), loaded.score(users))
-    bagged = GroceryRanker(label_windows=1, n_bags=2, **FAST).fit(block_dataset)
-    again = Recommender.load(bagged.save(tmp_path / "bagged"))
-    np.testing.assert_array_equal(bagged.score(users), again.score(users))
-    X = model._features(users[:2], np.array([0, 1]), np.array([0, 1]), *model._candidates(users[:2])[3:])
-    assert X.shape == (2, len(names)) and np.isfinite(X).all()
+@pytest.fixture(scope="module")
+def history_gaps() -> Dataset:
+    """block_dataset plus a customer with no purchases (u40) and a product only u0 bought, on day 1
+    (i12: off sale for a ranker that looks back fewer than ~119 days)."""
+    return make_dataset(block_rows() + [("u0", "i12", 1.0)], 13, n_users=41)
 
 
-def test_without_extras_matches_the_base_feature_set(block_dataset, tmp_path):
-    model = GroceryRanker(extra_features=False, label_windows=1, **FAST).fit(block_dataset)
-    assert not hasattr(model, "pair_table_")
-    loaded = Recommender.load(model.save(tmp_path / "ranker"))
-    users = np.arange(block_dataset.n_users)
-    np.testing.assert_array_equal(model.score(users), loaded.score(users))
+@pytest.fixture(scope="module")
+def ranker(history_gaps) -> GroceryRanker:
+    return GroceryRanker(label_windows=2, window_stride_days=7.0, recent_days=60.0, **FAST).fit(history_gaps)
+
+
+def _same_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_served_scores_are_the_precomputed_candidates(ranker, history_gaps, tmp_path):
+    data = history_gaps
+    users = np.arange(data.n_users)
+    cand = ranker.candidate_scores(users)
+    # what is served was computed at the end of fit from the sub-models and trees
+    with_history = users[:-1]
+    _same_csr(ranker.candidate_scores(with_history), ranker.compute_candidate_scores(with_history))
+    # every product a customer bought while it is on sale is a candidate; i12 is off sale
+    u0, u40 = data.users.to_internal(["u0", "u40"])
+    i12 = data.items.to_internal(["i12"])[0]
+    seen = data.user_item_matrix("binary").tolil()
+    for u in with_history:
+        bought = set(seen.rows[u]) - {i12}
+        assert bought <= set(cand[u].indices), u
+    assert i12 in seen.rows[u0] and i12 not in set(cand.indices)
+    # unknown and history-less customers: empty rows
+    assert ranker.candidate_scores(np.array([-1, u40, u0])).getnnz(axis=1).tolist() == [0, 0, cand[u0].nnz]
+    # score = base broadcast, candidates overlaid; every candidate above every base score
+    base = ranker.base_scores()
+    assert base.shape == (data.n_items,) and base.dtype == np.float32
+    assert base.max() < -1.0 < cand.data.min()
+    expected = np.tile(base, (len(with_history), 1))
+    block = cand[with_history].toarray()
+    explicit = cand[with_history].astype(bool).toarray()
+    expected[explicit] = block[explicit]
+    np.testing.assert_array_equal(ranker.score(with_history), expected)
+    np.testing.assert_array_equal(ranker.score([u40, -1]), np.tile(ranker.fallback_scores(), (2, 1)))
+    # save/load keeps them bit for bit; the loaded model has no sub-models to recompute them
+    loaded = Recommender.load(ranker.save(tmp_path / "ranker"))
+    _same_csr(loaded.candidate_scores(users), cand)
+    np.testing.assert_array_equal(loaded.base_scores(), base)
+    np.testing.assert_array_equal(loaded.score(users), ranker.score(users))
+    with pytest.raises(NotFittedError):
+        loaded.compute_candidate_scores(with_history)
+
+
+def test_stacked_windows_add_training_rows(block_dataset):
+    two = GroceryRanker(label_windows=2, window_stride_days=7.0, **FAST).fit(block_dataset)
+    one = GroceryRanker(label_windows=1, window_stride_days=7.0, **FAST).fit(block_dataset)
+    assert two.train_rows_[0] > one.train_rows_[0]
+    for trees in two.trees_.values():
+        if trees is not None:
+            assert [FEATURES[j] for j in trees["columns"]] == list(FEATURES)
+
+
+def test_subsampled_negatives_keep_probabilities_calibrated():
+    # uninformative features: the trees can only learn the base rate; trained on all positives and
+    # a quarter of the negatives, the shifted baseline must give back the true rate (10%)
+    model = GroceryRanker(negative_rate=0.25, max_iter=5, min_samples_leaf=20)
+    model.promo_ = np.array([False])
+    rng = np.random.default_rng(0)
+    y = np.zeros(40_000, dtype=bool)
+    y[:4_000] = True
+    keep = y | (rng.random(len(y)) < 0.25)
+    X = np.zeros((int(keep.sum()), len(FEATURES)))
+    seen = rng.random(len(X)) < 0.5
+    model._fit_trees(X, y[keep], seen)
+    p = model.stage_two_proba(X[:10], seen[:10])
+    np.testing.assert_allclose(p, 0.1, atol=0.01)
+    with pytest.raises(ValueError, match="negative_rate"):
+        GroceryRanker(negative_rate=0.0, **FAST).fit(make_dataset(block_rows(), 12))
 
 
 def _with_promotions(dataset, promotions: pd.DataFrame):
@@ -85,7 +135,7 @@ def test_promotion_features_count_weeks_at_the_main_store(block_dataset, tmp_pat
     assert model.feature_names == FEATURES + PROMO_FEATURES
     u0, u1 = data.users.to_internal(["u0", "u1"])  # u0 shops at s1, u1 at s2
     i3, i4, i7 = data.items.to_internal(["i3", "i4", "i7"])
-    cols = model._promo_columns(np.array([u0, u1, u0, u1, u0]), np.array([i3, i3, i4, i7, i7]))
+    cols = model.history_._promo_columns(np.array([u0, u1, u0, u1, u0]), np.array([i3, i3, i4, i7, i7]))
     np.testing.assert_array_equal(cols["promo_mailer_weeks"], [2, 0, 0, 1, 0])
     np.testing.assert_array_equal(cols["promo_display_weeks"], [0, 0, 0, 1, 0])
     np.testing.assert_array_equal(cols["promo_display_weeks_before"], [0, 0, 1, 0, 0])
