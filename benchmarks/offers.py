@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import clone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.report import log_run, write_results  # noqa: E402
+from benchmarks.report import log_run, markdown_table, write_results  # noqa: E402
 from lab.evaluation import (  # noqa: E402
     calibration_report,
     off_policy_estimates,
@@ -45,17 +45,6 @@ from recsys.offers.planner import DiscountPlanner  # noqa: E402
 OUT = Path(__file__).parent / "results"
 CUSTOMERS = 5000  # the headline run's customer base and seeds; other choices are history runs
 SEEDS = [0, 1, 2, 3, 4]
-
-
-def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = [
-            ("-" if np.isnan(v) else floatfmt.format(v)) if isinstance(v, float) else str(v) for v in row
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def score_on_curves(planner: DiscountPlanner, data, curves: np.ndarray, budget: float):
@@ -366,9 +355,9 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
             }
         )
     summary_df = pd.DataFrame(summary)
-    md.append(_md(summary_df, "{:.2f}") + "\n")
+    md.append(markdown_table(summary_df, "{:.2f}") + "\n")
     md.append("### Every policy\n")
-    md.append(_md(comp, "{:.2f}") + "\n")
+    md.append(markdown_table(comp, "{:.2f}") + "\n")
     frames.append(comp.assign(section="synthetic_policy"))
 
     # response calibration on held-out customers' offers
@@ -400,7 +389,7 @@ def synthetic(n_customers: int, seed: int) -> tuple[list[str], list[pd.DataFrame
 
     ope = off_policy_estimates(planner, data.truth["response"])
     md.append("### Off-policy estimates on the logged offers vs truth (mean profit per offer)\n")
-    md.append(_md(ope, "{:.4f}") + "\n")
+    md.append(markdown_table(ope, "{:.4f}") + "\n")
     frames.append(ope.assign(section="off_policy"))
     return md, frames
 
@@ -425,7 +414,7 @@ def complete_journey(cj: Path) -> tuple[list[str], list[pd.DataFrame]]:
         f"Coupon redemption, time split at {red['split_date']}: train {red['train_campaigns']} campaigns "
         f"({red['train_offers']:,} household offers), test the {red['test_campaigns']} later campaigns "
         f"({red['test_offers']:,} offers, redemption rate {red['test_redemption_rate']:.1%}).\n",
-        _md(
+        markdown_table(
             pd.DataFrame(
                 [
                     {
@@ -598,7 +587,7 @@ def variant_run(args: argparse.Namespace) -> None:
         "Budgets = 25/50/100% of the oracle's unconstrained expected discount cost; profit and cost are "
         "TRUE expected values. 'cost_factor': planned cost = expected cost x this factor; 'hindsight': the "
         "factor that, known only from the truth, makes the plan's true cost meet the budget; 'posterior': "
-        "the Bayes plan given the data (`lab.posterior`).\n\n" + _md(table, "{:.3f}") + "\n"
+        "the Bayes plan given the data (`lab.posterior`).\n\n" + markdown_table(table, "{:.3f}") + "\n"
     )
     print(md)
     with tempfile.TemporaryDirectory() as tmp:
