@@ -355,7 +355,8 @@ class ProductSelector:
             items[sparse, :kk], top[sparse, :kk] = model.recommend_idx(
                 users, kk, allowed=np.stack([masks[i] for i in sparse])
             )
-        dense = [i for i in rows if i not in set(sparse)]
+        sparse_set = set(sparse)
+        dense = [i for i in rows if i not in sparse_set]
         if not dense:
             return
         scores = self._score_rows([shoppers[i] for i in dense])
@@ -364,12 +365,13 @@ class ProductSelector:
             np.putmask(scores[r], ~masks[i], -np.inf)  # from here on the row IS masked
             if not self._reranked(queries[i], shoppers[i]):
                 plain.append(r)
+        plain_set = set(plain)
         if plain:
             kk = max(queries[dense[r]].k for r in plain)
             dst = [dense[r] for r in plain]
             items[dst, :kk], top[dst, :kk] = top_k(scores[plain], kk)
         for r, i in enumerate(dense):
-            if r in set(plain):
+            if r in plain_set:
                 continue
             q, s = queries[i], shoppers[i]
             it, sc = rerank(
