@@ -34,6 +34,7 @@ from recsys.cache import LRUCache
 from recsys.diet.constraints import ConstraintEngine, ItemFilters
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile
 from recsys.ranking.factor_index import FactorIndex
+from recsys.ranking.food_first import FoodFirst, select_food_first
 from recsys.ranking.rerank import DEFAULT_POOL, rerank
 from recsys.ranking.topk import top_k
 
@@ -117,7 +118,8 @@ class Selection:
 
 class ProductSelector:
     """Model + catalog -> lists. `items_table` row i describes model item i; `stock` maps a store id
-    to the item indices sold there (None: every item counts as available)."""
+    to the item indices sold there (None: every item counts as available). `food_first` keeps diet
+    lists as food-rich as the same list without the diet (recsys.ranking.food_first)."""
 
     def __init__(
         self,
@@ -126,6 +128,7 @@ class ProductSelector:
         stock: dict[str, np.ndarray] | None = None,
         pool: int = DEFAULT_POOL,
         cache_size: int = 256,
+        food_first: bool = True,
     ):
         model._check_fitted()
         self.model = model
@@ -150,6 +153,11 @@ class ProductSelector:
         self._category_masks: LRUCache[np.ndarray] = LRUCache(cache_size)
         self._fallback_tops: LRUCache[tuple[np.ndarray, np.ndarray]] = LRUCache(cache_size)
         self._factor_indexes: LRUCache[FactorIndex] = LRUCache(32)
+        self.food_first = (
+            FoodFirst(self.items_table, model.fallback_scores(), self.names)
+            if food_first and "is_food" in self.items_table
+            else None
+        )
 
     # ---- who is asking -----------------------------------------------------------------------
     def user_index(self, customer_id: str) -> int:
@@ -260,10 +268,12 @@ class ProductSelector:
 
     # ---- selection ---------------------------------------------------------------------------
     def select(
-        self, queries: Sequence[ProductQuery], shoppers: Sequence[Shopper]
+        self, queries: Sequence[ProductQuery], shoppers: Sequence[Shopper], food_first: bool = True
     ) -> list[Selection | Exception]:
         """One Selection per (query, shopper), or the Exception that concerns that request alone
         (e.g. an unknown store), so one bad request never fails a batch."""
+        if food_first and self.food_first is not None and any(s.profile.exclusions for s in shoppers):
+            return select_food_first(self, queries, shoppers)
         n = len(queries)
         if len(shoppers) != n:
             raise ValueError(f"{n} queries for {len(shoppers)} shoppers")
