@@ -48,12 +48,16 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     frames = []
     for user in users:
         recs = personalizer.recommend_recipes(
-            user, args.k, profile=profile, max_steps=args.max_steps, max_minutes=args.max_minutes
+            user,
+            args.k,
+            profile=profile,
+            max_steps=args.max_steps,
+            max_minutes=args.max_minutes,
+            pantry_at_home=args.pantry_at_home,
         )
         frames.append(recs.assign(user_id=user))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    out["missing_product_ids"] = out["missing_product_ids"].map(lambda ids: " ".join(map(str, ids)))
-    out = out[["user_id", "recipe_id", "name", "rank", "score", "missing_product_ids"]]
+    out = to_csv_frame(out)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
     n_empty = len(set(users) - set(out["user_id"]))
@@ -65,6 +69,43 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+CSV_COLUMNS = [
+    "user_id",
+    "recipe_id",
+    "name",
+    "rank",
+    "score",
+    "steps",
+    "minutes",
+    "missing",
+    "ingredients",
+    "instructions",
+]
+
+
+def to_csv_frame(recs):
+    """Recipe rows as flat CSV text: `missing` is 'ingredient=product_id' (empty id: no product can be
+    vouched for), `ingredients` 'quantity unit name' lines, `instructions` the steps; all '; '-joined."""
+
+    def missing(row) -> str:
+        pairs = zip(row["missing_ingredients"], row["missing_product_ids"], strict=True)
+        return "; ".join(f"{name}={'' if pid is None else pid}" for name, pid in pairs)
+
+    def lines(ingredients) -> str:
+        return "; ".join(
+            f"{i['quantity']:g} {i['unit']} {i['name']}" + (" (optional)" if i["optional"] else "")
+            for i in ingredients
+        )
+
+    if recs.empty:
+        return recs.reindex(columns=CSV_COLUMNS)
+    recs = recs.copy()
+    recs["missing"] = recs.apply(missing, axis=1)
+    recs["ingredients"] = recs["ingredients"].map(lines)
+    recs["instructions"] = recs["instructions"].map("; ".join)
+    return recs[CSV_COLUMNS]
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recipes", help="recipe recommendations for a list of customers (diet-safe)")
     p.add_argument("--model", required=True, help="model directory from `recsys train`")
@@ -73,9 +114,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diet", help="diets/exclusions for every listed customer, e.g. 'vegan,nuts'")
     p.add_argument("--max-steps", type=int, help="only recipes with at most this many steps")
     p.add_argument("--max-minutes", type=int, help="only recipes ready within this many minutes")
-    p.add_argument("--data", help="data directory (needed when the model dir has no items.parquet)")
-    p.add_argument("--recipes", help="recipe YAML file or directory (default: the shipped catalog)")
     p.add_argument(
-        "--out", required=True, help="output CSV: user_id, recipe_id, name, rank, score, missing_product_ids"
+        "--pantry-at-home",
+        action="store_true",
+        help="the customers keep pantry staples (salt, pepper, oils, common spices): never missing",
     )
+    p.add_argument(
+        "--data",
+        help="data directory (needed when the model dir has no items.parquet); its purchases of the last "
+        "28 days count as at home",
+    )
+    p.add_argument("--recipes", help="recipe YAML file or directory (default: the shipped catalog)")
+    p.add_argument("--out", required=True, help=f"output CSV: {', '.join(CSV_COLUMNS)}")
     p.set_defaults(func=_cmd_recipes)

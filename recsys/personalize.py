@@ -123,12 +123,14 @@ class Personalizer:
         return mask
 
     def recent_items(self, uidx: int) -> np.ndarray:
-        """Bool mask of what the customer bought in the last `recent_days` days (all history without a Dataset)."""
+        """Bool mask of what the customer bought in the last `recent_days` days of the data.
+
+        The one definition of "at home" for recipes (CLI, service, batch): only purchases with a
+        time stamp that recent count; without purchase times (a model directory alone) nothing does,
+        never the whole history. Callers add the basket and the events since the model was trained.
+        """
         mask = np.zeros(len(self.items_table), dtype=bool)
-        if uidx < 0:
-            return mask
-        if self.dataset is None:
-            mask[self.selector.history(uidx)] = True
+        if uidx < 0 or self.dataset is None:
             return mask
         inter = self.dataset.interactions
         if inter.empty:
@@ -210,12 +212,13 @@ class Personalizer:
         max_minutes: float | None = None,
         basket: Iterable[object] | None = None,
         store: object | None = None,
+        pantry_at_home: bool = False,
     ) -> pd.DataFrame:
-        """recipe_id, name, rank, score, steps, minutes, coverage, missing_product_ids, missing_ingredients.
+        """One row per recipe: recsys.recipes.recommend.COLUMNS (ingredients with quantities, steps).
 
-        Missing ingredients come as concrete compliant products (in stock at `store` when given),
-        the best-scoring for this customer; pantry staples and what the basket or recent purchases
-        already cover are never missing.
+        Missing ingredients are named, each with the best-scoring compliant product for this customer
+        (in stock at `store` when given) or None when no product can be vouched for; what the basket
+        or recent purchases cover is at home, and so are the pantry staples when `pantry_at_home`.
         """
         uidx = self.user_index(user_id)
         scores = self.model.score(np.array([uidx]))[0]
@@ -229,4 +232,5 @@ class Personalizer:
             owned=owned,
             store=store,
             item_ids=self.model.items_,
+            pantry_at_home=pantry_at_home,
         )

@@ -108,12 +108,23 @@ class RecipesRequest(_Request):
     max_minutes: int | None = Field(None, ge=1, le=24 * 60)
     basket: list[str] | None = Field(None, description="product ids in the current basket")
     store: str | None = None
+    pantry_at_home: bool = Field(
+        False, description="the customer keeps pantry staples (salt, pepper, oils, common spices)"
+    )
 
 
 class MissingProduct(BaseModel):
     ingredient: str
     item_id: str | None = Field(None, description="a compliant product to buy for it, if any")
     name: str | None = None
+
+
+class IngredientLine(BaseModel):
+    name: str
+    quantity: float
+    unit: str
+    optional: bool = False
+    pantry: bool = False
 
 
 class RecipeItem(BaseModel):
@@ -124,6 +135,10 @@ class RecipeItem(BaseModel):
     steps: int | None = None
     minutes: int | None = None
     missing: list[MissingProduct] = Field(default_factory=list, description="what is still to buy")
+    ingredients: list[IngredientLine] = Field(
+        default_factory=list, description="the full list, with quantities"
+    )
+    instructions: list[str] = Field(default_factory=list, description="the steps, in order")
 
 
 class RecipesResponse(BaseModel):

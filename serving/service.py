@@ -245,6 +245,7 @@ class RecsysService:
                 req.max_minutes,
                 basket,
                 req.store,
+                req.pantry_at_home,
             )
             return RecipesResponse(
                 recommendation_id=_rec_id(),
@@ -483,6 +484,8 @@ def _recipe_item(rt: Runtime, row: dict[str, Any]) -> RecipeItem:
         steps=_int_or_none(row.get("steps")),
         minutes=_int_or_none(row.get("minutes")),
         missing=missing,
+        ingredients=list(row.get("ingredients") or []),
+        instructions=[str(x) for x in row.get("instructions") or []],
     )
 
 

@@ -1,17 +1,28 @@
 """Recipe recommendations: recipes as composite items scored through the product model.
 
 A recipe is allowed for a profile only if its derived attribute is 'no' for every hard exclusion
-(the catalog's fail-closed roll-up over required ingredients, so 'unknown' is excluded), it fits
-max_steps / max_minutes, and every ingredient the customer still has to buy can be bought as a
-COMPLIANT product (in stock when a store is given). The score is
+(the catalog's fail-closed roll-up over required ingredients, so 'unknown' is excluded) and it fits
+max_steps / max_minutes. The score is
 
-    mean over shopping ingredients of affinity + coverage_weight * coverage - step_penalty * n_steps
+    mean over shopping ingredients of affinity + coverage_weight * coverage
+        - unvouched_penalty * (share of shopping ingredients without a compliant product)
+        - step_penalty * n_steps
 
 where an ingredient's affinity is the customer's best percentile score (0..1, model-scale free) among
 the compliant products on its shelf (its category/type), and coverage is the share of shopping
-ingredients the basket or recent purchases already hold (with a compliant product). Ranking goes
-through recsys.ranking.topk with the recipe mask, like products. Missing ingredients are returned as
-the best-scoring compliant product on the shelf; pantry staples are never missing.
+ingredients already at home. Ranking goes through recsys.ranking.topk with the recipe mask, like
+products.
+
+At home (one definition for every caller): the basket, and what the caller says was bought recently
+(`owned`; `Personalizer.recent_items`: purchases with a time stamp in the last `recent_days`, plus
+events since the model was trained). Pantry staples (salt, pepper, oils, common spices: `pantry: true`
+in ingredients.yaml) count as at home only when the customer says they keep them (`pantry_at_home`).
+
+Every ingredient still to buy is returned with its name and the best-scoring compliant product on its
+shelf (in stock at the store when one is given), or no product when none is labelled compliant: the
+ingredient itself is compliant (that is how the recipe passed the diet), but no product in the catalog
+can be vouched for, so the customer is told what to buy, never a product that may break the diet.
+`require_available` leaves such recipes out instead.
 """
 
 from __future__ import annotations
@@ -36,8 +47,10 @@ COLUMNS = [
     "steps",
     "minutes",
     "coverage",
-    "missing_product_ids",
     "missing_ingredients",
+    "missing_product_ids",
+    "ingredients",
+    "instructions",
 ]
 
 
@@ -56,6 +69,14 @@ def percentile_scores(scores: np.ndarray) -> np.ndarray:
     return ranks / max(len(s), 1)
 
 
+def ingredient_lines(recipe: Any) -> list[dict[str, Any]]:
+    """The recipe's ingredient list as plain records: name, quantity, unit, optional, pantry."""
+    return [
+        {"name": i.name, "quantity": i.quantity, "unit": i.unit, "optional": i.optional, "pantry": i.pantry}
+        for i in recipe.ingredients
+    ]
+
+
 class RecipeRecommender:
     """Recipes for one catalog of products; shelves and recipe masks are precomputed once.
 
@@ -70,6 +91,7 @@ class RecipeRecommender:
         engine: ConstraintEngine | None = None,
         coverage_weight: float = 0.5,
         step_penalty: float = 0.02,
+        unvouched_penalty: float = 0.5,
     ):
         if catalog is None:
             from recsys.recipes.catalog import load_recipes
@@ -82,6 +104,7 @@ class RecipeRecommender:
             raise ValueError("the constraint engine and the items table describe different catalogs")
         self.coverage_weight = coverage_weight
         self.step_penalty = step_penalty
+        self.unvouched_penalty = unvouched_penalty
         self._build_shelves(items_table)
         self.n_steps = np.array([r.n_steps for r in self.recipes], dtype=np.int64)
         self.minutes = np.array([r.minutes for r in self.recipes], dtype=np.float64)
@@ -97,11 +120,13 @@ class RecipeRecommender:
         n_items = len(items_table)
         shelf_ids: dict[tuple[str, str], int] = {}
         shelf_items: list[np.ndarray] = []
-        rows, cols = [], []
-        self.shopping: list[list[tuple[str, int]]] = []  # per recipe: (ingredient name, shelf)
+        rows, cols, pantry = [], [], []
+        self.shopping: list[list[tuple[str, int, bool]]] = []  # per recipe: (ingredient, shelf, pantry)
         for r, recipe in enumerate(self.recipes):
             lines = []
-            for ing in recipe.shopping_ingredients():
+            for ing in recipe.ingredients:
+                if not ing.required:
+                    continue
                 key = (_key(ing.category), _key(ing.type))
                 if key not in shelf_ids:
                     if cats is None or not key[0]:
@@ -112,16 +137,24 @@ class RecipeRecommender:
                         idx = np.flatnonzero(same_type if same_type.any() else in_cat)
                     shelf_ids[key] = len(shelf_items)
                     shelf_items.append(idx)
-                lines.append((ing.name, shelf_ids[key]))
+                lines.append((ing.name, shelf_ids[key], ing.pantry))
                 rows.append(r)
                 cols.append(shelf_ids[key])
+                pantry.append(ing.pantry)
             self.shopping.append(lines)
         self.shelf_items = shelf_items
         n_shelves = len(shelf_items)
-        self._recipe_shelf = sp.csr_matrix(
-            (np.ones(len(rows)), (rows, cols)), shape=(len(self.recipes), n_shelves)
-        )
-        self._n_shopping = np.maximum(np.asarray(self._recipe_shelf.sum(axis=1)).ravel(), 1.0)
+        shape = (len(self.recipes), n_shelves)
+        keep = ~np.asarray(pantry, dtype=bool)
+        rows_a, cols_a = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        # recipe x shelf: every required ingredient, and without the pantry staples
+        self._recipe_shelf = {
+            False: sp.csr_matrix((np.ones(len(rows_a)), (rows_a, cols_a)), shape=shape),
+            True: sp.csr_matrix((np.ones(int(keep.sum())), (rows_a[keep], cols_a[keep])), shape=shape),
+        }
+        self._n_shopping = {
+            k: np.maximum(np.asarray(m.sum(axis=1)).ravel(), 1.0) for k, m in self._recipe_shelf.items()
+        }
         s_rows = np.repeat(np.arange(n_shelves), [len(i) for i in shelf_items])
         s_cols = np.concatenate(shelf_items) if shelf_items else np.empty(0, dtype=np.int64)
         self._shelf_item = sp.csr_matrix(
@@ -160,14 +193,16 @@ class RecipeRecommender:
         owned: np.ndarray | Iterable[int] | None = None,
         store: object | None = None,
         item_ids: IdMap | None = None,
-        require_available: bool = True,
+        require_available: bool = False,
+        pantry_at_home: bool = False,
     ) -> pd.DataFrame:
         """Top-k recipes for one customer's product `scores` (n_items,).
 
-        `owned` is a bool mask (or indices) of items in the basket or bought recently. With
-        `require_available`, a recipe whose missing ingredient has no compliant product (in stock)
-        is left out: we cannot tell the customer what to buy. Columns: see COLUMNS; the product ids
-        are external ids when `item_ids` is given, else item indices.
+        `owned` is a bool mask (or indices) of what is at home (see the module docstring);
+        `pantry_at_home` says the customer keeps the pantry staples. With `require_available`, a
+        recipe with an ingredient to buy that has no compliant product (in stock) is left out.
+        Columns: see COLUMNS; `missing_ingredients` and `missing_product_ids` are aligned lists (None
+        where no product can be vouched for); product ids are external when `item_ids` is given.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -195,13 +230,15 @@ class RecipeRecommender:
         _, best_item = self._best_on_shelves(pct, buyable)
         has_owned = np.asarray(self._shelf_item.multiply(owned_mask & compliant).sum(axis=1)).ravel() > 0
         affinity = np.where(has_owned, 1.0, np.where(np.isfinite(affinity), affinity, 0.0))
-        missing_unbuyable = (~has_owned & (best_item < 0)).astype(np.float64)
+        unvouched = (~has_owned & (best_item < 0)).astype(np.float64)
 
-        rs = self._recipe_shelf
-        coverage = (rs @ has_owned.astype(np.float64)) / self._n_shopping
+        rs, n_shopping = self._recipe_shelf[pantry_at_home], self._n_shopping[pantry_at_home]
+        coverage = (rs @ has_owned.astype(np.float64)) / n_shopping
+        n_unvouched = rs @ unvouched
         recipe_scores = (
-            (rs @ affinity) / self._n_shopping
+            (rs @ affinity) / n_shopping
             + self.coverage_weight * coverage
+            - self.unvouched_penalty * n_unvouched / n_shopping
             - self.step_penalty * self.n_steps
         )
         allowed = self.diet_allowed(profile).copy()
@@ -210,21 +247,23 @@ class RecipeRecommender:
         if max_minutes is not None:
             allowed &= self.minutes <= max_minutes
         if require_available:
-            allowed &= (rs @ missing_unbuyable) == 0
+            allowed &= n_unvouched == 0
         top, top_scores = top_k(recipe_scores[None, :], k, allowed)
         rows = []
         for rank, (r, score) in enumerate(zip(top[0], top_scores[0], strict=True), start=1):
             if r < 0:
                 break
             recipe = self.recipes[r]
-            products, names = [], []
-            for name, shelf in self.shopping[r]:
-                if has_owned[shelf]:
+            names, products = [], []
+            for name, shelf, pantry in self.shopping[r]:
+                if has_owned[shelf] or (pantry and pantry_at_home):
                     continue
                 names.append(name)
-                if best_item[shelf] >= 0 and best_item[shelf] not in products:
-                    products.append(int(best_item[shelf]))
-            ids = list(item_ids.to_external(products)) if item_ids is not None else products
+                products.append(int(best_item[shelf]) if best_item[shelf] >= 0 else None)
+            if item_ids is not None:
+                known = [p for p in products if p is not None]
+                external = iter(item_ids.to_external(known) if known else [])
+                products = [None if p is None else str(next(external)) for p in products]
             rows.append(
                 {
                     "recipe_id": recipe.id,
@@ -234,8 +273,10 @@ class RecipeRecommender:
                     "steps": recipe.n_steps,
                     "minutes": recipe.minutes,
                     "coverage": float(coverage[r]),
-                    "missing_product_ids": ids,
                     "missing_ingredients": names,
+                    "missing_product_ids": products,
+                    "ingredients": ingredient_lines(recipe),
+                    "instructions": list(recipe.steps),
                 }
             )
         return pd.DataFrame(rows, columns=COLUMNS)

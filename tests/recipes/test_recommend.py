@@ -122,14 +122,18 @@ def test_vegan_gets_no_beef_stew_and_vegetarian_no_chicken_stock(personalizer):
     assert "mystery-soup" not in ids(vegetarian)  # unknown never passes a hard exclusion
 
 
-def test_missing_products_are_compliant_best_scoring_and_pantry_never_missing(personalizer):
-    plain = personalizer.recommend_recipes("c1", 10).set_index("recipe_id")
+def test_missing_products_are_compliant_best_scoring_and_pantry_at_home_on_request(personalizer):
+    plain = personalizer.recommend_recipes("c1", 10, pantry_at_home=True).set_index("recipe_id")
     # chicken broth is the most popular broth: the best one for the soup without a diet...
     assert plain.loc["veg-soup", "missing_product_ids"][-1] == "chicken-broth"
-    veg = personalizer.recommend_recipes("c1", 10, profile="vegetarian").set_index("recipe_id")
+    veg = personalizer.recommend_recipes("c1", 10, profile="vegetarian", pantry_at_home=True)
+    veg = veg.set_index("recipe_id")
     # ...but never for a vegetarian, and never the unknown one
     assert veg.loc["veg-soup", "missing_product_ids"][-1] == "veg-broth"
     assert all("salt" not in names for names in plain["missing_ingredients"])
+    for frame in (plain, veg):
+        for names, ids_ in zip(frame["missing_ingredients"], frame["missing_product_ids"], strict=True):
+            assert len(names) == len(ids_)  # aligned: every product names its ingredient
     c0 = personalizer.recommend_recipes("c0", 10, profile="vegetarian").set_index("recipe_id")
     assert "onion" not in c0.loc["veg-soup", "missing_ingredients"]  # bought recently
     assert "vegetable stock" in c0.loc["veg-soup", "missing_ingredients"]  # chicken broth does not cover it
@@ -141,9 +145,14 @@ def test_basket_coverage_boosts_and_store_stock_applies(personalizer):
     boosted = boosted.set_index("recipe_id")
     assert boosted.loc["veg-soup", "coverage"] > base.loc["veg-soup", "coverage"]
     assert boosted.loc["veg-soup", "score"] > base.loc["veg-soup", "score"]
-    assert boosted.loc["veg-soup", "missing_ingredients"] == ["vegetable stock"]
+    assert boosted.loc["veg-soup", "missing_ingredients"] == ["vegetable stock", "salt"]  # salt: a staple
     in_store = personalizer.recommend_recipes("c1", 10, profile="vegetarian", store="s1")
-    assert "veg-soup" not in ids(in_store)  # the only compliant broth is out of stock there
+    in_store = in_store.set_index("recipe_id")
+    # the only compliant broth is out of stock there: the ingredient is named, no product offered
+    missing = dict(
+        zip(*in_store.loc["veg-soup", ["missing_ingredients", "missing_product_ids"]], strict=True)
+    )
+    assert missing["vegetable stock"] is None
 
 
 def test_max_steps_and_minutes(personalizer):
@@ -232,12 +241,20 @@ def test_zero_violations_in_recipes_and_missing_products(data, items, recipes, p
     scores = rng.normal(size=len(items))
     owned = rng.random(len(items)) < 0.3
     rec = RecipeRecommender(items, recipes)
-    out = rec.recommend(scores, k, profile=profile, owned=owned, require_available=data.draw(st.booleans()))
+    out = rec.recommend(
+        scores,
+        k,
+        profile=profile,
+        owned=owned,
+        require_available=data.draw(st.booleans()),
+        pantry_at_home=data.draw(st.booleans()),
+    )
     assert len(out) <= k
     by_id = {r.id: r for r in recipes}
     for _, row in out.iterrows():
         assert recipe_violations(by_id[row["recipe_id"]], profile.exclusions) == []
-        assert violates(items, row["missing_product_ids"], profile) == []
+        offered = [p for p in row["missing_product_ids"] if p is not None]  # None: named, no product
+        assert violates(items, offered, profile) == []
     loose = rec.recommend(scores, k, profile=profile, require_available=False)
     diet_ok = [r for r in recipes if not recipe_violations(r, profile.exclusions)]
     assert len(loose) == min(k, len(diet_ok))  # k honoured whenever enough compliant recipes exist
@@ -285,13 +302,29 @@ def test_recipes_command_writes_the_csv(tmp_path, catalog):
     args = ["recipes", "--model", str(model_dir), "--users", str(users), "--k", "3", "--diet", "vegetarian"]
     assert main([*args, "--recipes", str(recipes), "--out", str(out)]) == 0
     frame = pd.read_csv(out, dtype=str)
-    assert list(frame.columns) == ["user_id", "recipe_id", "name", "rank", "score", "missing_product_ids"]
+    assert list(frame.columns) == [
+        "user_id",
+        "recipe_id",
+        "name",
+        "rank",
+        "score",
+        "steps",
+        "minutes",
+        "missing",
+        "ingredients",
+        "instructions",
+    ]
+    soup = frame[frame["recipe_id"] == "onion-soup-cli"].iloc[0]
+    assert soup["ingredients"] == "4 piece onions; 1 l vegetable broth"
+    assert soup["instructions"] == "fry; simmer"
+    assert "vegetable broth=" in soup["missing"]  # every missing product names its ingredient
     assert set(frame["user_id"]) <= {"c0", "stranger"}
     assert "beef-stew-cli" not in set(frame["recipe_id"])
     assert main([*args[:-2], "--recipes", str(recipes), "--out", str(out)]) == 0  # no diet
     assert set(pd.read_csv(out, dtype=str)["user_id"]) == {"c0", "stranger"}
-    for cell in frame["missing_product_ids"].dropna():
-        assert set(cell.split()) <= set(items.loc[items["contains_meat"] == "no", "product_id"])
+    for cell in frame["missing"].dropna():
+        offered = {pair.split("=")[1] for pair in cell.split("; ")} - {""}
+        assert offered <= set(items.loc[items["contains_meat"] == "no", "product_id"])
     assert main([*args[:-1], "paleo", "--out", str(out)]) == 2
     assert main([*args, "--max-steps", "-1", "--out", str(out)]) == 2
 
@@ -323,3 +356,15 @@ def test_shipped_catalog_vegan_gets_no_beef_stew_and_chicken_stock_is_not_vegeta
     assert not vegan[meaty].any() and not vegetarian[meaty].any()
     out = rec.recommend(np.zeros(len(products())), 50, profile="vegan", require_available=False)
     assert not any("beef" in name.lower() for name in out["name"])
+
+
+def test_one_definition_of_at_home_recent_purchases_with_a_time_only(personalizer, catalog):
+    """With purchase times, only the last `recent_days` count; without them (a model directory alone,
+    as the CLI and the service may run) nothing does, never the whole history."""
+    u = personalizer.user_index("c0")
+    recent = personalizer.recent_items(u)
+    assert recent.any()
+    timeless = Personalizer(personalizer.model, personalizer.items_table, recipes=catalog)
+    assert not timeless.recent_items(u).any()
+    short = Personalizer(personalizer.model, personalizer.dataset, recipes=catalog, recent_days=0.0)
+    assert short.recent_items(u).sum() <= recent.sum()

@@ -321,6 +321,19 @@ def test_recipes(client):
             assert m["item_id"] not in {"p_beef", "p_pork", "p_chicken", "p_salmon", "p_milk", "p_butter"}
 
 
+def test_recipes_carry_ingredients_steps_and_pantry_choice(client):
+    body = {"customer_id": VEGAN, "k": 3}
+    bare = client.post("/v1/recipes", json=body).json()["recipes"]
+    stocked = client.post("/v1/recipes", json={**body, "pantry_at_home": True}).json()["recipes"]
+    assert bare and stocked
+    for recipe in bare:
+        assert recipe["instructions"] and len(recipe["instructions"]) == recipe["steps"]
+        assert all(i["name"] and i["unit"] and i["quantity"] > 0 for i in recipe["ingredients"])
+        assert {m["ingredient"] for m in recipe["missing"]} <= {i["name"] for i in recipe["ingredients"]}
+    staples = {i["name"] for r in stocked for i in r["ingredients"] if i["pantry"]}
+    assert not staples & {m["ingredient"] for r in stocked for m in r["missing"]}
+
+
 def test_discounts_without_a_plan_answer_404_with_the_reason(client):
     r = client.post("/v1/discounts", json={"customer_id": "m1", "k": 2})
     assert r.status_code == 404, r.text
