@@ -8,6 +8,7 @@ Recipes and substitutes use the same constraint engine and the same model scores
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -200,7 +201,9 @@ class Personalizer:
         if self._recipe_recommender is None:
             from recsys.recipes.recommend import RecipeRecommender
 
-            self._recipe_recommender = RecipeRecommender(self.items_table, self._recipes, engine=self.engine)
+            self._recipe_recommender = RecipeRecommender(
+                self.items_table, self._recipes, engine=self.engine, population=self.model.seen_
+            )
         return self._recipe_recommender
 
     def recommend_recipes(
@@ -233,4 +236,6 @@ class Personalizer:
             store=store,
             item_ids=self.model.items_,
             pantry_at_home=pantry_at_home,
+            history=self.selector.history(uidx),
+            seed=zlib.crc32(str(user_id).encode()),
         )

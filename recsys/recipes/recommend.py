@@ -4,13 +4,21 @@ A recipe is allowed for a profile only if its derived attribute is 'no' for ever
 (the catalog's fail-closed roll-up over required ingredients, so 'unknown' is excluded) and it fits
 max_steps / max_minutes. The score is
 
-    mean over shopping ingredients of affinity + coverage_weight * coverage
+    shrunk mean over shopping ingredients of affinity + highlight_weight * highlight
+        + coverage_weight * coverage
         - unvouched_penalty * (share of shopping ingredients without a compliant product)
         - step_penalty * n_steps
 
-where an ingredient's affinity is the customer's best percentile score (0..1, model-scale free) among
-the compliant products on its shelf (its category/type), and coverage is the share of shopping
-ingredients already at home. Ranking goes through recsys.ranking.topk with the recipe mask, like
+where an ingredient's affinity blends the customer's best percentile score (0..1, model-scale free)
+among the compliant products on its shelf (its category/type) with whether the customer ever bought
+from that shelf, weighted by how few households do (`history_weight`; `population` is the households
+x items purchase matrix). The model's percentile of the best product on a large shelf is near 1 for
+everybody and nearly everybody buys potatoes: without the rarity-weighted history every household
+gets the same recipes. And
+coverage is the share of shopping ingredients already at home. The mean is shrunk towards a neutral
+0.5 by `prior_ingredients` pseudo-ingredients, so a one-ingredient dish does not top every list on
+the strength of one well-liked shelf; the highlight is the recipe's most characteristic ingredient for
+this customer (the rarest shelf they shop), so a household that buys tofu sees tofu dishes. Ranking goes through recsys.ranking.topk with the recipe mask, like
 products.
 
 At home (one definition for every caller): the basket, and what the caller says was bought recently
@@ -69,6 +77,18 @@ def percentile_scores(scores: np.ndarray) -> np.ndarray:
     return ranks / max(len(s), 1)
 
 
+def _as_mask(items: np.ndarray | Iterable[int] | None, n_items: int) -> np.ndarray:
+    """A bool mask over items from a mask, indices or None."""
+    mask = np.zeros(n_items, dtype=bool)
+    if items is not None:
+        a = np.asarray(items if isinstance(items, np.ndarray) else list(items))
+        if a.dtype == bool:
+            mask |= a
+        elif a.size:
+            mask[a.astype(np.int64)] = True
+    return mask
+
+
 def ingredient_lines(recipe: Any) -> list[dict[str, Any]]:
     """The recipe's ingredient list as plain records: name, quantity, unit, optional, pantry."""
     return [
@@ -91,7 +111,12 @@ class RecipeRecommender:
         engine: ConstraintEngine | None = None,
         coverage_weight: float = 0.5,
         step_penalty: float = 0.02,
-        unvouched_penalty: float = 0.5,
+        unvouched_penalty: float = 0.1,
+        history_weight: float = 0.5,
+        prior_ingredients: float = 3.0,
+        highlight_weight: float = 1.0,
+        explore: float = 0.15,
+        population: sp.spmatrix | None = None,
     ):
         if catalog is None:
             from recsys.recipes.catalog import load_recipes
@@ -105,7 +130,12 @@ class RecipeRecommender:
         self.coverage_weight = coverage_weight
         self.step_penalty = step_penalty
         self.unvouched_penalty = unvouched_penalty
+        self.history_weight = history_weight
+        self.prior_ingredients = prior_ingredients
+        self.highlight_weight = highlight_weight
+        self.explore = explore
         self._build_shelves(items_table)
+        self.shelf_rarity = self._shelf_rarity(population)
         self.n_steps = np.array([r.n_steps for r in self.recipes], dtype=np.int64)
         self.minutes = np.array([r.minutes for r in self.recipes], dtype=np.float64)
         self._diet_cache: dict[frozenset[str], np.ndarray] = {}
@@ -161,6 +191,16 @@ class RecipeRecommender:
             (np.ones(len(s_cols), dtype=np.float64), (s_rows, s_cols)), shape=(n_shelves, n_items)
         )
 
+    def _shelf_rarity(self, population: sp.spmatrix | None) -> np.ndarray:
+        """Per shelf: 1 - the share of households that ever bought from it (1 without a population)."""
+        n_shelves = self._shelf_item.shape[0]
+        if population is None or population.shape[0] == 0:
+            return np.ones(n_shelves)
+        bought = (sp.csr_matrix(population) > 0).astype(np.float64)
+        per_shelf = (bought @ self._shelf_item.T.tocsc()).tocsc()  # households x shelves
+        share = np.diff(per_shelf.indptr) / population.shape[0]
+        return 1.0 - share
+
     # ---- masks -------------------------------------------------------------------------------
     def diet_allowed(self, profile: DietProfile | str | None) -> np.ndarray:
         """Recipes whose derived attribute is 'no' for every hard exclusion (cached per profile)."""
@@ -195,10 +235,15 @@ class RecipeRecommender:
         item_ids: IdMap | None = None,
         require_available: bool = False,
         pantry_at_home: bool = False,
+        history: np.ndarray | Iterable[int] | None = None,
+        seed: int | None = None,
     ) -> pd.DataFrame:
         """Top-k recipes for one customer's product `scores` (n_items,).
 
-        `owned` is a bool mask (or indices) of what is at home (see the module docstring);
+        `owned` is a bool mask (or indices) of what is at home (see the module docstring), `history`
+        one of everything the customer ever bought (the shelves they shop); `seed` (a stable number
+        per customer) draws the customer's `explore` jitter: recipes whose scores differ by less than
+        it take turns across customers instead of the same one topping every list;
         `pantry_at_home` says the customer keeps the pantry staples. With `require_available`, a
         recipe with an ingredient to buy that has no compliant product (in stock) is left out.
         Columns: see COLUMNS; `missing_ingredients` and `missing_product_ids` are aligned lists (None
@@ -215,13 +260,7 @@ class RecipeRecommender:
         scores = np.asarray(scores, dtype=np.float64).ravel()
         if len(scores) != n_items:
             raise ValueError(f"scores cover {len(scores)} items, the catalog has {n_items}")
-        owned_mask = np.zeros(n_items, dtype=bool)
-        if owned is not None:
-            o = np.asarray(owned)
-            if o.dtype == bool:
-                owned_mask |= o
-            elif o.size:
-                owned_mask[o.astype(np.int64)] = True
+        owned_mask, history_mask = _as_mask(owned, n_items), _as_mask(history, n_items)
         compliant = self.engine.allowed(profile)
         buyable = compliant & self.engine.in_stock(store)
 
@@ -229,18 +268,28 @@ class RecipeRecommender:
         affinity, _ = self._best_on_shelves(pct, compliant)
         _, best_item = self._best_on_shelves(pct, buyable)
         has_owned = np.asarray(self._shelf_item.multiply(owned_mask & compliant).sum(axis=1)).ravel() > 0
-        affinity = np.where(has_owned, 1.0, np.where(np.isfinite(affinity), affinity, 0.0))
+        affinity = np.where(np.isfinite(affinity), affinity, 0.0)
+        shops_shelf = np.asarray(self._shelf_item @ history_mask.astype(np.float64)).ravel() > 0
+        taste = shops_shelf * self.shelf_rarity  # the customer shops a shelf few households shop
+        affinity = (1.0 - self.history_weight) * affinity + self.history_weight * taste
+        affinity = np.where(has_owned, 1.0, affinity)
         unvouched = (~has_owned & (best_item < 0)).astype(np.float64)
 
         rs, n_shopping = self._recipe_shelf[pantry_at_home], self._n_shopping[pantry_at_home]
         coverage = (rs @ has_owned.astype(np.float64)) / n_shopping
         n_unvouched = rs @ unvouched
+        highlight = rs.multiply(taste[None, :]).max(axis=1).toarray().ravel()
         recipe_scores = (
-            (rs @ affinity) / n_shopping
+            (rs @ affinity + 0.5 * self.prior_ingredients) / (n_shopping + self.prior_ingredients)
+            + self.highlight_weight * highlight
             + self.coverage_weight * coverage
             - self.unvouched_penalty * n_unvouched / n_shopping
             - self.step_penalty * self.n_steps
         )
+        if seed is not None and self.explore:
+            recipe_scores = recipe_scores + self.explore * np.random.default_rng(seed).random(
+                len(recipe_scores)
+            )
         allowed = self.diet_allowed(profile).copy()
         if max_steps is not None:
             allowed &= self.n_steps <= max_steps
