@@ -131,15 +131,24 @@ def select_food_first(
     out = selector.select(wide, shoppers, food_first=False)
     if not diet_rows:
         return out
-    plain_shoppers = [
-        replace(shoppers[i], profile=DietProfile(preferences=shoppers[i].profile.preferences))
+    # only lists with non-food in their first k can change: the rest need no list without the diet
+    rows = [
+        i
         for i in diet_rows
+        if not isinstance(out[i], Exception) and (~ff.food[out[i].items[: queries[i].k]]).any()
     ]
-    base = selector.select([queries[i] for i in diet_rows], plain_shoppers, food_first=False)
-    for i, without in zip(diet_rows, base, strict=True):
-        sel = out[i]
+    plain_shoppers = [
+        replace(shoppers[i], profile=DietProfile(preferences=shoppers[i].profile.preferences)) for i in rows
+    ]
+    base = selector.select([queries[i] for i in rows], plain_shoppers, food_first=False) if rows else []
+    without_diet = dict(zip(rows, base, strict=True))
+    for i in diet_rows:
+        sel, without = out[i], without_diet.get(i)
         q, s = queries[i], shoppers[i]
         if isinstance(sel, Exception) or isinstance(without, Exception):
+            continue
+        if without is None:  # all food already: the first k of the wider list
+            out[i] = Selection(sel.items[: q.k], sel.scores[: q.k], sel.reasons[: q.k])
             continue
         cap = int((~ff.food[without.items]).sum())
         items, scores, aside = arrange(sel.items, sel.scores, ff.food, cap, q.k)
