@@ -9,7 +9,9 @@ max_steps / max_minutes. The score is
         - unvouched_penalty * (share of shopping ingredients without a compliant product)
         - step_penalty * n_steps
 
-where an ingredient's affinity blends the customer's best percentile score (0..1, model-scale free)
+where the affinity mean and the highlight run over the non-pantry ingredients (a staple says nothing
+about whether a customer wants the dish) and coverage over the ingredients to buy. An ingredient's
+affinity blends the customer's best percentile score (0..1, model-scale free)
 among the compliant products on its shelf (its category/type) with whether the customer ever bought
 from that shelf, weighted by how few households do (`history_weight`; `population` is the households
 x items purchase matrix). The model's percentile of the best product on a large shelf is near 1 for
@@ -111,7 +113,7 @@ class RecipeRecommender:
         engine: ConstraintEngine | None = None,
         coverage_weight: float = 0.5,
         step_penalty: float = 0.02,
-        unvouched_penalty: float = 0.1,
+        unvouched_penalty: float = 0.0,
         history_weight: float = 0.5,
         prior_ingredients: float = 3.0,
         highlight_weight: float = 1.0,
@@ -278,9 +280,11 @@ class RecipeRecommender:
         rs, n_shopping = self._recipe_shelf[pantry_at_home], self._n_shopping[pantry_at_home]
         coverage = (rs @ has_owned.astype(np.float64)) / n_shopping
         n_unvouched = rs @ unvouched
-        highlight = rs.multiply(taste[None, :]).max(axis=1).toarray().ravel()
+        # staples never characterise a dish: taste looks at the other ingredients, whoever keeps them
+        dish, n_dish = self._recipe_shelf[True], self._n_shopping[True]
+        highlight = dish.multiply(taste[None, :]).max(axis=1).toarray().ravel()
         recipe_scores = (
-            (rs @ affinity + 0.5 * self.prior_ingredients) / (n_shopping + self.prior_ingredients)
+            (dish @ affinity + 0.5 * self.prior_ingredients) / (n_dish + self.prior_ingredients)
             + self.highlight_weight * highlight
             + self.coverage_weight * coverage
             - self.unvouched_penalty * n_unvouched / n_shopping
