@@ -4,24 +4,22 @@ A recipe is allowed for a profile only if its derived attribute is 'no' for ever
 (the catalog's fail-closed roll-up over required ingredients, so 'unknown' is excluded) and it fits
 max_steps / max_minutes. The score is
 
-    shrunk mean over shopping ingredients of affinity + highlight_weight * highlight
-        + coverage_weight * coverage
-        - unvouched_penalty * (share of shopping ingredients without a compliant product)
-        - step_penalty * n_steps
+    shrunk mean of affinity + highlight_weight * highlight + coverage_weight * coverage
+        - step_penalty * n_steps (+ a per-customer jitter of at most `explore`)
 
-where the affinity mean and the highlight run over the non-pantry ingredients (a staple says nothing
-about whether a customer wants the dish) and coverage over the ingredients to buy. An ingredient's
-affinity blends the customer's best percentile score (0..1, model-scale free)
-among the compliant products on its shelf (its category/type) with whether the customer ever bought
-from that shelf, weighted by how few households do (`history_weight`; `population` is the households
-x items purchase matrix). The model's percentile of the best product on a large shelf is near 1 for
-everybody and nearly everybody buys potatoes: without the rarity-weighted history every household
-gets the same recipes. And
-coverage is the share of shopping ingredients already at home. The mean is shrunk towards a neutral
-0.5 by `prior_ingredients` pseudo-ingredients, so a one-ingredient dish does not top every list on
-the strength of one well-liked shelf; the highlight is the recipe's most characteristic ingredient for
-this customer (the rarest shelf they shop), so a household that buys tofu sees tofu dishes. Ranking goes through recsys.ranking.topk with the recipe mask, like
-products.
+- affinity, per non-pantry ingredient (a staple says nothing about wanting the dish): the customer's
+  best percentile score (0..1, model-scale free) among the compliant products on its shelf
+  (category/type; 0 when none is compliant), blended (`history_weight`) with whether the customer
+  ever bought from that shelf, weighted by how few households do (`population`: households x items).
+  The model's best product on a large shelf is near 1 for everybody and everybody buys potatoes:
+  without the rarity weight every household gets the same recipes;
+- the mean is shrunk towards 0.5 by `prior_ingredients` pseudo-ingredients, so a one-ingredient dish
+  does not top every list on one well-liked shelf;
+- highlight: the recipe's most characteristic ingredient for this customer (the rarest shelf they
+  shop), so a household that buys tofu sees tofu dishes;
+- coverage: the share of the ingredients to buy that are already at home;
+- jitter: seeded per customer, so recipes whose scores differ by less take turns across customers.
+Ranking goes through recsys.ranking.topk with the recipe mask, like products.
 
 At home (one definition for every caller): the basket, and what the caller says was bought recently
 (`owned`; `Personalizer.recent_items`: purchases with a time stamp in the last `recent_days`, plus
@@ -113,7 +111,6 @@ class RecipeRecommender:
         engine: ConstraintEngine | None = None,
         coverage_weight: float = 0.5,
         step_penalty: float = 0.02,
-        unvouched_penalty: float = 0.0,
         history_weight: float = 0.5,
         prior_ingredients: float = 3.0,
         highlight_weight: float = 1.0,
@@ -131,7 +128,6 @@ class RecipeRecommender:
             raise ValueError("the constraint engine and the items table describe different catalogs")
         self.coverage_weight = coverage_weight
         self.step_penalty = step_penalty
-        self.unvouched_penalty = unvouched_penalty
         self.history_weight = history_weight
         self.prior_ingredients = prior_ingredients
         self.highlight_weight = highlight_weight
@@ -287,7 +283,6 @@ class RecipeRecommender:
             (dish @ affinity + 0.5 * self.prior_ingredients) / (n_dish + self.prior_ingredients)
             + self.highlight_weight * highlight
             + self.coverage_weight * coverage
-            - self.unvouched_penalty * n_unvouched / n_shopping
             - self.step_penalty * self.n_steps
         )
         if seed is not None and self.explore:
