@@ -102,8 +102,8 @@ def arrange(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the list's order, all its food and at most `cap` non-food items, up to k.
 
-    Returns (kept items, their scores, the non-food items set aside in order) so a caller can fill
-    with food and fall back to the set-aside items only when food runs out.
+    Returns (kept items, their scores, the positions in `items` of the non-food set aside, in order)
+    so a caller can fill with food and fall back to the set-aside items only when food runs out.
     """
     keep, aside, n_nonfood = [], [], 0
     for pos, item in enumerate(items):
