@@ -278,7 +278,11 @@ class RecipeRecommender:
         n_unvouched = rs @ unvouched
         # staples never characterise a dish: taste looks at the other ingredients, whoever keeps them
         dish, n_dish = self._recipe_shelf[True], self._n_shopping[True]
-        highlight = dish.multiply(taste[None, :]).max(axis=1).toarray().ravel()
+        highlight = (
+            dish.multiply(taste[None, :]).max(axis=1).toarray().ravel()
+            if dish.shape[1]
+            else np.zeros(dish.shape[0])
+        )
         recipe_scores = (
             (dish @ affinity + 0.5 * self.prior_ingredients) / (n_dish + self.prior_ingredients)
             + self.highlight_weight * highlight

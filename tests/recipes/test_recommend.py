@@ -368,3 +368,8 @@ def test_one_definition_of_at_home_recent_purchases_with_a_time_only(personalize
     assert not timeless.recent_items(u).any()
     short = Personalizer(personalizer.model, personalizer.dataset, recipes=catalog, recent_days=0.0)
     assert short.recent_items(u).sum() <= recent.sum()
+
+
+def test_a_catalog_without_shelves_recommends_nothing():
+    rec = RecipeRecommender(products(), RecipeCatalog([]))
+    assert rec.recommend(np.zeros(len(products())), 3).empty
