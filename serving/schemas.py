@@ -21,6 +21,13 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ExperimentTag(BaseModel):
+    experiment: str
+    variant: str
+
+
+EXPERIMENT = Field(None, description="the A/B test and variant this answer was served under, if any")
+
 # ---- products ---------------------------------------------------------------------------------
 
 
@@ -63,6 +70,7 @@ class ProductsResponse(BaseModel):
     fallback: Literal["cold_start", "no_consent"] | None = None
     diet: list[str] = Field(default_factory=list, description="hard exclusions that were applied")
     items: list[ProductItem]
+    experiment: ExperimentTag | None = EXPERIMENT
 
 
 # ---- items ------------------------------------------------------------------------------------
@@ -133,6 +141,7 @@ class RecipesResponse(BaseModel):
     personalised: bool
     diet: list[str] = Field(default_factory=list)
     recipes: list[RecipeItem]
+    experiment: ExperimentTag | None = EXPERIMENT
 
 
 # ---- discounts --------------------------------------------------------------------------------
@@ -167,6 +176,7 @@ class DiscountsResponse(BaseModel):
         description="why there are no offers (no consent, not in the current plan and why, no planned "
         "group compliant with the current diet); null when there are offers",
     )
+    experiment: ExperimentTag | None = EXPERIMENT
 
 
 # ---- feedback and customers -------------------------------------------------------------------

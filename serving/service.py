@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
+from serving.experiments import Experiments, expose, holdout_answer, products_answer
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
@@ -114,6 +116,7 @@ class RecsysService:
         self.runtime: Runtime = load_runtime(self.settings)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
+        self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
         self._reload_lock = asyncio.Lock()
         self._publish_version(None, self.runtime)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
@@ -180,6 +183,12 @@ class RecsysService:
 
         async def call() -> ProductsResponse:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
+            if self.experiments.configs:
+                state = (await self._states([req.customer_id]))[req.customer_id]
+                shopper = self._customer(self.runtime, req.customer_id, state, req.diet)
+                arm = self.experiments.arm("products", shopper)
+                if arm is not None:
+                    return await products_answer(self, arm, shopper, job)
             return await self.batcher.submit(job)
 
         return await self._guard(ctx, "read", call)
@@ -231,9 +240,13 @@ class RecsysService:
         """Diet-safe recipes, few steps first, with the products the customer still has to buy."""
 
         async def call() -> RecipesResponse:
-            rt = self.runtime
+            started, rt = time.perf_counter(), self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, req.diet)
+            arm = self.experiments.arm("recipes", cust)
+            if arm is not None and arm.runtime is not None:  # the variant's model answers
+                rt = arm.runtime
+                cust = self._customer(rt, req.customer_id, state, req.diet)
             personalizer = _need(rt.personalizer, "recipes")
             basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh]
             frame = await asyncio.to_thread(
@@ -246,14 +259,17 @@ class RecsysService:
                 basket,
                 req.store,
             )
-            return RecipesResponse(
+            answer = RecipesResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
                 model_version=rt.version,
                 personalised=cust.personalised and cust.fallback is None,
                 diet=cust.diet,
                 recipes=[_recipe_item(rt, row) for row in frame.to_dict("records")],
+                experiment=None if arm is None else arm.tag,
             )
+            await expose(self, arm, answer, started)
+            return answer
 
         return await self._guard(ctx, "read", call)
 
@@ -263,19 +279,23 @@ class RecsysService:
         within the plan's budget and the customer's live consent and diet (serving/discounts.py)."""
 
         async def call() -> DiscountsResponse:
-            plan = require(self.discount_plan)  # 404 with the reason when no plan is loaded
+            started, plan = time.perf_counter(), require(self.discount_plan)  # 404 without a plan
             rt = self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
-            answer = plan.answer(cust, state.erased, req.k)
-            return DiscountsResponse(
+            arm = None if state.erased else self.experiments.arm("discounts", cust)
+            answer = holdout_answer(arm) or plan.answer(cust, state.erased, req.k)
+            response = DiscountsResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
                 model_version=plan.version,
                 eligible=answer.eligible,
                 discounts=[_discount_item(row) for row in answer.offers],
                 reason=answer.reason,
+                experiment=None if arm is None else arm.tag,
             )
+            await expose(self, arm, response, started, sum(d.expected_cost for d in response.discounts))
+            return response
 
         return await self._guard(ctx, "read", call)
 
@@ -355,6 +375,7 @@ class RecsysService:
 
         async def call() -> EraseResponse:
             n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
+            await asyncio.to_thread(self.experiments.forget, req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )

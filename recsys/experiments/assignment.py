@@ -13,6 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
+from recsys.diet.profiles import parse_profile
 from recsys.experiments.config import Experiment
 
 _SCALE = float(2**64)
@@ -45,12 +46,15 @@ def variant_index(shares: Sequence[float], u: np.ndarray | float) -> np.ndarray:
     return np.searchsorted(edges, u, side="right")
 
 
-def eligible(exp: Experiment, consent: bool, diet: Iterable[str] = ()) -> bool:
-    """Population rule. Without personalisation consent a customer never enters an experiment with a
-    personalised variant, whatever the configuration says."""
-    if not consent and (exp.population.consented_only or exp.personalised):
+def eligible(exp: Experiment, consent: bool, exclusions: Iterable[str] = ()) -> bool:
+    """Population rule: personalisation consent always; a diet segment when the config names some
+    (a segment matches when the customer's hard exclusions cover all of its exclusions)."""
+    if not consent:
         return False
-    return exp.population.diets is None or bool(set(exp.population.diets) & set(diet))
+    if exp.population.diets is None:
+        return True
+    have = set(exclusions)
+    return any(parse_profile([d]).exclusions <= have for d in exp.population.diets)
 
 
 def is_running(exp: Experiment, now: datetime) -> bool:
@@ -59,9 +63,9 @@ def is_running(exp: Experiment, now: datetime) -> bool:
     return exp.start <= now < exp.stop
 
 
-def assign(exp: Experiment, customer_id: str, consent: bool, diet: Iterable[str] = ()) -> str | None:
+def assign(exp: Experiment, customer_id: str, consent: bool, exclusions: Iterable[str] = ()) -> str | None:
     """The variant name, or None when the customer is not in the population."""
-    if not eligible(exp, consent, diet):
+    if not eligible(exp, consent, exclusions):
         return None
     i = int(variant_index([v.share for v in exp.variants], bucket(exp.hash_salt, customer_id)))
     return exp.variants[i].name

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recsys.diet.profiles import parse_profile
+
 Surface = Literal["products", "recipes", "discounts"]
 MetricName = Literal["conversion", "spend", "add_to_cart", "clicks", "redemption", "discount_cost", "margin"]
 
@@ -36,7 +38,6 @@ class Variant(_Strict):
         description="registry URI (models:/name@alias or models:/name/3) or a model dir; "
         "None: the champion the service already serves",
     )
-    personalised: bool = Field(True, description="False: a non-personalised list (popularity)")
     serving: ServingOptions = ServingOptions()
     discount: Literal["plan", "none"] = Field(
         "plan", description="discounts surface: 'plan' answers from the plan, 'none' is the holdout"
@@ -44,13 +45,20 @@ class Variant(_Strict):
 
 
 class Population(_Strict):
-    """Who may enter. Customers without personalisation consent never enter an experiment that has a
-    personalised variant (they get the default non-personalised answer, outside the experiment)."""
+    """Who may enter. Every variant is personalised, so customers without personalisation consent
+    never enter (they get the default non-personalised answer, outside any experiment)."""
 
-    consented_only: bool = True
     diets: list[str] | None = Field(
-        None, description="only customers whose hard exclusions include one of these (diet segments)"
+        None,
+        description="diet segments, e.g. [vegan, gluten-free]: only customers whose hard exclusions "
+        "cover one of them",
     )
+
+    @model_validator(mode="after")
+    def _known_diets(self) -> Population:
+        for diet in self.diets or ():
+            parse_profile([diet])  # ValueError names an unknown diet
+        return self
 
 
 class Guardrails(_Strict):
@@ -104,10 +112,6 @@ class Experiment(_Strict):
     @property
     def control_variant(self) -> str:
         return self.control or self.variants[0].name
-
-    @property
-    def personalised(self) -> bool:
-        return any(v.personalised for v in self.variants)
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:

@@ -87,7 +87,8 @@ class Estimate:
 
     @property
     def z(self) -> np.ndarray:
-        return self.estimate / self.se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.estimate / self.se
 
 
 def _estimate(est: np.ndarray, se: np.ndarray, alpha: float) -> Estimate:

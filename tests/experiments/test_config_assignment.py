@@ -80,17 +80,18 @@ def test_shares_are_honoured(tmp_path: Path) -> None:
     assert variant_index([0.3, 0.3, 0.4], np.array([0.0, 0.2999, 0.3, 0.9999999])).tolist() == [0, 0, 1, 2]
 
 
-def test_without_consent_no_personalised_variant(tmp_path: Path) -> None:
+def test_without_consent_never_assigned(tmp_path: Path) -> None:
     exp = load_experiment(_write(tmp_path, BASE))
     assert all(assign(exp, f"c{i}", consent=False) is None for i in range(200))
-    loose = load_experiment(_write(tmp_path, BASE + "population: {consented_only: false}\n"))
-    assert assign(loose, "c1", consent=False) is None  # both variants are personalised
-    unpersonalised = BASE.replace("share: 0.5}", "share: 0.5, personalised: false}")
-    free = load_experiment(_write(tmp_path, unpersonalised + "population: {consented_only: false}\n"))
-    assert assign(free, "c1", consent=False) in {"a", "b"}
+    assert all(assign(exp, f"c{i}", consent=True) in {"a", "b"} for i in range(200))
 
 
 def test_diet_segment(tmp_path: Path) -> None:
-    exp = load_experiment(_write(tmp_path, BASE + "population: {diets: [gluten]}\n"))
-    assert assign(exp, "c1", consent=True, diet=["dairy"]) is None
-    assert assign(exp, "c1", consent=True, diet=["gluten", "dairy"]) in {"a", "b"}
+    from recsys.diet.profiles import parse_profile
+
+    exp = load_experiment(_write(tmp_path, BASE + "population: {diets: [gluten-free]}\n"))
+    gluten_free = parse_profile(["gluten-free"]).exclusions
+    assert assign(exp, "c1", consent=True, exclusions=[]) is None
+    assert assign(exp, "c1", consent=True, exclusions=gluten_free | {"contains_meat"}) in {"a", "b"}
+    with pytest.raises(ExperimentConfigError, match="population"):
+        load_experiment(_write(tmp_path, BASE + "population: {diets: [carnivore]}\n"))
