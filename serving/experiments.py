@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from pydantic_core import from_json, to_json
 from sqlalchemy import Column, DateTime, Engine, Float, Integer, String, Table, delete, insert
 from starlette.responses import Response
@@ -208,3 +209,27 @@ def holdout_answer(arm: Arm | None) -> Answer | None:
     if arm is None or arm.variant.discount != "none":
         return None
     return Answer([], f"no offers this time (holdout of experiment {arm.experiment.name})", True)
+
+
+def observations(events_url: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(exposures of `experiment`, feedback events of its exposed customers or quoting its ids),
+    read from the event store for the report (`recsys experiment report`)."""
+    from sqlalchemy import create_engine, or_, select
+
+    from serving.events import events
+
+    engine = create_engine(events_url)
+    try:
+        exposures.create(engine, checkfirst=True)
+        with engine.connect() as conn:
+            exp_rows = pd.read_sql(select(exposures).where(exposures.c.experiment == experiment), conn)
+            ids = exposures.c.experiment == experiment
+            who = select(exposures.c.customer_id).where(ids)
+            recs = select(exposures.c.recommendation_id).where(ids)
+            query = select(events).where(
+                or_(events.c.customer_id.in_(who), events.c.recommendation_id.in_(recs))
+            )
+            ev_rows = pd.read_sql(query, conn)
+    finally:
+        engine.dispose()
+    return exp_rows, ev_rows

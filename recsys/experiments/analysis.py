@@ -36,6 +36,25 @@ EXPOSURE_COLUMNS = (
 )
 EVENT_COLUMNS = ("customer_id", "event_type", "item_id", "quantity", "recommendation_id", "created_at")
 PURCHASE_COLUMNS = ("customer_id", "timestamp", "value", "discount")
+#: Fewer customers in an arm than this: means are shown, CIs and tests are not (normal approximations
+#: need tens of customers; a 0/5 conversion would otherwise read as "significant").
+MIN_PER_ARM = 30
+
+
+EFFECT_COLUMNS = (
+    "difference",
+    "difference_lower",
+    "difference_upper",
+    "lift",
+    "lift_lower",
+    "lift_upper",
+    "lift_cuped",
+    "lift_cuped_lower",
+    "lift_cuped_upper",
+    "p_value",
+    "p_value_cuped",
+    "z_cuped",
+)
 
 
 def _utc(s: pd.Series) -> pd.Series:
@@ -190,9 +209,12 @@ def analyse(
             continue
         for metric in metrics:
             c, t = moments(control, metric), moments(name, metric)
-            if c.n < 2 or t.n < 2:
+            if min(c.n, t.n) < MIN_PER_ARM:
+                effects.append(
+                    {"variant": name, "metric": metric, "control": float(c.mean), "treatment": float(t.mean)}
+                )
                 continue
-            lift, diff = relative_lift(c, t, exp.alpha), difference(c, t, exp.alpha)
+            lift = relative_lift(c, t, exp.alpha)
             cl = relative_lift(c, t, exp.alpha, cuped=True)
             cd = difference(c, t, exp.alpha, cuped=True)
             effects.append(
@@ -213,10 +235,12 @@ def analyse(
                     "p_value": float(lift.p_value),
                     "p_value_cuped": float(cl.p_value),
                     "z_cuped": float(cd.z),
-                    "plain_se_difference": float(diff.se),
                 }
             )
     effects = pd.DataFrame(effects)
+    for col in EFFECT_COLUMNS:
+        if col not in effects:
+            effects[col] = float("nan")
 
     # daily looks at the primary metric: customers first exposed before the end of each day
     planned = exp.days()
@@ -233,7 +257,8 @@ def analyse(
         for d in range(1, looks + 1):
             seen = customers[customers.first_exposure < start + pd.Timedelta(days=d)]
             c, t = moments(control, exp.primary_metric, seen), moments(name, exp.primary_metric, seen)
-            z.append(float(difference(c, t, exp.alpha, cuped=True).z) if min(c.n, t.n) >= 2 else 0.0)
+            enough = min(c.n, t.n) >= MIN_PER_ARM
+            z.append(float(difference(c, t, exp.alpha, cuped=True).z) if enough else 0.0)
         seq = sequential_test(np.nan_to_num(np.array(z)), planned, exp.alpha)
         seq_rows.append(
             {
@@ -266,7 +291,7 @@ def analyse(
         )
     for metric in exp.guardrails.metrics:
         for row in effects[effects.metric == metric].itertuples() if len(effects) else ():
-            ok = not (row.lift_cuped_upper < 0)
+            ok = not (row.lift_cuped_upper < 0)  # NaN (too few customers) is not a breach
             guard.append(
                 {
                     "guardrail": f"{metric} ({row.variant})",

@@ -19,6 +19,10 @@ Surface = Literal["products", "recipes", "discounts"]
 MetricName = Literal["conversion", "spend", "add_to_cart", "clicks", "redemption", "discount_cost", "margin"]
 
 
+#: Longest experiment: the sequential test plans one look per day.
+MAX_DAYS = 180
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,6 +103,8 @@ class Experiment(_Strict):
             raise ValueError(f"control {self.control!r} is not a variant ({', '.join(names)})")
         if self.stop <= self.start:
             raise ValueError(f"stop {self.stop} must be after start {self.start}")
+        if (self.stop - self.start).days > MAX_DAYS:
+            raise ValueError(f"an experiment runs at most {MAX_DAYS} days (one look a day)")
         if self.surface == "discounts" and "none" not in {v.discount for v in self.variants}:
             raise ValueError("a discounts experiment needs a no-discount holdout variant (discount: none)")
         if (self.start.tzinfo is None) != (self.stop.tzinfo is None):

@@ -1,0 +1,110 @@
+"""An A/B test end to end over HTTP: configured, served (tagged answers, a variant model next to the
+champion, committed exposures), attributed (feedback quoting the recommendation id) and reported by
+`recsys experiment report`; erasure removes the exposures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, select
+from starlette.testclient import TestClient
+
+from recsys.experiments.assignment import assign
+from recsys.experiments.config import load_experiment
+from serving.experiments import exposures
+from tests.serving.conftest import AUTH, BREAD_BUYERS, MEAT_BUYERS, NO_CONSENT, VEGAN, service_env
+
+CUSTOMERS = [*BREAD_BUYERS, *MEAT_BUYERS, VEGAN]
+
+
+def _config(directory: Path, model2: Path) -> Path:
+    start = datetime.now(UTC) - timedelta(days=1)
+    text = f"""
+name: prod-test
+surface: products
+variants:
+  - {{name: control, share: 0.34}}
+  - {{name: greener, share: 0.33, serving: {{co2_weight: 2.0, mode: mixed}}}}
+  - {{name: other, share: 0.33, model: "{model2}"}}
+primary_metric: conversion
+secondary_metrics: [spend, clicks, add_to_cart]
+guardrails: {{latency_p95_ms: 60000}}
+start: {start.isoformat()}
+stop: {(start + timedelta(days=7)).isoformat()}
+"""
+    directory.mkdir(exist_ok=True)
+    (directory / "prod.yaml").write_text(text)
+    return directory / "prod.yaml"
+
+
+@pytest.fixture
+def ab_client(asgi_app, monkeypatch, world, tmp_path):
+    path = _config(tmp_path / "ab", world["model2"])
+    service_env(monkeypatch, world, tmp_path, RECSYS_EXPERIMENTS_DIR=str(tmp_path / "ab"))
+    with TestClient(asgi_app, raise_server_exceptions=False) as c:
+        yield c, load_experiment(path)
+
+
+def _rows(url: str) -> pd.DataFrame:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(select(exposures), conn)
+    engine.dispose()
+    return frame
+
+
+def test_experiment_served_attributed_and_reported(ab_client, world, tmp_path):
+    import os
+
+    from cli.main import main
+
+    client, exp = ab_client
+    url = os.environ["RECSYS_EVENTS_URL"]
+    answers = {}
+    for c in CUSTOMERS:
+        r = client.post("/v1/products", json={"customer_id": c, "k": 4})
+        assert r.status_code == 200, r.text
+        answers[c] = r.json()
+        assert answers[c]["experiment"] == {"experiment": "prod-test", "variant": assign(exp, c, True)}
+    # no consent: never in the experiment
+    assert client.post("/v1/products", json={"customer_id": NO_CONSENT}).json().get("experiment") is None
+    variants = {a["experiment"]["variant"] for a in answers.values()}
+    assert len(variants) >= 2
+    versions = {a["experiment"]["variant"]: a["model_version"] for a in answers.values()}
+    if "other" in versions and "control" in versions:
+        assert versions["other"] != versions["control"]  # the variant's own model answered
+
+    rows = _rows(url)
+    assert len(rows) == len(CUSTOMERS) and set(rows.recommendation_id) == {
+        a["recommendation_id"] for a in answers.values()
+    }
+    assert rows.diet_violations.sum() == 0 and (rows["items"] > 0).all()
+    not_vegan = {"p_beef", "p_pork", "p_chicken", "p_butter", "p_milk", "p_salmon", "p_mystery"}
+    assert not {i["item_id"] for i in answers[VEGAN]["items"]} & not_vegan
+
+    # outcomes: a click and a purchase quoting the recommendation id
+    buyer = BREAD_BUYERS[0]
+    rec = answers[buyer]["recommendation_id"]
+    item = answers[buyer]["items"][0]["item_id"]
+    events = [
+        {"customer_id": buyer, "event_type": "view", "item_id": item, "recommendation_id": rec},
+        {"customer_id": buyer, "event_type": "purchase", "item_id": item, "recommendation_id": rec},
+    ]
+    assert client.post("/v1/feedback", json={"events": events}, headers=AUTH).json()["stored"] == 2
+
+    out = tmp_path / "report"
+    args = ["experiment", "report", "prod-test", "--dir", str(tmp_path / "ab"), "--events", url]
+    args += ["--data", str(world["data"]), "--out", str(out), "--no-track"]
+    assert main(args) == 0
+    text = (out / "report.md").read_text()
+    assert "Decision:" in text and "Sample ratio mismatch" in text and (out / "lift_conversion.png").exists()
+    variants_csv = pd.read_csv(out / "variants.csv").set_index("variant")
+    assert variants_csv["customers"].sum() == len(CUSTOMERS)
+    assert main(["experiment", "report", "nope", "--dir", str(tmp_path / "ab"), "--no-track"]) == 2
+
+    # erasure takes the exposures with it
+    assert client.post("/v1/customers/erase", json={"customer_id": buyer}, headers=AUTH).status_code == 200
+    assert buyer not in set(_rows(url).customer_id)
