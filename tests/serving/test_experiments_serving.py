@@ -16,6 +16,7 @@ from recsys.experiments.assignment import assign
 from recsys.experiments.config import load_experiment
 from serving.experiments import exposures
 from tests.serving.conftest import AUTH, BREAD_BUYERS, MEAT_BUYERS, NO_CONSENT, VEGAN, service_env
+from tests.serving.test_discounts import offers_world  # noqa: F401, F811  (a fixture)
 
 CUSTOMERS = [*BREAD_BUYERS, *MEAT_BUYERS, VEGAN]
 
@@ -108,3 +109,48 @@ def test_experiment_served_attributed_and_reported(ab_client, world, tmp_path):
     # erasure takes the exposures with it
     assert client.post("/v1/customers/erase", json={"customer_id": buyer}, headers=AUTH).status_code == 200
     assert buyer not in set(_rows(url).customer_id)
+
+
+def test_discount_holdout_gets_no_offers_and_is_logged(asgi_app, monkeypatch, offers_world, tmp_path):  # noqa: F811
+    start = datetime.now(UTC) - timedelta(days=1)
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / "d.yaml").write_text(
+        f"""
+name: disc-test
+surface: discounts
+variants:
+  - {{name: holdout, share: 0.5, discount: none}}
+  - {{name: plan, share: 0.5}}
+primary_metric: margin
+start: {start.isoformat()}
+stop: {(start + timedelta(days=14)).isoformat()}
+"""
+    )
+    exp = load_experiment(tmp_path / "ab" / "d.yaml")
+    root = offers_world["root"]
+    service_env(
+        monkeypatch,
+        {"model": root / "model", "data": root / "data"},
+        tmp_path,
+        RECSYS_OFFERS_DIR=str(root / "plan"),
+        RECSYS_EXPERIMENTS_DIR=str(tmp_path / "ab"),
+    )
+    plan = offers_world["artifact"].plan
+    planned = plan.groupby("customer_id").size()
+    with TestClient(asgi_app, raise_server_exceptions=False) as client:
+        seen = {}
+        for cid in planned.index[:20]:
+            answer = client.post("/v1/discounts", json={"customer_id": cid, "k": 10}).json()
+            variant = answer["experiment"]["variant"]
+            assert variant == assign(exp, cid, True)
+            if variant == "holdout":
+                assert answer["discounts"] == [] and "holdout" in answer["reason"]
+            else:
+                assert len(answer["discounts"]) == planned[cid]
+            seen[cid] = (variant, sum(d["expected_cost"] for d in answer["discounts"]))
+    import os
+
+    rows = _rows(os.environ["RECSYS_EVENTS_URL"]).set_index("customer_id")
+    assert {v for v, _ in seen.values()} == {"holdout", "plan"}
+    for cid, (variant, cost) in seen.items():
+        assert rows.loc[cid, "variant"] == variant and rows.loc[cid, "offer_cost"] == pytest.approx(cost)
