@@ -38,6 +38,10 @@ stop: {(start + timedelta(days=7)).isoformat()}
 """
     directory.mkdir(exist_ok=True)
     (directory / "prod.yaml").write_text(text)
+    recipes = text.replace("name: prod-test", "name: recipes-test").replace(
+        "surface: products", "surface: recipes"
+    )
+    (directory / "recipes.yaml").write_text(recipes)  # the 'other' variant's model answers recipes too
     return directory / "prod.yaml"
 
 
@@ -78,7 +82,16 @@ def test_experiment_served_attributed_and_reported(ab_client, world, tmp_path):
     if "other" in versions and "control" in versions:
         assert versions["other"] != versions["control"]  # the variant's own model answered
 
+    for c in BREAD_BUYERS[:4]:
+        r = client.post("/v1/recipes", json={"customer_id": c, "k": 2})
+        assert r.status_code == 200, r.text
+        assert r.json()["experiment"]["experiment"] == "recipes-test"
+
     rows = _rows(url)
+    assert (rows.surface == "recipes").sum() == 4 and (
+        rows[rows.surface == "recipes"].diet_violations == 0
+    ).all()
+    rows = rows[rows.surface == "products"]
     assert len(rows) == len(CUSTOMERS) and set(rows.recommendation_id) == {
         a["recommendation_id"] for a in answers.values()
     }
