@@ -167,3 +167,43 @@ stop: {(start + timedelta(days=14)).isoformat()}
     assert {v for v, _ in seen.values()} == {"holdout", "plan"}
     for cid, (variant, cost) in seen.items():
         assert rows.loc[cid, "variant"] == variant and rows.loc[cid, "offer_cost"] == pytest.approx(cost)
+
+
+@pytest.mark.postgres
+def test_exposures_and_observations_on_postgres(world):
+    """The exposure log and the report's reader over a real PostgreSQL connection."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from recsys.ranking.selection import Shopper
+    from serving.config import Settings
+    from serving.events import EventStore, NewEvent
+    from serving.experiments import Experiments, Exposure, observations
+
+    admin = sa.create_engine(
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    name = f"recsys_exp_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    store = EventStore(url)
+    try:
+        directory = world["root"] / f"ab-{name}"
+        _config(directory, world["model2"])
+        exps = Experiments(
+            Settings(model_dir=world["model"], data_dir=world["data"]), store.engine, directory
+        )
+        arm = exps.arm("products", Shopper("b1", True, 0))
+        assert arm is not None and arm.experiment.name == "prod-test"
+        exps.log(arm, Exposure("b1", "rec-1", "v1", items=3))
+        store.add_events([NewEvent("b1", "purchase", "p_bread", recommendation_id="rec-1")])
+        shown, events = observations(url, "prod-test")
+        assert list(shown.recommendation_id) == ["rec-1"] and list(events.item_id) == ["p_bread"]
+        assert exps.forget("b1") == 1
+    finally:
+        store.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
