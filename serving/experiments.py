@@ -30,7 +30,7 @@ from recsys.experiments.config import Experiment, Variant, load_experiments
 from recsys.ranking.selection import Shopper
 from serving.config import Settings
 from serving.customers import resolve
-from serving.discounts import Answer
+from serving.discounts import Answer, DiscountPlan, MissingPlan, load_discount_plan
 from serving.events import metadata
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
@@ -60,6 +60,7 @@ class Arm:
     experiment: Experiment
     variant: Variant
     runtime: Runtime | None  # the variant's own model; None: the champion
+    plan: DiscountPlan | None = None  # the variant's own discount plan; None: the served plan
 
     @property
     def tag(self) -> dict[str, str]:
@@ -85,10 +86,13 @@ class Experiments:
         self.engine = engine
         self.configs: dict[str, Experiment] = load_experiments(directory) if directory else {}
         self.runtimes: dict[tuple[str, str], Runtime] = {}
+        self.plans: dict[tuple[str, str], DiscountPlan] = {}
         for exp in self.configs.values():
             for v in exp.variants:
                 if v.model is not None:
                     self.runtimes[exp.name, v.name] = _load_variant(settings, v.model)
+                if v.discount_plan is not None:
+                    self.plans[exp.name, v.name] = _load_plan(settings, v.discount_plan)
         exposures.create(engine, checkfirst=True)
 
     def arm(self, surface: str, shopper: Shopper, now: datetime | None = None) -> Arm | None:
@@ -101,7 +105,8 @@ class Experiments:
                 continue
             name = assign(exp, shopper.customer_id, shopper.personalised, shopper.profile.exclusions)
             if name is not None:
-                return Arm(exp, exp.variant(name), self.runtimes.get((exp.name, name)))
+                key = (exp.name, name)
+                return Arm(exp, exp.variant(name), self.runtimes.get(key), self.plans.get(key))
         return None
 
     def log(self, arm: Arm, exposure: Exposure) -> None:
@@ -128,6 +133,17 @@ def _load_variant(settings: Settings, model: str) -> Runtime:
     if model.startswith("models:/"):
         return load_runtime(replace(settings, model_dir=None, registry_uri=model))
     return load_runtime(settings, Path(model))
+
+
+def _load_plan(settings: Settings, where: str) -> DiscountPlan:
+    """A variant's plan; one that cannot be loaded stops start-up (a configuration error)."""
+    if where.startswith("models:/"):
+        plan = load_discount_plan(replace(settings, offers_dir=None, offers_uri=where))
+    else:
+        plan = load_discount_plan(replace(settings, offers_dir=Path(where)))
+    if isinstance(plan, MissingPlan):
+        raise ValueError(f"discount plan {where}: {plan.reason}")
+    return plan
 
 
 def apply_options(arm: Arm, request):  # noqa: ANN001, ANN201 - a ProductsRequest in, a copy out
@@ -202,6 +218,11 @@ async def expose(service, arm: Arm | None, answer, started: float, offer_cost: f
         latency_ms=(time.perf_counter() - started) * 1000,
     )
     await asyncio.to_thread(service.experiments.log, arm, exposure)
+
+
+def variant_plan(arm: Arm | None, served: DiscountPlan) -> DiscountPlan:
+    """The plan that answers under `arm`: the variant's own, else the one the service serves."""
+    return arm.plan if arm is not None and arm.plan is not None else served
 
 
 def holdout_answer(arm: Arm | None) -> Answer | None:

@@ -38,7 +38,7 @@ from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
-from serving.experiments import Experiments, expose, holdout_answer, products_answer
+from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
@@ -284,6 +284,7 @@ class RecsysService:
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
             arm = None if state.erased else self.experiments.arm("discounts", cust)
+            plan = variant_plan(arm, plan)
             answer = holdout_answer(arm) or plan.answer(cust, state.erased, req.k)
             response = DiscountsResponse(
                 recommendation_id=_rec_id(),

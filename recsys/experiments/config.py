@@ -46,6 +46,17 @@ class Variant(_Strict):
     discount: Literal["plan", "none"] = Field(
         "plan", description="discounts surface: 'plan' answers from the plan, 'none' is the holdout"
     )
+    discount_plan: str | None = Field(
+        None,
+        description="discounts: a plan directory or registry URI (models:/grocery-discount-planner@"
+        "challenger) answering this variant; None: the plan the service serves",
+    )
+
+    @model_validator(mode="after")
+    def _plan_or_holdout(self) -> Variant:
+        if self.discount == "none" and self.discount_plan is not None:
+            raise ValueError(f"variant {self.name!r}: a holdout (discount: none) has no discount_plan")
+        return self
 
 
 class Population(_Strict):

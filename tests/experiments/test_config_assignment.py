@@ -45,6 +45,10 @@ def test_shipped_configs_load() -> None:
         (BASE.replace("surface: products", "surface: discounts"), "holdout"),
         (BASE.replace("2026-12-15", "2026-11-15"), "after start"),
         (BASE.replace("{name: b, share: 0.5}", "{name: b, share: 0.5, serving: {co2: 1}}"), "co2"),
+        (
+            BASE.replace("{name: b, share: 0.5}", "{name: b, share: 0.5, discount: none, discount_plan: p}"),
+            "holdout",
+        ),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path: Path, change: str, needle: str) -> None:

@@ -4,6 +4,7 @@ champion, committed exposures), attributed (feedback quoting the recommendation 
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,8 +133,9 @@ def test_discount_holdout_gets_no_offers_and_is_logged(asgi_app, monkeypatch, of
 name: disc-test
 surface: discounts
 variants:
-  - {{name: holdout, share: 0.5, discount: none}}
-  - {{name: plan, share: 0.5}}
+  - {{name: holdout, share: 0.4, discount: none}}
+  - {{name: plan, share: 0.3}}
+  - {{name: alt, share: 0.3, discount_plan: "{tmp_path / "plan-b"}"}}
 primary_metric: margin
 start: {start.isoformat()}
 stop: {(start + timedelta(days=14)).isoformat()}
@@ -141,6 +143,7 @@ stop: {(start + timedelta(days=14)).isoformat()}
     )
     exp = load_experiment(tmp_path / "ab" / "d.yaml")
     root = offers_world["root"]
+    shutil.copytree(root / "plan", tmp_path / "plan-b")  # the same plan under another version
     service_env(
         monkeypatch,
         {"model": root / "model", "data": root / "data"},
@@ -160,11 +163,12 @@ stop: {(start + timedelta(days=14)).isoformat()}
                 assert answer["discounts"] == [] and "holdout" in answer["reason"]
             else:
                 assert len(answer["discounts"]) == planned[cid]
+                assert answer["model_version"].startswith("plan-b" if variant == "alt" else "plan-")
             seen[cid] = (variant, sum(d["expected_cost"] for d in answer["discounts"]))
     import os
 
     rows = _rows(os.environ["RECSYS_EVENTS_URL"]).set_index("customer_id")
-    assert {v for v, _ in seen.values()} == {"holdout", "plan"}
+    assert {v for v, _ in seen.values()} == {"holdout", "plan", "alt"}
     for cid, (variant, cost) in seen.items():
         assert rows.loc[cid, "variant"] == variant and rows.loc[cid, "offer_cost"] == pytest.approx(cost)
 
