@@ -5,7 +5,8 @@ a variant with its own `model` is loaded beside the champion at the same time. F
 recipes or discounts answer the first running experiment of that surface whose population admits the
 customer picks the variant (sticky hash, recsys.experiments.assignment); the answer carries
 `{"experiment", "variant"}`, and ONE exposure row is committed before the answer is returned (the
-same durability as feedback), with the recommendation id that outcomes quote.
+same durability as feedback; concurrent answers share one transaction), with the recommendation id
+that outcomes quote.
 
 The table `experiment_exposures` lives on the event store's metadata (serving.events) so it is
 created, migrated and backed up with the events.
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from recsys.experiments.assignment import assign, is_running
 from recsys.experiments.config import Experiment, Variant, load_experiments
 from recsys.ranking.selection import Shopper
+from serving.batching import MicroBatcher
 from serving.config import Settings
 from serving.customers import resolve
 from serving.discounts import Answer, DiscountPlan, MissingPlan, load_discount_plan
@@ -94,6 +96,8 @@ class Experiments:
                 if v.discount_plan is not None:
                     self.plans[exp.name, v.name] = _load_plan(settings, v.discount_plan)
         exposures.create(engine, checkfirst=True)
+        # group commit: exposures of concurrent answers share one transaction (in a worker thread)
+        self._writer = MicroBatcher(self._commit, max_batch_size=256)
 
     def arm(self, surface: str, shopper: Shopper, now: datetime | None = None) -> Arm | None:
         """The first running experiment on `surface` that admits the customer, or None."""
@@ -109,17 +113,18 @@ class Experiments:
                 return Arm(exp, exp.variant(name), self.runtimes.get(key), self.plans.get(key))
         return None
 
+    async def record(self, arm: Arm, exposure: Exposure) -> None:
+        """Returns after the COMMIT that holds this exposure (the answer is sent only then)."""
+        await self._writer.submit(_row(arm, exposure))
+
     def log(self, arm: Arm, exposure: Exposure) -> None:
-        """Commit one exposure; returns after COMMIT (the answer is sent only then)."""
-        row = {
-            **exposure.__dict__,
-            "experiment": arm.experiment.name,
-            "variant": arm.variant.name,
-            "surface": arm.experiment.surface,
-            "created_at": datetime.now(UTC),
-        }
+        """`record` without an event loop: one exposure, one transaction."""
+        self._commit([_row(arm, exposure)])
+
+    def _commit(self, rows: list[dict]) -> list[None]:
         with self.engine.begin() as conn:
-            conn.execute(insert(exposures), [row])
+            conn.execute(insert(exposures), rows)
+        return [None] * len(rows)
 
     def forget(self, customer_id: str) -> int:
         """Erasure: the customer's exposures go with their events."""
@@ -127,6 +132,16 @@ class Experiments:
             return int(
                 conn.execute(delete(exposures).where(exposures.c.customer_id == customer_id)).rowcount or 0
             )
+
+
+def _row(arm: Arm, exposure: Exposure) -> dict:
+    return {
+        **exposure.__dict__,
+        "experiment": arm.experiment.name,
+        "variant": arm.variant.name,
+        "surface": arm.experiment.surface,
+        "created_at": datetime.now(UTC),
+    }
 
 
 def _load_variant(settings: Settings, model: str) -> Runtime:
@@ -198,7 +213,7 @@ async def products_answer(service, arm: Arm, shopper: Shopper, job: ProductJob) 
             raise out
         body = out
     response, exposure = tag_products(arm, rt, shopper, body, started)
-    await asyncio.to_thread(service.experiments.log, arm, exposure)
+    await service.experiments.record(arm, exposure)
     return response
 
 
@@ -217,7 +232,7 @@ async def expose(service, arm: Arm | None, answer, started: float, offer_cost: f
         offer_cost=offer_cost,
         latency_ms=(time.perf_counter() - started) * 1000,
     )
-    await asyncio.to_thread(service.experiments.log, arm, exposure)
+    await service.experiments.record(arm, exposure)
 
 
 def variant_plan(arm: Arm | None, served: DiscountPlan) -> DiscountPlan:
