@@ -15,20 +15,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from recsys.experiments.analysis import Analysis  # noqa: E402
-
-
-def _table(frame: pd.DataFrame) -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else f"{v:.4g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+from training.markdown import markdown_table  # noqa: E402
 
 
 def markdown(a: Analysis) -> str:
@@ -43,19 +32,19 @@ def markdown(a: Analysis) -> str:
         f"`{exp.primary_metric}`, control `{exp.control_variant}`, alpha {exp.alpha}.\n",
         f"**Decision: {a.decision}**\n",
         "## Variants\n",
-        _table(a.variants),
+        markdown_table(a.variants, "{:.4g}"),
         f"\nSample ratio mismatch check (chi-square against the shares): p = {a.srm_pvalue:.3g}.\n",
         "## Effects against the control\n",
         "Lift = treatment / control - 1 with a delta-method CI; `_cuped` adjusts by the pre-period "
         "spend; `difference` is the CUPED-adjusted difference per customer (for `margin`: the "
         "incremental margin).\n",
-        _table(eff[cols]) if len(eff) else "(not enough customers yet)",
+        markdown_table(eff[cols], "{:.4g}") if len(eff) else "(not enough customers yet)",
         f"\n## Sequential test ({exp.primary_metric}, daily looks)\n",
         "Group-sequential test with O'Brien-Fleming alpha spending over the planned daily looks: "
         "looking every day does not inflate the false-positive rate.\n",
-        _table(a.sequential) if len(a.sequential) else "(no treatment variant)",
+        markdown_table(a.sequential, "{:.4g}") if len(a.sequential) else "(no treatment variant)",
         "\n## Guardrails\n",
-        _table(a.guardrails),
+        markdown_table(a.guardrails, "{:.4g}"),
     ]
     return "\n".join(p for p in parts if p) + "\n"
 
