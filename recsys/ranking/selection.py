@@ -33,12 +33,13 @@ import pandas as pd
 from recsys.cache import LRUCache
 from recsys.diet.constraints import ConstraintEngine, ItemFilters
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile
+from recsys.ranking.basket import DEFAULT_WEIGHT, BasketCompleter, blend
 from recsys.ranking.factor_index import FactorIndex
 from recsys.ranking.rerank import DEFAULT_POOL, rerank
 from recsys.ranking.topk import top_k
 
-Mode = Literal["mixed", "buy_again", "discover"]
-MODES: tuple[str, ...] = ("mixed", "buy_again", "discover")
+Mode = Literal["mixed", "buy_again", "discover", "complete_basket"]
+MODES: tuple[str, ...] = ("mixed", "buy_again", "discover", "complete_basket")
 #: History items looked at for "because you bought X" (a cap keeps the lookup cheap for heavy buyers).
 MAX_REASON_HISTORY = 400
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -73,7 +74,9 @@ class Shopper:
 
 @dataclass(frozen=True)
 class ProductQuery:
-    """What is asked. Item ids are external product ids; unknown ids in include/exclude are ignored."""
+    """What is asked. Item ids are external product ids; unknown ids in include/exclude/basket are
+    ignored. `basket`: products in hand, never recommended; `complete_basket` ranks what goes with
+    them for this customer (`recsys.ranking.basket`)."""
 
     k: int = 10
     mode: Mode = "mixed"
@@ -83,6 +86,7 @@ class ProductQuery:
     store: str | None = None
     co2_weight: float = 0.0
     diversity: float = 0.0
+    basket: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -103,6 +107,7 @@ class ProductQuery:
             and self.categories is None
             and self.include is None
             and not self.exclude
+            and not self.basket
         )
 
 
@@ -126,6 +131,7 @@ class ProductSelector:
         stock: dict[str, np.ndarray] | None = None,
         pool: int = DEFAULT_POOL,
         cache_size: int = 256,
+        baskets: BasketCompleter | None = None,
     ):
         model._check_fitted()
         self.model = model
@@ -137,6 +143,8 @@ class ProductSelector:
         self.n_items = len(self.items_table)
         self.engine = ConstraintEngine(self.items_table, stock=stock)
         self.pool = pool
+        #: basket co-occurrence; None: the model's own item similarity (recsys.ranking.basket)
+        self.baskets = baskets
         self.item_ids = np.asarray(model.items_.to_list(), dtype=object)
         self.names = _text(self.items_table, "name")
         self.categories = _text(self.items_table, "category")
@@ -219,7 +227,10 @@ class ProductSelector:
         if query.exclude:
             idx = self.item_index(query.exclude)
             mask[idx[idx >= 0]] = False
-        if query.mode != "mixed":
+        if query.basket:
+            idx = self.item_index(query.basket)
+            mask[idx[idx >= 0]] = False
+        if query.mode in ("buy_again", "discover"):
             bought = np.zeros(self.n_items, dtype=bool)
             bought[shopper.history] = True
             mask &= bought if query.mode == "buy_again" else ~bought
@@ -348,6 +359,7 @@ class ProductSelector:
             if model.has_candidates
             and not self._reranked(queries[i], shoppers[i])
             and self._scored_by_model(shoppers[i]) == "model"
+            and queries[i].mode != "complete_basket"
         ]
         if sparse:
             kk = max(queries[i].k for i in sparse)
@@ -362,6 +374,8 @@ class ProductSelector:
         scores = self._score_rows([shoppers[i] for i in dense])
         plain: list[int] = []
         for r, i in enumerate(dense):
+            if queries[i].mode == "complete_basket":
+                scores[r] = self.complete_basket(scores[r], queries[i].basket)
             np.putmask(scores[r], ~masks[i], -np.inf)  # from here on the row IS masked
             if not self._reranked(queries[i], shoppers[i]):
                 plain.append(r)
@@ -386,6 +400,18 @@ class ProductSelector:
                 pool=self.pool,
             )
             items[i, : q.k], top[i, : q.k] = it[0], sc[0]
+
+    def complete_basket(self, personal: np.ndarray, basket: Sequence[str]) -> np.ndarray:
+        """The customer's scores blended with what goes with the basket (before the mask, which
+        removes the basket's own items like every other forbidden item)."""
+        idx = self.item_index(basket)
+        idx = np.unique(idx[idx >= 0])
+        if self.baskets is not None:
+            return blend(self.baskets.cooccurrence(idx), personal, self.baskets.weight)
+        if not len(idx):
+            return blend(np.zeros(0, dtype=np.float32), personal, 0.0)
+        co = np.maximum(self.model.item_similarity(idx).sum(axis=0), 0.0)
+        return blend(co, personal, DEFAULT_WEIGHT)
 
     def _score_rows(self, shoppers: Sequence[Shopper]) -> np.ndarray:
         """(len(shoppers), n_items) scores (a new array); model users in ONE `model.score` call."""
