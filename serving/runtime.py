@@ -27,6 +27,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.io import read_tables
 from recsys.models.base import Recommender
 from recsys.personalize import Personalizer
+from recsys.ranking.basket import BasketCompleter
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
 
@@ -58,6 +59,12 @@ class Runtime:
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
         self.personalizer = Personalizer(self.model, data, stock=self.stock)
         self.selector: ProductSelector = self.personalizer.selector
+        if self.dataset is not None and "basket_id" in self.dataset.interactions:
+            # basket co-occurrence for complete_basket, derived from the data at load (ranking/basket.py)
+            to_model = self.selector.item_index(self.dataset.items.to_list())  # data -> model rows
+            self.selector.baskets = BasketCompleter.from_interactions(
+                self.dataset.interactions, self.selector.n_items, to_model=to_model
+            )
         self.items_table = self.personalizer.items_table
         self.engine = self.selector.engine
         self.n_items = self.selector.n_items

@@ -36,11 +36,16 @@ class ProductsRequest(_Request):
     include: list[str] | None = Field(None, description="only these product ids")
     exclude: list[str] | None = Field(None, description="never these product ids")
     store: str | None = Field(None, description="only products sold in this store")
-    mode: Literal["mixed", "buy_again", "discover"] = Field(
-        "mixed", description="buy_again: only previously bought; discover: only new to the customer"
+    mode: Literal["mixed", "buy_again", "discover", "complete_basket"] = Field(
+        "mixed",
+        description="buy_again: only previously bought; discover: only new to the customer; "
+        "complete_basket: what goes with `basket` for this customer",
     )
     co2_weight: float = Field(
         0.0, ge=0.0, le=10.0, description="0 = ignore CO2e; 1 = one std of relevance per std of CO2e"
+    )
+    basket: list[str] | None = Field(
+        None, max_length=MAX_K, description="product ids in hand (never recommended); unknown ids ignored"
     )
 
 

@@ -23,8 +23,10 @@ class RecommendRequest(BaseModel):
     user_id: str
     k: int = 10
     diet: str | None = None
-    mode: str = "mixed"  # mixed | buy_again | discover (checked by the selection layer)
+    mode: str = "mixed"  # mixed | buy_again | discover | complete_basket (checked by the selection layer)
     co2_weight: float = 0.0
+    basket: list[str] | None = None  # product ids in hand (complete_basket); never recommended
+    store: str | None = None
 
 
 class RecommendResponse(BaseModel):
@@ -59,7 +61,12 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
         requests = [r if isinstance(r, RecommendRequest) else RecommendRequest(**r) for r in model_input]
         selector = self._selector
-        queries = [ProductQuery(k=r.k, mode=r.mode, co2_weight=r.co2_weight) for r in requests]
+        queries = [
+            ProductQuery(
+                k=r.k, mode=r.mode, co2_weight=r.co2_weight, basket=tuple(r.basket or ()), store=r.store
+            )
+            for r in requests
+        ]
         shoppers = [selector.shopper(r.user_id, as_profile(r.diet)) for r in requests]
         out = []
         for req, sel in zip(requests, selector.select(queries, shoppers), strict=True):

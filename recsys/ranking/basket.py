@@ -52,12 +52,19 @@ class BasketCompleter:
         n_items: int,
         neighbours: int = DEFAULT_NEIGHBOURS,
         weight: float = DEFAULT_WEIGHT,
+        to_model: np.ndarray | None = None,
     ) -> BasketCompleter:
-        """From purchase lines with item_idx and basket_id (a product counts once per basket)."""
+        """From purchase lines with item_idx and basket_id (a product counts once per basket).
+        `to_model[i]`: the model's row of the data's item i (-1: unknown to the model, dropped), for
+        data whose item map is not the model's."""
         for column in ("item_idx", "basket_id"):
             if column not in interactions:
                 raise ValueError(f"interactions need a {column!r} column to learn basket co-occurrence")
-        lines = interactions[["basket_id", "item_idx"]].dropna().drop_duplicates()
+        lines = interactions[["basket_id", "item_idx"]].dropna()
+        if to_model is not None:
+            lines = lines.assign(item_idx=np.asarray(to_model)[lines["item_idx"].to_numpy(np.int64)])
+            lines = lines[lines["item_idx"] >= 0]
+        lines = lines.drop_duplicates()
         baskets = pd.factorize(lines["basket_id"])[0]
         items = lines["item_idx"].to_numpy(np.int64)
         shape = (int(baskets.max()) + 1 if len(baskets) else 0, n_items)
