@@ -174,6 +174,43 @@ class DiscountsResponse(BaseModel):
     )
 
 
+# ---- checkout ---------------------------------------------------------------------------------
+
+
+class CheckoutLine(_Request):
+    product_id: str = Field(min_length=1, max_length=128)
+    quantity: float = Field(gt=0.0, le=10_000, description="units (or kg) on the line")
+    price: float = Field(ge=0.0, le=100_000, description="unit price before the benefit")
+
+
+class CheckoutRequest(_Request):
+    customer_id: str = CustomerId
+    store: str | None = Field(None, max_length=128)
+    idempotency_key: str = Field(
+        min_length=8, max_length=128, description="one per checkout: a replay gives the same answer"
+    )
+    lines: list[CheckoutLine] = Field(min_length=1, max_length=1000)
+
+
+class CheckoutBenefit(BaseModel):
+    line: int = Field(description="0-based position of the basket line")
+    product_id: str
+    product_group: str
+    discount_level: float = Field(description="fraction off, 0.10 = 10%")
+    amount: float = Field(description="discount on this line: level x price x quantity, in cents")
+
+
+class CheckoutResponse(BaseModel):
+    checkout_id: str = Field(description="the idempotency key")
+    customer_id: str
+    store: str | None = None
+    plan_version: str
+    benefits: list[CheckoutBenefit]
+    total_discount: float
+    reason: str | None = Field(None, description="why no planned offer applies (consent, plan, diet)")
+    notes: list[str] = Field(default_factory=list, description="offers left out: redeemed, budget spent")
+
+
 # ---- feedback and customers -------------------------------------------------------------------
 
 EventType = Literal["view", "add_to_cart", "purchase", "offer_redeemed"]
