@@ -305,7 +305,8 @@ class ProductSelector:
                 row = items[i, : q.k]
                 keep = row >= 0
                 chosen = row[keep]
-                out[i] = Selection(chosen, top[i, : q.k][keep], self.reasons(s, chosen))
+                why = self.basket_reasons(q, s, chosen) if q.mode == "complete_basket" else None
+                out[i] = Selection(chosen, top[i, : q.k][keep], why or self.reasons(s, chosen))
         return out  # type: ignore[return-value]
 
     def _reranked(self, q: ProductQuery, s: Shopper) -> bool:
@@ -461,6 +462,30 @@ class ProductSelector:
                 if sim[row, best[row]] > 0:
                     h = int(hist[best[row]])
                     out[j] = (f"because you bought {self.names[h] or self.item_ids[h]}", h)
+        return out
+
+    def basket_reasons(
+        self, query: ProductQuery, shopper: Shopper, items: np.ndarray
+    ) -> list[tuple[str, int | None]] | None:
+        """complete_basket: "goes with X in your basket" (the basket item it co-occurs with most),
+        "you bought this before" for bought items; None without basket co-occurrence."""
+        if self.baskets is None or not len(items):
+            return None
+        basket = self.item_index(query.basket)
+        mate, strength = self.baskets.partner(basket[basket >= 0], items)
+        bought = (
+            _contains_sorted(shopper.history, items) if shopper.personalised else np.zeros(len(items), bool)
+        )
+        out: list[tuple[str, int | None]] = []
+        for it, b, m, w in zip(
+            items.tolist(), bought.tolist(), mate.tolist(), strength.tolist(), strict=True
+        ):
+            if b:
+                out.append(("you bought this before", it))
+            elif w > 0:
+                out.append((f"goes with {self.names[m] or self.item_ids[m]} in your basket", m))
+            else:
+                out.append(("recommended for you" if shopper.personalised else "popular with shoppers", None))
         return out
 
     # ---- batch convenience -------------------------------------------------------------------
