@@ -70,7 +70,7 @@ def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
     start = time.perf_counter()
     model = Recommender.registry[name]().fit(dataset)
     print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
-    save_model_dir(model, dataset.items_table, model_dir)
+    save_model_dir(model, dataset.items_table, model_dir, dataset.interactions)
 
 
 def sample_customers(model_dir: Path, n: int, seed: int = 0) -> list[str]:

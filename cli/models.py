@@ -98,7 +98,7 @@ def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, dataset.items_table, out)
+    save_model_dir(model, dataset.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked)"
@@ -121,6 +121,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.diet.profiles import as_profile
     from recsys.models.model_dir import load_items_table
     from recsys.personalize import align_items
+    from recsys.ranking.basket import BasketCompleter
     from recsys.ranking.selection import ProductQuery, ProductSelector
 
     if args.co2_weight < 0:
@@ -133,8 +134,10 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         raise ValueError("--basket needs at least one product id")
     if basket and args.exclude_seen:
         raise ValueError("--basket and --exclude-seen do not combine; choose one")
-    if basket and args.data:
-        selector.baskets = basket_completer(Path(args.data), selector)
+    if basket:  # saved with the model; else built from --data's baskets; else the model's similarity
+        selector.baskets = BasketCompleter.load(model_dir)
+        if selector.baskets is None and args.data:
+            selector.baskets = basket_completer(Path(args.data), selector)
     mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
     query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
     recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])

@@ -51,7 +51,10 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
         self._model = load_native(context.artifacts["model_dir"])
         items = align_items(pd.read_parquet(context.artifacts["items"]), self._model.items_)
-        self._selector = ProductSelector(self._model, items)
+        from recsys.ranking.basket import BasketCompleter
+
+        baskets = BasketCompleter.load(Path(context.artifacts["model_dir"]))  # saved with the model
+        self._selector = ProductSelector(self._model, items, baskets=baskets)
 
     def predict(
         self, model_input: list[RecommendRequest], params: dict[str, Any] | None = None

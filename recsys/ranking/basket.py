@@ -6,18 +6,21 @@ Two signals, blended per request:
 - the customer's own scores from the model (buy-again, taste), which `ProductSelector` computes as
   for any personalised list.
 
-Where the co-occurrence comes from (decided once): `BasketCompleter.from_interactions` builds it from
-the training interactions' `basket_id` when a data directory is loaded (the service with
-RECSYS_DATA_DIR, `recsys recommend --data`, the benchmark); it is derived data, rebuilt in seconds at
-load, so nothing new is saved with the model. Without interactions (the pyfunc, a bare model
-directory) the selector falls back to the model's own item similarity (`Recommender.item_similarity`:
-customer co-occurrence or factor cosine), through the same blend.
+Where the co-occurrence comes from (decided once): it is fitted with the model, from the TRAINING
+interactions' `basket_id` (`from_interactions`), and saved in the model directory as `basket.npz`
+(numpy only) by `recsys train` and the tracked training job, so the service, `recsys recommend` and
+the pyfunc all load the same matrix (`load`) and give the same lists. A model directory without it
+(older models): the service and `recsys recommend --data` build it from the data directory at load;
+with no interactions at all the selector falls back to the model's own item similarity
+(`Recommender.item_similarity`: customer co-occurrence or factor cosine), through the same blend.
 
 Each signal is scaled to [0, 1] over the catalog before blending, so `weight` means the same for
 every model whatever its score scale.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,8 @@ from recsys.ranking.similarity import cooccurrence_sparse
 DEFAULT_WEIGHT = 0.3
 #: Partners kept per product: enough for a 10-item list after masks, small enough to sum fast.
 DEFAULT_NEIGHBOURS = 200
+#: File of the co-occurrence inside a model directory.
+BASKET_FILE = "basket.npz"
 
 
 class BasketCompleter:
@@ -41,6 +46,30 @@ class BasketCompleter:
         self.neighbours = sp.csr_matrix(neighbours, dtype=np.float32)
         self.neighbours.sort_indices()  # `partner` searches rows
         self.weight = weight
+
+    def save(self, directory: Path) -> Path:
+        """Write `basket.npz` into a model directory."""
+        nb = self.neighbours
+        path = Path(directory) / BASKET_FILE
+        np.savez(
+            path,
+            data=nb.data,
+            indices=nb.indices,
+            indptr=nb.indptr,
+            shape=np.array(nb.shape),
+            weight=self.weight,
+        )
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> BasketCompleter | None:
+        """The co-occurrence saved in a model directory; None when it has none."""
+        path = Path(directory) / BASKET_FILE
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            return cls(matrix, float(z["weight"]))
 
     @property
     def n_items(self) -> int:
