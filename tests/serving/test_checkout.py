@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from recsys.offers.groups import product_groups
 from serving.checkout import Benefit, Line, match_benefits, within_limits
+from serving.schemas import CheckoutResponse
 from tests.serving.conftest import AUTH, service_env
 from tests.serving.test_discounts import offers_world  # noqa: F401 - the shared plan fixture
 
@@ -88,7 +89,7 @@ def test_checkout_applies_the_plan_and_replays_exactly(checkout_client, offers_w
     body = {"customer_id": customer, "store": "s1", "idempotency_key": uuid.uuid4().hex, "lines": lines}
     first = checkout_client.post("/v1/checkout", json=body, headers=AUTH)
     assert first.status_code == 200, first.text
-    got = first.json()
+    got = CheckoutResponse.model_validate(first.json()).model_dump()
     level = offer["discount_level"]
     assert [b["line"] for b in got["benefits"]] == [0, 2]
     assert got["total_discount"] == pytest.approx(round(level * 7.0, 2) + round(level * 2.0, 2))
@@ -115,7 +116,7 @@ def test_a_bad_line_is_a_400_naming_the_line_and_field(checkout_client, offers_w
     body = {"customer_id": customer, "idempotency_key": uuid.uuid4().hex, "lines": lines}
     r = checkout_client.post("/v1/checkout", json=body, headers=AUTH)
     assert r.status_code == 400, r.text
-    assert "lines" in r.text and "1" in r.text and field in r.text
+    assert r.json()["detail"][0]["loc"] == ["lines", 1, field]  # the line (0-based) and the field
 
 
 def test_erased_customers_get_no_benefit(checkout_client, offers_world):  # noqa: F811
