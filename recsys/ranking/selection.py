@@ -13,6 +13,8 @@ diversity) -> reasons. The shortcuts below are exact versions of that order, not
   stop when no unscored item can enter the top-k (`FactorIndex`);
 - candidate models (the grocery ranker) select from their precomputed sparse candidate scores
   (`Recommender.recommend_idx` -> `candidate_top_k`).
+`complete_basket` takes no shortcut: the customer's catalog-wide scores are blended with the basket's
+co-occurrence (`recsys.ranking.basket`) before the same mask and top-k.
 
 Decided once for every path: a customer with no purchase history asking `buy_again` gets an empty
 list (there is nothing to buy again; the answer says `cold_start`), `discover` and `mixed` get the
