@@ -417,6 +417,12 @@ def summarize(rows: list[Row], models: list[str], rate: float) -> tuple[list[str
         p99 = med(target, "open loop", "p99_ms")
         errors = sum(r.errors for r in rows if r.target == target)
         metrics.update({f"{name}_req_per_s": rps, f"{name}_p99_ms": p99, f"{name}_floor_req_per_s": floor})
+        lines += [
+            f"- **{name}**: closed loop {rps:.0f} req/s ({'met' if rps >= 800 else 'NOT met'} >= 800; "
+            f"{100 * rps / floor:.0f}% of its in-process floor, {rps / naive:.2f}x the naive service); "
+            f"p99 at {rate:.0f} req/s **{p99:.1f} ms** ({'met' if p99 <= 20 else 'NOT met'} <= 20 ms; "
+            f"naive {naive_p99:.1f} ms); errors {errors}",
+        ]
         basket_p99 = med(f"{target} basket", "open loop", "p99_ms")
         if basket_p99 == basket_p99:
             metrics[f"{name}_basket_p99_ms"] = basket_p99
@@ -425,12 +431,6 @@ def summarize(rows: list[Row], models: list[str], rate: float) -> tuple[list[str
                 f"p99 at {rate:.0f} req/s **{basket_p99:.1f} ms** ({'met' if basket_p99 <= 20 else 'NOT met'} "
                 "<= 20 ms)"
             )
-        lines += [
-            f"- **{name}**: closed loop {rps:.0f} req/s ({'met' if rps >= 800 else 'NOT met'} >= 800; "
-            f"{100 * rps / floor:.0f}% of its in-process floor, {rps / naive:.2f}x the naive service); "
-            f"p99 at {rate:.0f} req/s **{p99:.1f} ms** ({'met' if p99 <= 20 else 'NOT met'} <= 20 ms; "
-            f"naive {naive_p99:.1f} ms); errors {errors}",
-        ]
     return lines, metrics
 
 
