@@ -373,8 +373,8 @@ class RecsysService:
         """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
 
         async def call() -> EraseResponse:
+            await asyncio.to_thread(self.ledger.erase, req.customer_id)  # checkouts, redemptions
             n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
-            await asyncio.to_thread(self.ledger.erase, req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )
