@@ -3,6 +3,7 @@
     recsys train --config FILE [--out MODEL_DIR]
     recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
+        [--basket ID,ID,...]  (complete that basket for every user; --data adds basket co-occurrence)
                      [--diet NAME[,NAME]] [--co2-weight X]
 
 Both train forms are tracked in MLflow (training.jobs) unless --no-track.
@@ -97,7 +98,7 @@ def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, dataset.items_table, out)
+    save_model_dir(model, dataset.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked)"
@@ -120,6 +121,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.diet.profiles import as_profile
     from recsys.models.model_dir import load_items_table
     from recsys.personalize import align_items
+    from recsys.ranking.basket import BasketCompleter
     from recsys.ranking.selection import ProductQuery, ProductSelector
 
     if args.co2_weight < 0:
@@ -127,9 +129,17 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     profile = as_profile(args.diet)  # ValueError names an unknown diet
     items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
     selector = ProductSelector(model, align_items(items_table, model.items_))
-    query = ProductQuery(
-        k=args.k, mode="discover" if args.exclude_seen else "mixed", co2_weight=args.co2_weight
-    )
+    basket = tuple(b for b in (args.basket or "").split(",") if b)
+    if args.basket is not None and not basket:
+        raise ValueError("--basket needs at least one product id")
+    if basket and args.exclude_seen:
+        raise ValueError("--basket and --exclude-seen do not combine; choose one")
+    if basket:  # saved with the model; else built from --data's baskets; else the model's similarity
+        selector.baskets = BasketCompleter.load(model_dir)
+        if selector.baskets is None and args.data:
+            selector.baskets = basket_completer(Path(args.data), selector)
+    mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
+    query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
     recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])
     recs.to_csv(args.out, index=False)
     unknown = sum(u not in model.users_ for u in set(users))
@@ -139,6 +149,17 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
     )
     return 0
+
+
+def basket_completer(data: Path, selector):
+    """Basket co-occurrence from a data directory's interactions, on the selector's item rows."""
+    from recsys.data.dataset import Dataset
+    from recsys.data.io import read_tables
+    from recsys.ranking.basket import BasketCompleter
+
+    dataset = Dataset.from_tables(read_tables(data, skip=("promotions",)))
+    to_model = selector.item_index(dataset.items.to_list())
+    return BasketCompleter.from_interactions(dataset.interactions, selector.n_items, to_model=to_model)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -162,4 +183,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diet", help="apply a diet to every user, e.g. vegan or gluten-free,nuts (fail-closed)")
     p.add_argument("--co2-weight", type=float, default=0.0, help="CO2e re-ranking weight (0 = off)")
     p.add_argument("--data", help="data directory, if the model dir has no items.parquet")
+    p.add_argument("--basket", help="complete this basket (comma-separated product ids) for every user")
     p.set_defaults(func=_cmd_recommend)

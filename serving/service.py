@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from serving.accept import share_accepts
 from serving.auth import check_key
 from serving.batching import MicroBatcher
+from serving.checkout import CheckoutLedger, settle_checkout
 from serving.config import Settings, flag
 from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
@@ -42,6 +43,8 @@ from serving.experiments import Experiments, expose, holdout_answer, products_an
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
+    CheckoutRequest,
+    CheckoutResponse,
     ConsentRequest,
     CustomerResponse,
     DiscountItem,
@@ -113,6 +116,7 @@ class RecsysService:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self.store = EventStore(self.settings.events_url)
+        self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
         self.runtime: Runtime = load_runtime(self.settings)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
@@ -300,6 +304,21 @@ class RecsysService:
 
         return await self._guard(ctx, "read", call)
 
+    @bentoml.api(route="/v1/checkout")
+    async def checkout(self, req: CheckoutRequest, /, ctx: bentoml.Context) -> CheckoutResponse:
+        """The planned discounts that apply to a finished basket, recorded once per idempotency key
+        (a replay answers the same; another basket under a used key is a 409; serving/checkout.py)."""
+
+        async def call() -> Response:
+            plan = require(self.discount_plan)
+            rt = self.runtime
+            state = (await self._states([req.customer_id]))[req.customer_id]
+            cust = self._customer(rt, req.customer_id, state, None)
+            body = await asyncio.to_thread(settle_checkout, self.ledger, plan, rt, cust, state.erased, req)
+            return Response(body, media_type="application/json")
+
+        return await self._guard(ctx, "write", call)
+
     # ---- feedback and customers -----------------------------------------------------------------
     @bentoml.api(route="/v1/feedback")
     async def feedback(self, req: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
@@ -375,6 +394,7 @@ class RecsysService:
         """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
 
         async def call() -> EraseResponse:
+            await asyncio.to_thread(self.ledger.erase, req.customer_id)  # checkouts, redemptions
             n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
             await asyncio.to_thread(self.experiments.forget, req.customer_id)
             return EraseResponse(
