@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownIdError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RuntimeError as exc:
+        from training.privacy import StoreUnavailable
+
+        if not isinstance(exc, StoreUnavailable):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

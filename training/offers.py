@@ -42,14 +42,13 @@ class OffersResult:
 def live_tables(data_dir: Path, events: str | None = None) -> tuple[dict[str, pd.DataFrame], int, int]:
     """The data directory's tables minus customers erased through the service, with the consent and
     diet customers last recorded through it; and how many customers were dropped / overridden."""
-    from recsys.data.erasure import drop_erased
     from recsys.data.io import read_tables
-    from training.data import apply_customer_overrides, events_url, read_customer_overrides, read_erasure_keys
+    from training.privacy import apply_customer_overrides, read_privacy
 
-    url = events or events_url()
+    privacy = read_privacy(events)
     tables = read_tables(data_dir, skip=("promotions",))  # the planner does not read the calendar
-    tables, erased = drop_erased(tables, read_erasure_keys(url))
-    customers, overridden = apply_customer_overrides(tables["customers"], read_customer_overrides(url))
+    tables, erased = privacy.drop_erased(tables)
+    customers, overridden = apply_customer_overrides(tables["customers"], privacy.overrides)
     return {**tables, "customers": customers}, erased, overridden
 
 
