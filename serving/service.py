@@ -142,8 +142,8 @@ class RecsysService:
             self._warm.set()
 
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
-        if kind == "write" or self.settings.read_requires_key:
-            check_key(ctx.request.headers, self.settings.api_keys)
+        if kind != "read" or self.settings.read_requires_key:
+            check_key(ctx.request.headers, self.settings.api_keys, kind)  # kind = the scope needed
 
     async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
@@ -382,7 +382,7 @@ class RecsysService:
             await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
-        return await self._guard(ctx, "write", call)
+        return await self._guard(ctx, "admin", call)
 
     # ---- health ---------------------------------------------------------------------------------
     @health.get("/live", response_model=HealthResponse)
