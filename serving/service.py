@@ -38,6 +38,7 @@ from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, req
 from serving.erasure_secret import known_customers, rekey_legacy
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
+from serving.limits import InputLimits
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
@@ -408,6 +409,10 @@ class RecsysService:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return f"event store: {type(exc).__name__}"
         return None
+
+
+# 415 / 413 / duplicate keys / documented 400 bodies, before BentoML parses anything
+RecsysService.add_asgi_middleware(InputLimits)
 
 
 # ---- small helpers ------------------------------------------------------------------------------
