@@ -38,5 +38,6 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write `frame` without its index as a formula-safe CSV (parent directories created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    safe_frame(frame).to_csv(path, index=False)
+    # CRLF rows (RFC 4180): the writer then quotes any field holding a bare CR, which would split a row
+    safe_frame(frame).to_csv(path, index=False, lineterminator="\r\n")
     return path
