@@ -126,9 +126,8 @@ class InputLimits:
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media != "application/json":
-            shown = media or "none"
-            raise BadBody(415, f"unsupported media type {shown!r}: send Content-Type: application/json")
+        if media and media != "application/json":
+            raise BadBody(415, f"unsupported media type {media!r}: send Content-Type: application/json")
         limit = self.max_bytes
         length = headers.get("content-length")
         if length is not None:
@@ -148,7 +147,10 @@ class InputLimits:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        if not media and body.strip():  # no type at all: fine for an empty body (BentoML reads {})
+            raise BadBody(415, "unsupported media type 'none': send Content-Type: application/json")
+        return body
 
 
 async def _answer(send: Send, status: int, reason: str) -> None:

@@ -197,3 +197,22 @@ def test_training_run_logs_only_the_count(data_dir, tmp_path, monkeypatch, store
     assert params["data.erased_customers"] == "1"
     assert params["data.users"] == "11"
     assert not any(ERASED in value for value in params.values())
+
+
+def test_cli_jobs_stop_with_one_line_on_a_misspelt_database(data_dir, tmp_path, monkeypatch, capsys):
+    from cli.main import main
+
+    monkeypatch.setenv("RECSYS_EVENTS_URL", f"{PG_SERVER}/recsys_no_such_database_{uuid.uuid4().hex[:6]}")
+    (tmp_path / "users.txt").write_text("C0001\n")
+    args = ["train", "--data", str(data_dir), "--until", "2024-01-29", "--model", "popularity", "--no-track"]
+    assert main([*args, "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "cannot read erasures" in err[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_unset_events_url_says_which_store_it_reads(monkeypatch, caplog):
+    monkeypatch.delenv("RECSYS_EVENTS_URL", raising=False)
+    with caplog.at_level("WARNING", logger="recsys.privacy"):
+        read_privacy(env={})
+    assert "RECSYS_EVENTS_URL is unset" in caplog.text and DEFAULT_EVENTS_URL.split("///")[1] in caplog.text
