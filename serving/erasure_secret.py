@@ -11,12 +11,16 @@ into keyed rows; the rest stay in `erasures_legacy`, where batch jobs still matc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.data.erasure import erasure_key, legacy_key, secret_fingerprint
+
+logger = logging.getLogger("serving")
 
 
 class SecretMismatch(RuntimeError):
@@ -66,3 +70,13 @@ def rekey_legacy(engine: Engine, secret: bytes, customer_ids: Iterable[str]) -> 
 def known_customers(runtime: Any) -> set[str]:
     """Every customer id a serving runtime knows: the model's users and the data set's customers."""
     return set(map(str, runtime.model.users_.to_list())) | set(runtime.customers)
+
+
+def rekey_at_start(store: Any, runtime: Any) -> int:
+    """`rekey_legacy` for the customers a starting service knows; a store that cannot be reached now
+    is logged, not fatal (batch jobs still match the legacy rows; the next start re-keys them)."""
+    try:
+        return rekey_legacy(store.engine, store.secret, known_customers(runtime))
+    except SQLAlchemyError as exc:
+        logger.warning("legacy erasure keys not re-keyed (event store: %s)", type(exc).__name__)
+        return 0

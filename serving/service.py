@@ -35,7 +35,7 @@ from serving.batching import MicroBatcher
 from serving.config import Settings, flag
 from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
-from serving.erasure_secret import known_customers, rekey_legacy
+from serving.erasure_secret import rekey_at_start
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.limits import InputLimits
@@ -114,7 +114,7 @@ class RecsysService:
         self.settings = Settings.from_env()
         self.store = EventStore(self.settings.events_url)
         self.runtime: Runtime = load_runtime(self.settings)
-        rekey_legacy(self.store.engine, self.store.secret, known_customers(self.runtime))
+        rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self._reload_lock = asyncio.Lock()
