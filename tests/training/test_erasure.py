@@ -216,3 +216,23 @@ def test_unset_events_url_says_which_store_it_reads(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="recsys.privacy"):
         read_privacy(env={})
     assert "RECSYS_EVENTS_URL is unset" in caplog.text and DEFAULT_EVENTS_URL.split("///")[1] in caplog.text
+
+
+def test_batch_commands_leave_out_erased_and_depersonalise_withdrawn(tmp_path, monkeypatch):
+    from cli.common import batch_customers, privacy_note
+    from serving.events import CustomerRecord
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    _erase(url, ERASED)
+    store = EventStore(url)
+    try:
+        store.upsert_customer(CustomerRecord("C0004", False, True))  # withdrew personalisation
+        store.upsert_customer(CustomerRecord("C0006", True, False))  # withdrew marketing only
+    finally:
+        store.close()
+    monkeypatch.setenv("RECSYS_EVENTS_URL", url)
+    kept, erased, withdrawn = batch_customers(["C0003", "C0004", "C0005", "C0006"])
+    assert (kept, erased, withdrawn) == (["C0004", "C0005", "C0006"], 1, {"C0004"})
+    assert privacy_note(erased, withdrawn) == (
+        " (1 erased customer(s) left out; 1 without personalisation consent got the non-personalised list)"
+    )
