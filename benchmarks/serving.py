@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         **os.environ,
         "RECSYS_DATA_DIR": str(data_dir),
         "RECSYS_DEFAULT_CONSENT": "true",
+        "RECSYS_READ_REQUIRES_KEY": "false",  # like the naive server: no key check on the hot path
         "RECSYS_ACCESS_LOG": "false",
         "OPENBLAS_NUM_THREADS": "1",
         "RECSYS_WORKERS": str(args.workers),

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import read_users
+from cli.common import batch_customers, privacy_note, read_users
 
 if TYPE_CHECKING:
     from recsys.models.base import Recommender
@@ -87,12 +87,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
-    from recsys.data.dataset import Dataset
     from recsys.data.splits import temporal_split
     from recsys.models.model_dir import save_model_dir
+    from training.data import load_without_erased
 
     model = make_model(model_name, params)
-    dataset = Dataset.load(data)
+    dataset, erased = load_without_erased(data)  # untracked is no excuse to keep erased customers
     train = temporal_split(dataset, until).train
     if len(train.interactions) == 0:
         raise ValueError(f"no interactions before {until} in {data}")
@@ -101,7 +101,7 @@ def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path
     save_model_dir(model, dataset.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
-        f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked)"
+        f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"
     )
     return 0
 
@@ -117,7 +117,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     import recsys.models  # noqa: F401
 
     model = Recommender.load(model_dir)
-    users = read_users(Path(args.users))
+    users, erased, withdrawn = batch_customers(read_users(Path(args.users)))
+    from recsys.data.csv_safety import write_csv
     from recsys.diet.profiles import as_profile
     from recsys.models.model_dir import load_items_table
     from recsys.personalize import align_items
@@ -140,13 +141,15 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             selector.baskets = basket_completer(Path(args.data), selector)
     mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
     query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
-    recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])
-    recs.to_csv(args.out, index=False)
+    shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in users]
+    recs = selector.recommend_frame([query] * len(users), shoppers)
+    write_csv(recs, args.out)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"
         + (f" (diet {args.diet})" if args.diet else "")
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
+        + privacy_note(erased, withdrawn)
     )
     return 0
 

@@ -37,9 +37,11 @@ from serving.checkout import CheckoutLedger, settle_checkout
 from serving.config import Settings, flag
 from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
+from serving.erasure_secret import rekey_at_start
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
+from serving.limits import InputLimits
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
@@ -118,6 +120,7 @@ class RecsysService:
         self.store = EventStore(self.settings.events_url)
         self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
         self.runtime: Runtime = load_runtime(self.settings)
+        rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
@@ -147,8 +150,8 @@ class RecsysService:
             self._warm.set()
 
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
-        if kind == "write" or self.settings.read_requires_key:
-            check_key(ctx.request.headers, self.settings.api_keys)
+        if kind != "read" or self.settings.read_requires_key:
+            check_key(ctx.request.headers, self.settings.api_keys, kind)  # kind = the scope needed
 
     async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
@@ -422,7 +425,7 @@ class RecsysService:
             await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
-        return await self._guard(ctx, "write", call)
+        return await self._guard(ctx, "admin", call)
 
     # ---- health ---------------------------------------------------------------------------------
     @health.get("/live", response_model=HealthResponse)
@@ -448,6 +451,10 @@ class RecsysService:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return f"event store: {type(exc).__name__}"
         return None
+
+
+# 415 / 413 / duplicate keys / documented 400 bodies, before BentoML parses anything
+RecsysService.add_asgi_middleware(InputLimits)
 
 
 # ---- small helpers ------------------------------------------------------------------------------

@@ -43,15 +43,15 @@ def live_tables(data_dir: Path, events: str | None = None) -> tuple[dict[str, pd
     """The data directory's tables minus customers erased through the service, with the consent and
     diet customers last recorded through it and the redemptions settled at checkout in the offer log
     (`with_redemptions`); and how many customers were dropped / overridden."""
-    from recsys.data.erasure import drop_erased
     from recsys.data.io import read_tables
-    from training.data import apply_customer_overrides, events_url, read_customer_overrides, read_erasure_keys
+    from training.privacy import apply_customer_overrides, events_url, read_privacy
 
+    privacy = read_privacy(events)  # fails closed on a configured store it cannot read
     url = events or events_url()
     tables = read_tables(data_dir, skip=("promotions",))  # the planner does not read the calendar
     tables = {**tables, "offers": with_redemptions(tables.get("offers"), read_redemptions(url))}
-    tables, erased = drop_erased(tables, read_erasure_keys(url))
-    customers, overridden = apply_customer_overrides(tables["customers"], read_customer_overrides(url))
+    tables, erased = privacy.drop_erased(tables)
+    customers, overridden = apply_customer_overrides(tables["customers"], privacy.overrides)
     return {**tables, "customers": customers}, erased, overridden
 
 
