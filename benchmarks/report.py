@@ -14,23 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.markdown import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-
-def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
-    """A GitHub markdown table; floats by `floatfmt`, NaN as '-'."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for row in frame.itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                cells.append("-" if math.isnan(v) else floatfmt.format(v))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+__all__ = ["RESULTS", "ROOT", "log_run", "machine_note", "markdown_table", "write_results"]
 
 
 def machine_note() -> str:

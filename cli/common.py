@@ -23,3 +23,23 @@ def read_users(path: Path) -> list[str]:
             raise ValueError(f"{path}: a CSV users file needs a user_id column, found {list(frame.columns)}")
         return frame[column].dropna().str.strip().tolist()
     return lines
+
+
+def batch_customers(users: list[str]) -> tuple[list[str], int, set[str]]:
+    """The listed customers a batch command may answer, from the event store (training/privacy.py):
+    (ids without the erased ones, how many were erased, ids who withdrew personalisation consent).
+    Erased ids are left out of the output entirely; withdrawn ones get the non-personalised answer."""
+    from training.privacy import read_privacy
+
+    privacy = read_privacy()
+    gone = privacy.erased(set(users))
+    kept = [u for u in users if u not in gone]
+    return kept, len(gone), privacy.withdrawn() & set(kept)
+
+
+def privacy_note(erased: int, withdrawn: set[str]) -> str:
+    """The summary line's part about erased and non-consenting customers (counts only)."""
+    parts = [f"{erased} erased customer(s) left out"] if erased else []
+    if withdrawn:
+        parts.append(f"{len(withdrawn)} without personalisation consent got the non-personalised list")
+    return f" ({'; '.join(parts)})" if parts else ""

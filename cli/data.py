@@ -58,9 +58,12 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     if args.report:
         import pandas as pd
 
-        pd.DataFrame(
-            [p.__dict__ for p in problems], columns=["file", "row", "field", "value", "reason"]
-        ).to_csv(args.report, index=False)
+        from recsys.data.csv_safety import write_csv
+
+        write_csv(
+            pd.DataFrame([p.__dict__ for p in problems], columns=["file", "row", "field", "value", "reason"]),
+            args.report,
+        )
     if problems:
         for p in problems[: args.show]:
             print(p, file=sys.stderr)

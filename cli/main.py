@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "cli.training",
     "cli.offers",
     "cli.serving",
+    "cli.experiment",
+    "cli.keys",
 )
 
 
@@ -43,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (UnknownIdError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as exc:
+        from training.privacy import StoreUnavailable
+
+        if not isinstance(exc, StoreUnavailable):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

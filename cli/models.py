@@ -3,6 +3,7 @@
     recsys train --config FILE [--out MODEL_DIR]
     recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
+        [--basket ID,ID,...]  (complete that basket for every user; --data adds basket co-occurrence)
                      [--diet NAME[,NAME]] [--co2-weight X]
 
 Both train forms are tracked in MLflow (training.jobs) unless --no-track.
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import read_users
+from cli.common import batch_customers, privacy_note, read_users
 
 if TYPE_CHECKING:
     from recsys.models.base import Recommender
@@ -86,21 +87,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
-    from recsys.data.dataset import Dataset
     from recsys.data.splits import temporal_split
     from recsys.models.model_dir import save_model_dir
+    from training.data import load_without_erased
 
     model = make_model(model_name, params)
-    dataset = Dataset.load(data)
+    dataset, erased = load_without_erased(data)  # untracked is no excuse to keep erased customers
     train = temporal_split(dataset, until).train
     if len(train.interactions) == 0:
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, dataset.items_table, out)
+    save_model_dir(model, dataset.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
-        f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked)"
+        f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"
     )
     return 0
 
@@ -116,10 +117,12 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     import recsys.models  # noqa: F401
 
     model = Recommender.load(model_dir)
-    users = read_users(Path(args.users))
+    users, erased, withdrawn = batch_customers(read_users(Path(args.users)))
+    from recsys.data.csv_safety import write_csv
     from recsys.diet.profiles import as_profile
     from recsys.models.model_dir import load_items_table
     from recsys.personalize import align_items
+    from recsys.ranking.basket import BasketCompleter
     from recsys.ranking.selection import ProductQuery, ProductSelector
 
     if args.co2_weight < 0:
@@ -127,18 +130,39 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     profile = as_profile(args.diet)  # ValueError names an unknown diet
     items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
     selector = ProductSelector(model, align_items(items_table, model.items_))
-    query = ProductQuery(
-        k=args.k, mode="discover" if args.exclude_seen else "mixed", co2_weight=args.co2_weight
-    )
-    recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])
-    recs.to_csv(args.out, index=False)
+    basket = tuple(b for b in (args.basket or "").split(",") if b)
+    if args.basket is not None and not basket:
+        raise ValueError("--basket needs at least one product id")
+    if basket and args.exclude_seen:
+        raise ValueError("--basket and --exclude-seen do not combine; choose one")
+    if basket:  # saved with the model; else built from --data's baskets; else the model's similarity
+        selector.baskets = BasketCompleter.load(model_dir)
+        if selector.baskets is None and args.data:
+            selector.baskets = basket_completer(Path(args.data), selector)
+    mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
+    query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
+    shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in users]
+    recs = selector.recommend_frame([query] * len(users), shoppers)
+    write_csv(recs, args.out)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"
         + (f" (diet {args.diet})" if args.diet else "")
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
+        + privacy_note(erased, withdrawn)
     )
     return 0
+
+
+def basket_completer(data: Path, selector):
+    """Basket co-occurrence from a data directory's interactions, on the selector's item rows."""
+    from recsys.data.dataset import Dataset
+    from recsys.data.io import read_tables
+    from recsys.ranking.basket import BasketCompleter
+
+    dataset = Dataset.from_tables(read_tables(data, skip=("promotions",)))
+    to_model = selector.item_index(dataset.items.to_list())
+    return BasketCompleter.from_interactions(dataset.interactions, selector.n_items, to_model=to_model)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -162,4 +186,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diet", help="apply a diet to every user, e.g. vegan or gluten-free,nuts (fail-closed)")
     p.add_argument("--co2-weight", type=float, default=0.0, help="CO2e re-ranking weight (0 = off)")
     p.add_argument("--data", help="data directory, if the model dir has no items.parquet")
+    p.add_argument("--basket", help="complete this basket (comma-separated product ids) for every user")
     p.set_defaults(func=_cmd_recommend)

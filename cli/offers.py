@@ -72,9 +72,9 @@ def _cmd_offers(args: argparse.Namespace) -> int:
     artifact, planner = result.artifact, result.planner
     plan, meta = artifact.plan, artifact.meta
     if args.out is not None:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        plan.loc[:, list(COLUMNS)].to_csv(out, index=False)
+        from recsys.data.csv_safety import write_csv
+
+        write_csv(plan.loc[:, list(COLUMNS)], args.out)
     kind = meta["response_model"]
     print(
         f"{len(plan):,} offers for {plan['customer_id'].nunique():,} customers; expected discount cost "

@@ -11,7 +11,10 @@ import argparse
 import time
 from pathlib import Path
 
-from cli.common import EXIT_BAD_INPUT, read_users
+from cli.common import EXIT_BAD_INPUT, batch_customers, privacy_note, read_users
+
+#: Passed instead of a customer id who withdrew personalisation consent: no model knows it.
+ANONYMOUS = "\x00anonymous"
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
@@ -20,6 +23,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import recsys.models  # noqa: F401  (registers the model classes for Recommender.load)
+    from recsys.data.csv_safety import write_csv
     from recsys.diet.profiles import parse_profile
     from recsys.models.base import Recommender
     from recsys.models.model_dir import load_items_table
@@ -37,8 +41,15 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     if not users:
         print(f"error: no user ids in {args.users}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    users, erased, withdrawn = batch_customers(users)
     model = Recommender.load(Path(args.model))
-    items_table, dataset = load_items_table(Path(args.model), Path(args.data) if args.data else None)
+    if args.data:  # its purchases count as recent purchases: never an erased customer's
+        from training.data import load_without_erased
+
+        dataset, _ = load_without_erased(Path(args.data))
+        items_table = dataset.items_table
+    else:
+        items_table, dataset = load_items_table(Path(args.model), None)
     recipes = None
     if args.recipes:
         from recsys.recipes.catalog import load_recipes
@@ -48,7 +59,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     frames = []
     for user in users:
         recs = personalizer.recommend_recipes(
-            user,
+            ANONYMOUS if user in withdrawn else user,
             args.k,
             profile=profile,
             max_steps=args.max_steps,
@@ -58,13 +69,12 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
         frames.append(recs.assign(user_id=user))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out = to_csv_frame(out)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    write_csv(out, args.out)
     n_empty = len(set(users) - set(out["user_id"]))
     print(
         f"Wrote {len(out):,} recipe recommendations for {len(users):,} customers to {args.out} "
         f"({profile.describe()}; {n_empty} customer(s) with no compliant recipe) "
-        f"in {time.perf_counter() - start:.1f}s"
+        f"in {time.perf_counter() - start:.1f}s" + privacy_note(erased, withdrawn)
     )
     return 0
 

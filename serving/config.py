@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsys.defaults import DEFAULT_EVENTS_URL, DEFAULT_TRACKING_URI, PLANNER_NAME, registry_uri
+from serving.auth import ApiKey, keys_from_env
 
 DEFAULT_REGISTRY_URI = registry_uri()
 DEFAULT_OFFERS_URI = registry_uri(PLANNER_NAME)
@@ -33,8 +34,8 @@ class Settings:
     offers_dir: Path | None = None
     offers_uri: str | None = DEFAULT_OFFERS_URI
     events_url: str = DEFAULT_EVENTS_URL
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
-    read_requires_key: bool = False
+    api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)  # serving/auth.py
+    read_requires_key: bool = True
     default_consent: bool = False
     max_batch_size: int = 64
     inline_batch_size: int = 16
@@ -47,7 +48,6 @@ class Settings:
         data_dir = env.get("RECSYS_DATA_DIR") or None
         offers_dir = env.get("RECSYS_OFFERS_DIR") or None
         offers_uri = env.get("RECSYS_OFFERS_URI", DEFAULT_OFFERS_URI).strip()
-        keys = tuple(k.strip() for k in env.get("RECSYS_API_KEYS", "").split(",") if k.strip())
         return cls(
             model_dir=Path(model_dir) if model_dir else None,
             registry_uri=env.get("RECSYS_REGISTRY_URI") or DEFAULT_REGISTRY_URI,
@@ -56,8 +56,9 @@ class Settings:
             offers_dir=Path(offers_dir) if offers_dir else None,
             offers_uri=None if offers_uri.lower() in ("", "none") else offers_uri,
             events_url=env.get("RECSYS_EVENTS_URL") or cls.events_url,
-            api_keys=keys,
-            read_requires_key=flag(env.get("RECSYS_READ_REQUIRES_KEY"), False),
+            api_keys=keys_from_env(env),
+            # reads (purchase history, diet, churn profile) need a 'read' key unless turned off
+            read_requires_key=flag(env.get("RECSYS_READ_REQUIRES_KEY"), True),
             # Customers we hold no consent record for: privacy by default, no personalisation and
             # no stored events until the app records consent.
             default_consent=flag(env.get("RECSYS_DEFAULT_CONSENT"), False),

@@ -35,7 +35,8 @@ from sqlalchemy import (
     text,
 )
 
-from recsys.data.erasure import erasure_key
+from recsys.data.erasure import erasure_key, load_secret
+from serving.erasure_secret import claim_secret
 
 metadata = MetaData()
 
@@ -65,21 +66,26 @@ customers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# Only a hash of the erased id is kept: enough to hide the customer's rows in an older model until the
-# next retraining, without keeping the id itself.
+# Only a keyed hash of the erased id is kept (recsys.data.erasure): enough to hide the customer's rows
+# in an older model until the next retraining, without keeping the id itself.
 erasures = Table(
     "erasures",
     metadata,
     Column("id_hash", String(64), primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False),
 )
+# Unkeyed SHA-256 rows of stores written before keyed hashes (moved here once, re-keyed when matched).
+erasures_legacy = Table(
+    "erasures_legacy",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+# Fingerprint of the erasure secret the keys are made with; a process with another secret refuses.
+erasure_secret = Table("erasure_secret", metadata, Column("fingerprint", String(64), primary_key=True))
 
 #: Events that say "this customer has this product now": they count as history for fold-in.
 HISTORY_EVENTS = ("purchase", "add_to_cart")
-
-
-#: The key stored for an erased customer; shared with training, which drops those customers' rows.
-id_hash = erasure_key
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,10 @@ class EventStore:
     #: Customers kept in the read cache (all of them are dropped on any write anyway).
     CACHE_SIZE = 200_000
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, secret: bytes | None = None):
         self.url = url
+        #: erasure keys are HMACs under this secret (serving/erasure_secret.py checks it at start)
+        self.secret = secret if secret is not None else load_secret(url)
         self._version_conn: sqlite3.Connection | None = None
         if url.startswith("sqlite"):
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -136,6 +144,7 @@ class EventStore:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         metadata.create_all(self.engine)
+        claim_secret(self.engine, self.secret)
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._version_conn = sqlite3.connect(
@@ -144,6 +153,10 @@ class EventStore:
         self._lock = threading.Lock()
         self._cache: dict[str, CustomerState] = {}
         self._cache_version: int | None = None
+
+    def id_hash(self, customer_id: str) -> str:
+        """The key stored for an erased customer; batch jobs match it the same way (training/privacy.py)."""
+        return erasure_key(customer_id, self.secret)
 
     def close(self) -> None:
         if self._version_conn is not None:
@@ -197,7 +210,7 @@ class EventStore:
         with self.engine.begin() as conn:
             n_events = conn.execute(delete(events).where(events.c.customer_id == customer_id)).rowcount
             n_prof = conn.execute(delete(customers).where(customers.c.customer_id == customer_id)).rowcount
-            digest = id_hash(customer_id)
+            digest = self.id_hash(customer_id)
             conn.execute(delete(erasures).where(erasures.c.id_hash == digest))
             conn.execute(insert(erasures), [{"id_hash": digest, "erased_at": datetime.now(UTC)}])
         self._forget()
@@ -232,7 +245,7 @@ class EventStore:
         return {**hits, **read}
 
     def _read_states(self, ids: list[str]) -> dict[str, CustomerState]:
-        hashes = {id_hash(i): i for i in ids}
+        hashes = {self.id_hash(i): i for i in ids}
         with self.engine.connect() as conn:
             rows = conn.execute(self._state_query, {"ids": ids, "hashes": list(hashes)}).all()
         recs: dict[str, CustomerRecord] = {}

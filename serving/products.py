@@ -37,6 +37,7 @@ def query(req: ProductsRequest) -> ProductQuery:
         exclude=tuple(req.exclude or ()),
         store=req.store,
         co2_weight=req.co2_weight,
+        basket=tuple(req.basket or ()),
     )
 
 

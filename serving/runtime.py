@@ -27,6 +27,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.io import read_tables
 from recsys.models.base import Recommender
 from recsys.personalize import Personalizer
+from recsys.ranking.basket import BasketCompleter
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
 
@@ -50,6 +51,7 @@ class Runtime:
     source: str
     items_table: pd.DataFrame  # row i describes model item i
     dataset: Dataset | None = None
+    baskets: BasketCompleter | None = None  # basket co-occurrence saved with the model
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,14 @@ class Runtime:
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
         self.personalizer = Personalizer(self.model, data, stock=self.stock)
         self.selector: ProductSelector = self.personalizer.selector
+        if self.baskets is not None:
+            self.selector.baskets = self.baskets
+        elif self.dataset is not None and "basket_id" in self.dataset.interactions:
+            # an older model dir without basket.npz: build it from the data at load (ranking/basket.py)
+            to_model = self.selector.item_index(self.dataset.items.to_list())  # data -> model rows
+            self.selector.baskets = BasketCompleter.from_interactions(
+                self.dataset.interactions, self.selector.n_items, to_model=to_model
+            )
         self.items_table = self.personalizer.items_table
         self.engine = self.selector.engine
         self.n_items = self.selector.n_items
@@ -165,7 +175,10 @@ def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
     else:
         raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({source})")
     logger.info("loaded model %s (%s) from %s", model.name, version, source)
-    return Runtime(model=model, version=version, source=source, items_table=items, dataset=dataset)
+    baskets = BasketCompleter.load(model_dir)
+    return Runtime(
+        model=model, version=version, source=source, items_table=items, dataset=dataset, baskets=baskets
+    )
 
 
 def local_version(model_dir: Path) -> str:

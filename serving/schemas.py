@@ -21,6 +21,13 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ExperimentTag(BaseModel):
+    experiment: str
+    variant: str
+
+
+EXPERIMENT = Field(None, description="the A/B test and variant this answer was served under, if any")
+
 # ---- products ---------------------------------------------------------------------------------
 
 
@@ -36,11 +43,16 @@ class ProductsRequest(_Request):
     include: list[str] | None = Field(None, description="only these product ids")
     exclude: list[str] | None = Field(None, description="never these product ids")
     store: str | None = Field(None, description="only products sold in this store")
-    mode: Literal["mixed", "buy_again", "discover"] = Field(
-        "mixed", description="buy_again: only previously bought; discover: only new to the customer"
+    mode: Literal["mixed", "buy_again", "discover", "complete_basket"] = Field(
+        "mixed",
+        description="buy_again: only previously bought; discover: only new to the customer; "
+        "complete_basket: what goes with `basket` for this customer",
     )
     co2_weight: float = Field(
         0.0, ge=0.0, le=10.0, description="0 = ignore CO2e; 1 = one std of relevance per std of CO2e"
+    )
+    basket: list[str] | None = Field(
+        None, max_length=MAX_K, description="product ids in hand (never recommended); unknown ids ignored"
     )
 
 
@@ -63,6 +75,7 @@ class ProductsResponse(BaseModel):
     fallback: Literal["cold_start", "no_consent"] | None = None
     diet: list[str] = Field(default_factory=list, description="hard exclusions that were applied")
     items: list[ProductItem]
+    experiment: ExperimentTag | None = EXPERIMENT
 
 
 # ---- items ------------------------------------------------------------------------------------
@@ -148,6 +161,7 @@ class RecipesResponse(BaseModel):
     personalised: bool
     diet: list[str] = Field(default_factory=list)
     recipes: list[RecipeItem]
+    experiment: ExperimentTag | None = EXPERIMENT
 
 
 # ---- discounts --------------------------------------------------------------------------------
@@ -182,6 +196,44 @@ class DiscountsResponse(BaseModel):
         description="why there are no offers (no consent, not in the current plan and why, no planned "
         "group compliant with the current diet); null when there are offers",
     )
+    experiment: ExperimentTag | None = EXPERIMENT
+
+
+# ---- checkout ---------------------------------------------------------------------------------
+
+
+class CheckoutLine(_Request):
+    product_id: str = Field(min_length=1, max_length=128)
+    quantity: float = Field(gt=0.0, le=10_000, description="units (or kg) on the line")
+    price: float = Field(ge=0.0, le=100_000, description="unit price before the benefit")
+
+
+class CheckoutRequest(_Request):
+    customer_id: str = CustomerId
+    store: str | None = Field(None, max_length=128)
+    idempotency_key: str = Field(
+        min_length=8, max_length=128, description="one per checkout: a replay gives the same answer"
+    )
+    lines: list[CheckoutLine] = Field(min_length=1, max_length=1000)
+
+
+class CheckoutBenefit(BaseModel):
+    line: int = Field(description="0-based position of the basket line")
+    product_id: str
+    product_group: str
+    discount_level: float = Field(description="fraction off, 0.10 = 10%")
+    amount: float = Field(description="discount on this line: level x price x quantity, in cents")
+
+
+class CheckoutResponse(BaseModel):
+    checkout_id: str = Field(description="the idempotency key")
+    customer_id: str
+    store: str | None = None
+    plan_version: str
+    benefits: list[CheckoutBenefit]
+    total_discount: float
+    reason: str | None = Field(None, description="why no planned offer applies (consent, plan, diet)")
+    notes: list[str] = Field(default_factory=list, description="offers left out: redeemed, budget spent")
 
 
 # ---- feedback and customers -------------------------------------------------------------------

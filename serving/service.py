@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,14 +33,20 @@ from starlette.responses import JSONResponse, Response
 from serving.accept import share_accepts
 from serving.auth import check_key
 from serving.batching import MicroBatcher
+from serving.checkout import CheckoutLedger, settle_checkout
 from serving.config import Settings, flag
 from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
+from serving.erasure_secret import rekey_at_start
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
+from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
+from serving.limits import InputLimits
 from serving.products import ProductJob, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
+    CheckoutRequest,
+    CheckoutResponse,
     ConsentRequest,
     CustomerResponse,
     DiscountItem,
@@ -111,9 +118,12 @@ class RecsysService:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self.store = EventStore(self.settings.events_url)
+        self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
         self.runtime: Runtime = load_runtime(self.settings)
+        rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
+        self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
         self._reload_lock = asyncio.Lock()
         self._publish_version(None, self.runtime)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
@@ -140,8 +150,8 @@ class RecsysService:
             self._warm.set()
 
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
-        if kind == "write" or self.settings.read_requires_key:
-            check_key(ctx.request.headers, self.settings.api_keys)
+        if kind != "read" or self.settings.read_requires_key:
+            check_key(ctx.request.headers, self.settings.api_keys, kind)  # kind = the scope needed
 
     async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
@@ -180,6 +190,12 @@ class RecsysService:
 
         async def call() -> ProductsResponse:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
+            if self.experiments.configs:
+                state = (await self._states([req.customer_id]))[req.customer_id]
+                shopper = self._customer(self.runtime, req.customer_id, state, req.diet)
+                arm = self.experiments.arm("products", shopper)
+                if arm is not None:
+                    return await products_answer(self, arm, shopper, job)
             return await self.batcher.submit(job)
 
         return await self._guard(ctx, "read", call)
@@ -231,9 +247,13 @@ class RecsysService:
         """Diet-safe recipes, few steps first, with the products the customer still has to buy."""
 
         async def call() -> RecipesResponse:
-            rt = self.runtime
+            started, rt = time.perf_counter(), self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, req.diet)
+            arm = self.experiments.arm("recipes", cust)
+            if arm is not None and arm.runtime is not None:  # the variant's model answers
+                rt = arm.runtime
+                cust = self._customer(rt, req.customer_id, state, req.diet)
             personalizer = _need(rt.personalizer, "recipes")
             basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh]
             frame = await asyncio.to_thread(
@@ -247,14 +267,17 @@ class RecsysService:
                 req.store,
                 req.pantry_at_home,
             )
-            return RecipesResponse(
+            answer = RecipesResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
                 model_version=rt.version,
                 personalised=cust.personalised and cust.fallback is None,
                 diet=cust.diet,
                 recipes=[_recipe_item(rt, row) for row in frame.to_dict("records")],
+                experiment=None if arm is None else arm.tag,
             )
+            await expose(self, arm, answer, started)
+            return answer
 
         return await self._guard(ctx, "read", call)
 
@@ -264,21 +287,41 @@ class RecsysService:
         within the plan's budget and the customer's live consent and diet (serving/discounts.py)."""
 
         async def call() -> DiscountsResponse:
-            plan = require(self.discount_plan)  # 404 with the reason when no plan is loaded
+            started, plan = time.perf_counter(), require(self.discount_plan)  # 404 without a plan
             rt = self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
-            answer = plan.answer(cust, state.erased, req.k)
-            return DiscountsResponse(
+            arm = None if state.erased else self.experiments.arm("discounts", cust)
+            plan = variant_plan(arm, plan)
+            answer = holdout_answer(arm) or plan.answer(cust, state.erased, req.k)
+            response = DiscountsResponse(
                 recommendation_id=_rec_id(),
                 customer_id=req.customer_id,
                 model_version=plan.version,
                 eligible=answer.eligible,
                 discounts=[_discount_item(row) for row in answer.offers],
                 reason=answer.reason,
+                experiment=None if arm is None else arm.tag,
             )
+            await expose(self, arm, response, started, sum(d.expected_cost for d in response.discounts))
+            return response
 
         return await self._guard(ctx, "read", call)
+
+    @bentoml.api(route="/v1/checkout")
+    async def checkout(self, req: CheckoutRequest, /, ctx: bentoml.Context) -> CheckoutResponse:
+        """The planned discounts that apply to a finished basket, recorded once per idempotency key
+        (a replay answers the same; another basket under a used key is a 409; serving/checkout.py)."""
+
+        async def call() -> Response:
+            plan = require(self.discount_plan)
+            rt = self.runtime
+            state = (await self._states([req.customer_id]))[req.customer_id]
+            cust = self._customer(rt, req.customer_id, state, None)
+            body = await asyncio.to_thread(settle_checkout, self.ledger, plan, rt, cust, state.erased, req)
+            return Response(body, media_type="application/json")
+
+        return await self._guard(ctx, "write", call)
 
     # ---- feedback and customers -----------------------------------------------------------------
     @bentoml.api(route="/v1/feedback")
@@ -355,7 +398,9 @@ class RecsysService:
         """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
 
         async def call() -> EraseResponse:
+            await asyncio.to_thread(self.ledger.erase, req.customer_id)  # checkouts, redemptions
             n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
+            await asyncio.to_thread(self.experiments.forget, req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )
@@ -381,7 +426,7 @@ class RecsysService:
             await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
-        return await self._guard(ctx, "write", call)
+        return await self._guard(ctx, "admin", call)
 
     # ---- health ---------------------------------------------------------------------------------
     @health.get("/live", response_model=HealthResponse)
@@ -407,6 +452,10 @@ class RecsysService:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return f"event store: {type(exc).__name__}"
         return None
+
+
+# 415 / 413 / duplicate keys / documented 400 bodies, before BentoML parses anything
+RecsysService.add_asgi_middleware(InputLimits)
 
 
 # ---- small helpers ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ git commit, metrics for every track and k, plots, and the native model next to i
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 
 from recsys.models.base import Recommender
 from recsys.models.model_dir import ITEMS_FILE, save_model_dir
+from recsys.ranking.basket import BASKET_FILE, BasketCompleter
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from training.data import PreparedData, prepare, schema_summary
 from training.evaluation import EvaluationResult, full_evaluation
@@ -107,10 +109,15 @@ def log_dataset(data: PreparedData) -> None:
     )
 
 
-def log_model_artifacts(model: Recommender, items: pd.DataFrame, out: Path | None) -> None:
-    """Native numpy/JSON model dir + the pyfunc that wraps it (the pyfunc is what gets registered)."""
+def log_model_artifacts(
+    model: Recommender, items: pd.DataFrame, out: Path | None, interactions: pd.DataFrame | None = None
+) -> None:
+    """Native numpy/JSON model dir + the pyfunc that wraps it (the pyfunc is what gets registered);
+    `interactions` (the training lines) add the basket co-occurrence to the model dir."""
     with tempfile.TemporaryDirectory() as tmp:
         native = model.save(Path(tmp) / NATIVE_DIR)
+        if interactions is not None and "basket_id" in interactions:
+            BasketCompleter.from_interactions(interactions, len(model.items_)).save(native)
         items_path = Path(tmp) / ITEMS_FILE
         items.to_parquet(items_path, index=False)
         mlflow.log_artifacts(str(native), NATIVE_DIR)
@@ -121,8 +128,10 @@ def log_model_artifacts(model: Recommender, items: pd.DataFrame, out: Path | Non
             pip_requirements=_requirements(),
         )
         mlflow.set_tag(TAG_PYFUNC_ID, info.model_id)
-    if out is not None:
-        save_model_dir(model, items, Path(out))
+        if out is not None:
+            save_model_dir(model, items, Path(out))
+            if (native / BASKET_FILE).exists():
+                shutil.copy(native / BASKET_FILE, Path(out) / BASKET_FILE)
 
 
 def _requirements() -> list[str]:
@@ -210,7 +219,9 @@ def run_training(
         )
         check_metrics(config, result)
         log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
-        log_model_artifacts(model, data.dataset.items_table, Path(out) if out else None)
+        log_model_artifacts(
+            model, data.dataset.items_table, Path(out) if out else None, data.split.train.interactions
+        )
         return run.info.run_id
 
 

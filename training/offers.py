@@ -41,16 +41,118 @@ class OffersResult:
 
 def live_tables(data_dir: Path, events: str | None = None) -> tuple[dict[str, pd.DataFrame], int, int]:
     """The data directory's tables minus customers erased through the service, with the consent and
-    diet customers last recorded through it; and how many customers were dropped / overridden."""
-    from recsys.data.erasure import drop_erased
+    diet customers last recorded through it and the redemptions settled at checkout in the offer log
+    (`with_redemptions`); and how many customers were dropped / overridden."""
     from recsys.data.io import read_tables
-    from training.data import apply_customer_overrides, events_url, read_customer_overrides, read_erasure_keys
+    from training.privacy import apply_customer_overrides, events_url, read_privacy
 
+    privacy = read_privacy(events)  # fails closed on a configured store it cannot read
     url = events or events_url()
     tables = read_tables(data_dir, skip=("promotions",))  # the planner does not read the calendar
-    tables, erased = drop_erased(tables, read_erasure_keys(url))
-    customers, overridden = apply_customer_overrides(tables["customers"], read_customer_overrides(url))
+    tables = {**tables, "offers": with_redemptions(tables.get("offers"), read_redemptions(url))}
+    tables, erased = privacy.drop_erased(tables)
+    customers, overridden = apply_customer_overrides(tables["customers"], privacy.overrides)
     return {**tables, "customers": customers}, erased, overridden
+
+
+#: Columns of the event store's checkout redemptions (serving/checkout.py) that training reads.
+REDEMPTION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "product_group",
+    "discount_level",
+    "plan_version",
+    "plan_as_of",
+    "redeemed_at",
+)
+
+
+def read_redemptions(url: str) -> pd.DataFrame:
+    """Redemptions recorded by POST /v1/checkout; empty when the store or its table does not exist.
+    An unreachable store is an error, as for erasures."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
+
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in REDEMPTION_COLUMNS})
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).exists():
+            return empty
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("redemptions"):
+                return empty
+            rows = conn.execute(text(f"SELECT {', '.join(REDEMPTION_COLUMNS)} FROM redemptions")).all()
+    except Exception as exc:  # noqa: BLE001 - a missing database is "no redemptions" like erasures
+        if parsed.database and f'database "{parsed.database}" does not exist' in str(exc):
+            return empty
+        raise RuntimeError(f"cannot read redemptions from the event store: {exc}") from exc
+    finally:
+        engine.dispose()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(REDEMPTION_COLUMNS)) if rows else empty
+
+
+def with_redemptions(offers: pd.DataFrame | None, redemptions: pd.DataFrame) -> pd.DataFrame | None:
+    """The offer log with checkout redemptions as outcomes.
+
+    A redemption marks the customer's logged offer of that product group whose window holds it (the
+    latest such, not yet redeemed). A redemption of a planned offer the log does not hold is appended
+    as an offer sent when its plan was made, with no logging propensity: it counts as an outcome (its
+    purchase is not organic habit) but not as a row of the response model, which also needs the
+    planned offers that were NOT redeemed; those are in the log only if the send is logged.
+    """
+    if redemptions.empty:
+        return offers
+    red = redemptions.assign(
+        customer_id=redemptions["customer_id"].astype(str),
+        redeemed_at=pd.to_datetime(redemptions["redeemed_at"], utc=True).dt.tz_localize(None),
+    ).sort_values("redeemed_at")
+    log = (
+        offers.copy()
+        if offers is not None
+        else pd.DataFrame(columns=["offer_id", "customer_id", "product_group"])
+    )
+    for column, dtype in (
+        ("sent_at", "datetime64[ns]"),
+        ("expires_at", "datetime64[ns]"),
+        ("redeemed_at", "datetime64[ns]"),
+    ):
+        log[column] = (
+            pd.to_datetime(log[column]) if column in log else pd.Series(pd.NaT, index=log.index, dtype=dtype)
+        )
+    expires = log["expires_at"].fillna(log["sent_at"] + pd.Timedelta(weeks=1))
+    extra = []
+    for r in red.itertuples(index=False):
+        hit = (
+            (log["customer_id"].astype(str) == r.customer_id)
+            & (log["product_group"].astype(str) == str(r.product_group))
+            & log["redeemed_at"].isna()
+            & (log["sent_at"] <= r.redeemed_at)
+            & (expires >= r.redeemed_at)
+        )
+        if hit.any():
+            log.loc[log.index[hit.to_numpy()][-1], "redeemed_at"] = r.redeemed_at
+            continue
+        sent = pd.to_datetime(r.plan_as_of, errors="coerce")
+        sent = r.redeemed_at if pd.isna(sent) or sent > r.redeemed_at else sent
+        extra.append(
+            {
+                "offer_id": f"checkout:{r.plan_version}:{r.customer_id}:{r.product_group}",
+                "customer_id": r.customer_id,
+                "product_group": str(r.product_group),
+                "discount_level": float(r.discount_level),
+                "sent_at": sent,
+                "expires_at": r.redeemed_at,
+                "channel": "store",
+                "redeemed_at": r.redeemed_at,
+                "propensity": float("nan"),
+                "campaign_id": None,
+            }
+        )
+    if extra:
+        log = pd.concat([log, pd.DataFrame(extra)], ignore_index=True)
+    return log
 
 
 def fit_planner(tables: dict[str, pd.DataFrame], config: OffersConfig):

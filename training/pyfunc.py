@@ -23,8 +23,10 @@ class RecommendRequest(BaseModel):
     user_id: str
     k: int = 10
     diet: str | None = None
-    mode: str = "mixed"  # mixed | buy_again | discover (checked by the selection layer)
+    mode: str = "mixed"  # mixed | buy_again | discover | complete_basket (checked by the selection layer)
     co2_weight: float = 0.0
+    basket: list[str] | None = None  # product ids in hand (complete_basket); never recommended
+    store: str | None = None
 
 
 class RecommendResponse(BaseModel):
@@ -49,7 +51,10 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
         self._model = load_native(context.artifacts["model_dir"])
         items = align_items(pd.read_parquet(context.artifacts["items"]), self._model.items_)
-        self._selector = ProductSelector(self._model, items)
+        from recsys.ranking.basket import BasketCompleter
+
+        baskets = BasketCompleter.load(Path(context.artifacts["model_dir"]))  # saved with the model
+        self._selector = ProductSelector(self._model, items, baskets=baskets)
 
     def predict(
         self, model_input: list[RecommendRequest], params: dict[str, Any] | None = None
@@ -59,7 +64,12 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
         requests = [r if isinstance(r, RecommendRequest) else RecommendRequest(**r) for r in model_input]
         selector = self._selector
-        queries = [ProductQuery(k=r.k, mode=r.mode, co2_weight=r.co2_weight) for r in requests]
+        queries = [
+            ProductQuery(
+                k=r.k, mode=r.mode, co2_weight=r.co2_weight, basket=tuple(r.basket or ()), store=r.store
+            )
+            for r in requests
+        ]
         shoppers = [selector.shopper(r.user_id, as_profile(r.diet)) for r in requests]
         out = []
         for req, sel in zip(requests, selector.select(queries, shoppers), strict=True):

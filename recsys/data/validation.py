@@ -84,13 +84,19 @@ def _coerce(raw: pd.Series, col: Column, out: _Collector) -> pd.Series:
     elif col.kind in ("int", "float"):
         if pd.api.types.is_bool_dtype(raw):
             result, bad = pd.Series(np.nan, index=raw.index), ~missing
+            out.rows(raw, bad, col.name, f"not a{'n integer' if col.kind == 'int' else ' number'}")
         else:
             result = pd.to_numeric(raw, errors="coerce").astype("float64")
-            bad = ~missing & result.isna().to_numpy()
+            # inf, -inf, 1e309 (overflows to inf), 'Infinity': they parse as floats but mean nothing
+            infinite = np.isinf(result.to_numpy(dtype="float64", na_value=np.nan))
+            out.rows(raw, infinite, col.name, "not a finite number")
+            result = result.where(~infinite)
+            bad = ~missing & ~infinite & result.isna().to_numpy()
             if col.kind == "int":
                 frac = ~result.isna().to_numpy() & (result.to_numpy() % 1 != 0)
                 bad |= frac
-        out.rows(raw, bad, col.name, f"not a{'n integer' if col.kind == 'int' else ' number'}")
+            out.rows(raw, bad, col.name, f"not a{'n integer' if col.kind == 'int' else ' number'}")
+            bad |= infinite
         result = result.where(~bad)
         if col.kind == "int":
             result = result.astype("Int64")

@@ -12,9 +12,17 @@ from recsys.models.base import Recommender
 ITEMS_FILE = "items.parquet"
 
 
-def save_model_dir(model: Recommender, items_table: pd.DataFrame, out: Path) -> Path:
+def save_model_dir(
+    model: Recommender, items_table: pd.DataFrame, out: Path, interactions: pd.DataFrame | None = None
+) -> Path:
+    """`interactions`: the training lines; their baskets give the basket co-occurrence saved beside
+    the model (recsys.ranking.basket), so every door completes baskets from the same matrix."""
     out = model.save(Path(out))
     items_table.to_parquet(out / ITEMS_FILE, index=False)
+    if interactions is not None and "basket_id" in interactions:
+        from recsys.ranking.basket import BasketCompleter
+
+        BasketCompleter.from_interactions(interactions, len(model.items_)).save(out)
     return out
 
 

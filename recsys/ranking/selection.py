@@ -13,6 +13,8 @@ diversity) -> reasons. The shortcuts below are exact versions of that order, not
   stop when no unscored item can enter the top-k (`FactorIndex`);
 - candidate models (the grocery ranker) select from their precomputed sparse candidate scores
   (`Recommender.recommend_idx` -> `candidate_top_k`).
+`complete_basket` takes no shortcut: the customer's catalog-wide scores are blended with the basket's
+co-occurrence (`recsys.ranking.basket`) before the same mask and top-k.
 
 Decided once for every path: a customer with no purchase history asking `buy_again` gets an empty
 list (there is nothing to buy again; the answer says `cold_start`), `discover` and `mixed` get the
@@ -33,13 +35,14 @@ import pandas as pd
 from recsys.cache import LRUCache
 from recsys.diet.constraints import ConstraintEngine, ItemFilters
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile
+from recsys.ranking.basket import DEFAULT_WEIGHT, BasketCompleter, blend
 from recsys.ranking.factor_index import FactorIndex
 from recsys.ranking.food_first import FoodFirst, select_food_first
 from recsys.ranking.rerank import DEFAULT_POOL, rerank
 from recsys.ranking.topk import top_k
 
-Mode = Literal["mixed", "buy_again", "discover"]
-MODES: tuple[str, ...] = ("mixed", "buy_again", "discover")
+Mode = Literal["mixed", "buy_again", "discover", "complete_basket"]
+MODES: tuple[str, ...] = ("mixed", "buy_again", "discover", "complete_basket")
 #: History items looked at for "because you bought X" (a cap keeps the lookup cheap for heavy buyers).
 MAX_REASON_HISTORY = 400
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -74,7 +77,9 @@ class Shopper:
 
 @dataclass(frozen=True)
 class ProductQuery:
-    """What is asked. Item ids are external product ids; unknown ids in include/exclude are ignored."""
+    """What is asked. Item ids are external product ids; unknown ids in include/exclude/basket are
+    ignored. `basket`: products in hand, never recommended; `complete_basket` ranks what goes with
+    them for this customer (`recsys.ranking.basket`)."""
 
     k: int = 10
     mode: Mode = "mixed"
@@ -84,6 +89,7 @@ class ProductQuery:
     store: str | None = None
     co2_weight: float = 0.0
     diversity: float = 0.0
+    basket: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -104,6 +110,7 @@ class ProductQuery:
             and self.categories is None
             and self.include is None
             and not self.exclude
+            and not self.basket
         )
 
 
@@ -128,6 +135,7 @@ class ProductSelector:
         stock: dict[str, np.ndarray] | None = None,
         pool: int = DEFAULT_POOL,
         cache_size: int = 256,
+        baskets: BasketCompleter | None = None,
         food_first: bool = True,
     ):
         model._check_fitted()
@@ -140,6 +148,8 @@ class ProductSelector:
         self.n_items = len(self.items_table)
         self.engine = ConstraintEngine(self.items_table, stock=stock)
         self.pool = pool
+        #: basket co-occurrence; None: the model's own item similarity (recsys.ranking.basket)
+        self.baskets = baskets
         self.item_ids = np.asarray(model.items_.to_list(), dtype=object)
         self.names = _text(self.items_table, "name")
         self.categories = _text(self.items_table, "category")
@@ -227,7 +237,10 @@ class ProductSelector:
         if query.exclude:
             idx = self.item_index(query.exclude)
             mask[idx[idx >= 0]] = False
-        if query.mode != "mixed":
+        if query.basket:
+            idx = self.item_index(query.basket)
+            mask[idx[idx >= 0]] = False
+        if query.mode in ("buy_again", "discover"):
             bought = np.zeros(self.n_items, dtype=bool)
             bought[shopper.history] = True
             mask &= bought if query.mode == "buy_again" else ~bought
@@ -304,7 +317,8 @@ class ProductSelector:
                 row = items[i, : q.k]
                 keep = row >= 0
                 chosen = row[keep]
-                out[i] = Selection(chosen, top[i, : q.k][keep], self.reasons(s, chosen))
+                why = self.basket_reasons(q, s, chosen) if q.mode == "complete_basket" else None
+                out[i] = Selection(chosen, top[i, : q.k][keep], why or self.reasons(s, chosen))
         return out  # type: ignore[return-value]
 
     def _reranked(self, q: ProductQuery, s: Shopper) -> bool:
@@ -358,6 +372,7 @@ class ProductSelector:
             if model.has_candidates
             and not self._reranked(queries[i], shoppers[i])
             and self._scored_by_model(shoppers[i]) == "model"
+            and queries[i].mode != "complete_basket"
         ]
         if sparse:
             kk = max(queries[i].k for i in sparse)
@@ -372,6 +387,8 @@ class ProductSelector:
         scores = self._score_rows([shoppers[i] for i in dense])
         plain: list[int] = []
         for r, i in enumerate(dense):
+            if queries[i].mode == "complete_basket":
+                scores[r] = self.complete_basket(scores[r], queries[i].basket)
             np.putmask(scores[r], ~masks[i], -np.inf)  # from here on the row IS masked
             if not self._reranked(queries[i], shoppers[i]):
                 plain.append(r)
@@ -396,6 +413,18 @@ class ProductSelector:
                 pool=self.pool,
             )
             items[i, : q.k], top[i, : q.k] = it[0], sc[0]
+
+    def complete_basket(self, personal: np.ndarray, basket: Sequence[str]) -> np.ndarray:
+        """The customer's scores blended with what goes with the basket (before the mask, which
+        removes the basket's own items like every other forbidden item)."""
+        idx = self.item_index(basket)
+        idx = np.unique(idx[idx >= 0])
+        if self.baskets is not None:
+            return blend(self.baskets.cooccurrence(idx), personal, self.baskets.weight)
+        if not len(idx):
+            return blend(np.zeros(0, dtype=np.float32), personal, 0.0)
+        co = np.maximum(self.model.item_similarity(idx).sum(axis=0), 0.0)
+        return blend(co, personal, DEFAULT_WEIGHT)
 
     def _score_rows(self, shoppers: Sequence[Shopper]) -> np.ndarray:
         """(len(shoppers), n_items) scores (a new array); model users in ONE `model.score` call."""
@@ -445,6 +474,30 @@ class ProductSelector:
                 if sim[row, best[row]] > 0:
                     h = int(hist[best[row]])
                     out[j] = (f"because you bought {self.names[h] or self.item_ids[h]}", h)
+        return out
+
+    def basket_reasons(
+        self, query: ProductQuery, shopper: Shopper, items: np.ndarray
+    ) -> list[tuple[str, int | None]] | None:
+        """complete_basket: "goes with X in your basket" (the basket item it co-occurs with most),
+        "you bought this before" for bought items; None without basket co-occurrence."""
+        if self.baskets is None or not len(items):
+            return None
+        basket = self.item_index(query.basket)
+        mate, strength = self.baskets.partner(basket[basket >= 0], items)
+        bought = (
+            _contains_sorted(shopper.history, items) if shopper.personalised else np.zeros(len(items), bool)
+        )
+        out: list[tuple[str, int | None]] = []
+        for it, b, m, w in zip(
+            items.tolist(), bought.tolist(), mate.tolist(), strength.tolist(), strict=True
+        ):
+            if b:
+                out.append(("you bought this before", it))
+            elif w > 0:
+                out.append((f"goes with {self.names[m] or self.item_ids[m]} in your basket", m))
+            else:
+                out.append(("recommended for you" if shopper.personalised else "popular with shoppers", None))
         return out
 
     # ---- batch convenience -------------------------------------------------------------------

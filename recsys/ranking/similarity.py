@@ -20,6 +20,15 @@ def cooccurrence_cosine(
     return co / np.sqrt(buyers[items])[:, None] / np.sqrt(other_buyers)[None, :]
 
 
+def cooccurrence_sparse(seen_csc: sp.csc_matrix) -> sp.csr_matrix:
+    """items x items cosine of co-occurrence as a SPARSE matrix (only pairs that share a row): the
+    whole-catalog form of `cooccurrence_cosine`, for rows that are short (baskets, not customers)."""
+    co = (seen_csc.T @ seen_csc).tocsr().astype(np.float32)
+    buyers = np.maximum(np.diff(seen_csc.indptr), 1).astype(np.float32)
+    inv = sp.diags(1.0 / np.sqrt(buyers))
+    return (inv @ co @ inv).tocsr().astype(np.float32)
+
+
 def unit_rows(factors: np.ndarray) -> np.ndarray:
     """Factor rows scaled to unit length (zero rows stay zero), float32: compute once per model."""
     f = np.asarray(factors, dtype=np.float32)

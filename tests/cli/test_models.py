@@ -96,9 +96,23 @@ def test_recommend_with_a_diet_has_zero_violations(tmp_path, data_dir, model_dir
     assert len(recs) > 0 and (attrs == "no").all(axis=None)  # 'unknown' never passes a hard exclusion
 
 
+def test_recommend_completes_a_basket_without_returning_it(tmp_path, data_dir, model_dir):
+    users_file, users = _users_file(tmp_path, data_dir)
+    basket = pd.read_parquet(data_dir / "products.parquet")["product_id"].astype(str).head(3).tolist()
+    out = tmp_path / "recs.csv"
+    args = ["recommend", "--model", str(model_dir), "--users", str(users_file), "--out", str(out)]
+    assert main([*args, "--basket", ",".join(basket), "--data", str(data_dir), "--diet", "vegan"]) == 0
+    recs = pd.read_csv(out, dtype=str)
+    assert recs.groupby("user_id").size().to_dict() == dict.fromkeys(users, 10)
+    assert not set(recs["item_id"]) & set(basket)
+    products = pd.read_parquet(data_dir / "products.parquet").set_index("product_id")
+    assert (products.loc[recs["item_id"], ["contains_meat", "contains_dairy"]] == "no").all(axis=None)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--basket", ","], "--basket needs at least one product id"),
         (["--k", "0"], "k must be positive"),
         (["--diet", "keto"], "unknown diet or exclusion 'keto'"),
         (["--co2-weight", "-1"], "co2-weight must be >= 0"),

@@ -178,3 +178,54 @@ def test_promotion_calendar_may_be_planned_ahead_but_not_for_ever(tables):
         (3, "product_id", "unknown"),
         (4, "product_id+store_id+week_start", "duplicate"),
     ]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e309", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("interactions", "quantity"),
+        ("interactions", "value"),
+        ("products", "price"),
+        ("products", "co2e_per_kg"),
+    ],
+)
+def test_non_finite_numbers_are_rejected_with_file_row_field_value(tables, tmp_path, table, column, value):
+    tables[table].loc[1, column] = value
+    write_csv_dir(tables, tmp_path / "in")
+    with pytest.raises(ValidationError) as err:
+        import_dir(tmp_path / "in", tmp_path / "out")
+    assert f"{table}.csv row 2: field '{column}' value '{value}': not a finite number" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_csv_outputs_neutralise_formula_prefixes(tmp_path):
+    from recsys.data.csv_safety import write_csv
+
+    frame = pd.DataFrame(
+        {
+            "name": ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"],
+            "score": [-1.5, 2.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    back = pd.read_csv(write_csv(frame, tmp_path / "o" / "x.csv"), dtype={"name": str})
+    assert list(back["name"]) == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "plain",
+        "a=b",
+    ]
+    assert list(back["score"]) == list(frame["score"])  # numbers stay numbers, negatives included
+
+
+def test_cli_report_is_formula_safe(tables, tmp_path):
+    from cli.main import main
+
+    tables["interactions"].loc[0, "product_id"] = "=1+2"
+    write_csv_dir(tables, tmp_path / "in")
+    assert main(["data", "validate", str(tmp_path / "in"), "--report", str(tmp_path / "r.csv")]) == 2
+    assert "'=1+2" in (tmp_path / "r.csv").read_text() and ",=1+2" not in (tmp_path / "r.csv").read_text()

@@ -21,6 +21,22 @@ from recsys.data.schema import DIET_ATTRIBUTES
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+READ_KEY = "test-read-key-0123456789"
+WRITE_KEY = "test-write-key-0123456789"
+
+
+def keys_config() -> str:
+    """RECSYS_API_KEYS as configured in production: hashed entries with scopes."""
+    from serving.auth import config_entry
+
+    return ",".join(
+        [
+            config_entry(API_KEY, ["read", "write", "admin"]),
+            config_entry(READ_KEY, ["read"]),
+            config_entry(WRITE_KEY, ["read", "write"]),
+        ]
+    )
+
 
 # product_id, name, category, type, gluten, meat, fish, dairy, egg, co2e
 PRODUCTS = [
@@ -147,7 +163,7 @@ def service_env(
         "RECSYS_MODEL_DIR": str(world["model"]),
         "RECSYS_DATA_DIR": str(world["data"]),
         "RECSYS_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}",
-        "RECSYS_API_KEYS": f"other-key,{API_KEY}",
+        "RECSYS_API_KEYS": keys_config(),
         "RECSYS_READ_REQUIRES_KEY": "false",
         "RECSYS_DEFAULT_CONSENT": "false",
         "RECSYS_WARM_UP": "false",  # lazy parts on first use: keeps every test's start-up cheap

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from serving.events import CustomerRecord, EventStore, NewEvent, id_hash
+from recsys.data.erasure import erasure_key, legacy_key
+from serving.events import CustomerRecord, EventStore, NewEvent
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
@@ -78,7 +79,8 @@ def check_store(store: EventStore) -> None:
     assert store.erase("c1") == (0, False)  # idempotent
     with store.engine.connect() as conn:  # the tombstone keeps a hash, never the id
         stored = conn.execute(sa.text("SELECT id_hash FROM erasures")).scalars().all()
-    assert stored == [id_hash("c1")] and "c1" not in stored
+    assert stored == [store.id_hash("c1")] and "c1" not in stored
+    assert store.id_hash("c1") == erasure_key("c1", store.secret) != legacy_key("c1")
 
 
 def test_sqlite_event_store(sqlite_store):

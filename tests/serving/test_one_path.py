@@ -76,3 +76,48 @@ def test_cli_pyfunc_and_http_give_identical_lists(name, dataset, asgi_app, monke
         http = _http(asgi_app, model_dir, diet, monkeypatch, world, tmp_path)
         assert cli == pyfunc == http, f"{name} diet={diet}"
         assert all(len(items) == K for items in cli.values()) or diet  # k honoured without a diet
+
+
+BASKET = ["p_beef", "p_apple"]
+
+
+@pytest.mark.parametrize("name", ["buy_again", "als"])
+def test_complete_basket_is_the_same_through_every_door(
+    name, dataset, asgi_app, monkeypatch, world, tmp_path
+):
+    """The basket co-occurrence is saved with the model, so all three doors load the same matrix."""
+    model = Recommender.registry[name](**FAST_PARAMS.get(name, {})).fit(dataset)
+    model_dir = save_model_dir(model, dataset.items_table, tmp_path / name, dataset.interactions)
+    assert (model_dir / "basket.npz").exists()
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(USERS) + "\n")
+    out = tmp_path / "recs.csv"
+    argv = ["recommend", "--model", str(model_dir), "--users", str(users), "--k", str(K), "--out", str(out)]
+    assert main([*argv, "--basket", ",".join(BASKET), "--diet", "gluten-free"]) == 0
+    recs = pd.read_csv(out, dtype=str)
+    cli = {u: recs[recs["user_id"] == u]["item_id"].tolist() for u in USERS}
+    from training.pyfunc import RecommenderPyfunc
+
+    wrapper = RecommenderPyfunc()
+    wrapper.load_context(
+        SimpleNamespace(artifacts={"model_dir": str(model_dir), "items": str(model_dir / "items.parquet")})
+    )
+    req = {"k": K, "diet": "gluten-free", "mode": "complete_basket", "basket": BASKET}
+    pyfunc = {a.user_id: a.items for a in wrapper.predict([{"user_id": u, **req} for u in USERS])}
+    service_env(monkeypatch, world, tmp_path, RECSYS_MODEL_DIR=str(model_dir), RECSYS_DEFAULT_CONSENT="true")
+    monkeypatch.delenv("RECSYS_DATA_DIR")
+    http = {}
+    with TestClient(asgi_app) as client:
+        for u in USERS:
+            body = {
+                "customer_id": u,
+                "k": K,
+                "diet": ["gluten-free"],
+                "mode": "complete_basket",
+                "basket": BASKET,
+            }
+            r = client.post("/v1/products", json=body)
+            assert r.status_code == 200, r.text
+            http[u] = [i["item_id"] for i in r.json()["items"]]
+    assert cli == pyfunc == http
+    assert all(not set(BASKET) & set(items) and items for items in cli.values())

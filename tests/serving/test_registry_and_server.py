@@ -15,7 +15,7 @@ import pytest
 
 from serving.config import Settings
 from serving.runtime import load_runtime, parse_registry_uri
-from tests.serving.conftest import API_KEY
+from tests.serving.conftest import API_KEY, AUTH
 
 
 class _NativeDirModel(mlflow.pyfunc.PythonModel):
@@ -81,9 +81,12 @@ def test_recsys_serve_starts_a_server_with_metrics(tmp_path, world):
                 pass
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(0.5)
-        r = httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 3, "diet": ["vegan"]})
+        body = {"customer_id": "b1", "k": 3, "diet": ["vegan"]}
+        assert httpx.post(f"{base}/v1/products", json=body).status_code == 401  # reads need a key
+        r = httpx.post(f"{base}/v1/products", json=body, headers=AUTH)
         assert r.status_code == 200 and len(r.json()["items"]) == 3
-        assert httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 0}).status_code == 400
+        bad = httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 0}, headers=AUTH)
+        assert bad.status_code == 400
         metrics = httpx.get(f"{base}/metrics").text
         version = r.json()["model_version"]
         assert f'recsys_model_info{{model="als",model_version="{version}"}} 1.0' in metrics

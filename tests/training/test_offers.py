@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,8 @@ def test_tracked_job_logs_aggregates_and_registers_the_champion(store, syn_dir, 
     from training.offers import PLAN_ARTIFACT, run_offers
 
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
+
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
     name = "test-planner-job"
     first = run_offers(_config(syn_dir, budget=5.0), model_name=name, plan_dir=tmp_path / "plan")
     meta = first.artifact.meta
@@ -82,6 +85,7 @@ def test_live_consent_diet_and_erasure_reach_the_plan(syn_dir, tmp_path, monkeyp
 
     url = f"sqlite:///{tmp_path / 'events.db'}"
     monkeypatch.setenv("RECSYS_EVENTS_URL", url)
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
     config = _config(syn_dir, budget=1e9)
     tables, erased, overridden = live_tables(syn_dir)
     before, _ = fit_plan(tables, config)
@@ -111,6 +115,8 @@ def test_cli_runs_the_job_from_the_config(store, syn_dir, tmp_path, monkeypatch,
     from cli.main import main
 
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
+
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
     config = tmp_path / "offers.yaml"
     config.write_text(f"budget: 4\ndata:\n  source: {syn_dir}\n  dir: {syn_dir}\n")
     args = [
@@ -130,3 +136,46 @@ def test_cli_runs_the_job_from_the_config(store, syn_dir, tmp_path, monkeypatch,
     config.write_text("budget: 4\nplanner:\n  margn: 0.2\n")
     assert main(["offers", "--config", str(config), "--no-track", "--out", str(tmp_path / "x.csv")]) == 2
     assert "unknown key 'planner.margn'" in capsys.readouterr().err
+
+
+def test_checkout_redemptions_reach_the_offer_log(tmp_path):
+    from datetime import UTC, datetime
+
+    import pandas as pd
+    from sqlalchemy import insert
+
+    from serving.checkout import CheckoutLedger, redemptions
+    from training.offers import read_redemptions, with_redemptions
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    ledger = CheckoutLedger(url)
+    row = {"idempotency_key": "k1", "plan_version": "plan/3", "plan_as_of": "2024-03-01 00:00:00",
+           "customer_id": "c1", "discount_level": 0.2, "amount": 1.0, "store": "s1"}  # fmt: skip
+    with ledger.engine.begin() as conn:
+        conn.execute(insert(redemptions), [
+            {**row, "product_group": "MILK", "redeemed_at": datetime(2024, 3, 3, tzinfo=UTC)},
+            {**row, "product_group": "BREAD", "redeemed_at": datetime(2024, 3, 4, tzinfo=UTC)},
+        ])  # fmt: skip
+    ledger.close()
+    red = read_redemptions(url)
+    assert sorted(red["product_group"]) == ["BREAD", "MILK"]
+    log = pd.DataFrame(
+        {
+            "offer_id": ["o1", "o2"],
+            "customer_id": ["c1", "c1"],
+            "product_group": ["MILK", "MILK"],
+            "discount_level": [0.2, 0.2],
+            "sent_at": pd.to_datetime(["2024-01-01", "2024-03-01"]),
+            "expires_at": pd.to_datetime(["2024-01-08", "2024-03-08"]),
+            "channel": ["app", "app"],
+            "redeemed_at": pd.to_datetime([None, None]),
+            "propensity": [0.5, 0.5],
+            "campaign_id": ["1", "1"],
+        }
+    )
+    out = with_redemptions(log, red)
+    assert out.loc[out.offer_id == "o2", "redeemed_at"].iloc[0] == pd.Timestamp("2024-03-03")
+    assert out.loc[out.offer_id == "o1", "redeemed_at"].isna().all()  # window closed before
+    added = out[out.offer_id.str.startswith("checkout:")]
+    assert added["product_group"].tolist() == ["BREAD"] and added["propensity"].isna().all()
+    assert read_redemptions(f"sqlite:///{tmp_path / 'none.db'}").empty
