@@ -1,6 +1,6 @@
 """`recsys train` and `recsys recommend`: batch training and inference for other teams.
 
-    recsys train --config FILE [--out MODEL_DIR]
+    recsys train --config FILE [--out MODEL_DIR] [--param key=value ...]   (params override the config)
     recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
                      [--diet NAME[,NAME]] [--co2-weight X]
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import read_users
+from cli.common import output_path, read_users
 
 if TYPE_CHECKING:
     from recsys.models.base import Recommender
@@ -46,7 +46,31 @@ def make_model(name: str, params: dict[str, object]) -> Recommender:
     unknown = sorted(set(params) - set(cls.param_names()))
     if unknown:
         raise ValueError(f"model {name!r} has no parameter(s) {unknown}; it takes {cls.param_names()}")
+    check_param_types(cls, params)
     return cls(**params)
+
+
+def check_param_types(cls: type, params: dict[str, object]) -> None:
+    """A value must have its default's type (an int also passes for a float): `factors=abc` is a
+    one-line error now, not a TypeError minutes into the fit."""
+    import inspect
+
+    defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
+    for name, value in params.items():
+        default = defaults.get(name, inspect.Parameter.empty)
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = type(default).__name__
+            raise ValueError(f"parameter {name}={value!r} of model {cls.__name__} must be a {kind}")
 
 
 def parse_date(text: str):
@@ -60,11 +84,15 @@ def parse_date(text: str):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
-        if any(getattr(args, f) for f in ("data", "until", "model", "param")):
+        if any(getattr(args, f) for f in ("data", "until", "model")):
             raise ValueError("use either --config FILE or --data/--until/--model flags, not both")
-        from training.jobs import train_config
+        from training.config import load_config
+        from training.jobs import run_training
 
-        run_id = train_config(Path(args.config), out=Path(args.out) if args.out else None)
+        config = load_config(Path(args.config))
+        params = dict(parse_param(p) for p in args.param or [])
+        make_model(config.model.name, {**config.model.params, **params})  # fail fast, one line
+        run_id = run_training(config.with_params(params), out=Path(args.out) if args.out else None)
         print(f"MLflow run {run_id}" + (f"; model saved to {args.out}" if args.out else ""))
         return 0
     missing = [f"--{f}" for f in ("data", "until", "model", "out") if not getattr(args, f)]
@@ -110,6 +138,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     if args.k <= 0:
         raise ValueError(f"--k must be positive, got {args.k}")
+    out = output_path(args.out)
     model_dir = Path(args.model)
     if not (model_dir / "model.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model (no model.json)")
@@ -131,7 +160,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         k=args.k, mode="discover" if args.exclude_seen else "mixed", co2_weight=args.co2_weight
     )
     recs = selector.recommend_frame([query] * len(users), [selector.shopper(u, profile) for u in users])
-    recs.to_csv(args.out, index=False)
+    recs.to_csv(out, index=False)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"

@@ -239,10 +239,3 @@ def train_from_flags(
         model=ModelConfig(name=model, params=dict(params or {})),
     )
     return run_training(config, out=out, tags={"entry_point": "flags"})
-
-
-def train_config(path: str | Path, out: str | Path | None = None) -> str:
-    """`recsys train --config FILE`: validate the YAML, then run_training; returns the run id."""
-    from training.config import load_config
-
-    return run_training(load_config(path), out=out)
