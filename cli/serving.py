@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,8 +58,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.model_dir and not (Path(args.model_dir) / "model.json").exists():
         raise FileNotFoundError(f"{args.model_dir} is not a model directory (no model.json)")
     cmd = serve_command(args)
-    print("$ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=serve_env(args))
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # exec, not a child process: the server IS this process, so SIGTERM/SIGINT from a supervisor,
+    # `kill` or Ctrl-C reach BentoML itself and stop it with its workers (a wrapper left it running).
+    os.execve(cmd[0], cmd, serve_env(args))
+    return 0  # not reached
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

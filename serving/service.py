@@ -29,6 +29,7 @@ import prometheus_client
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
 
+from serving import logs
 from serving.accept import share_accepts
 from serving.auth import check_key
 from serving.batching import MicroBatcher
@@ -37,7 +38,8 @@ from serving.customers import diet_profile, resolve
 from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, require
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
-from serving.products import ProductJob, recommend_batch
+from serving.openapi import ApiDocs
+from serving.products import ProductJob, check_filters, recommend_batch
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     ConsentRequest,
@@ -85,6 +87,7 @@ BATCH_SIZE = prometheus_client.Histogram(
 )
 
 health = FastAPI(title="health")
+logs.install()
 
 
 WORKERS = int(os.environ.get("RECSYS_WORKERS") or 1)
@@ -116,6 +119,8 @@ class RecsysService:
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self._reload_lock = asyncio.Lock()
         self._publish_version(None, self.runtime)
+        if self.runtime.dataset is None:
+            logger.warning("starting without customer data: %s", NO_CUSTOMER_DATA)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
         # balancer then never sends traffic that would wait behind seconds of warm-up.
         self._warm = threading.Event()
@@ -180,6 +185,7 @@ class RecsysService:
 
         async def call() -> ProductsResponse:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
+            check_filters(self.runtime, req)  # unknown categories / include ids -> 400 naming them
             return await self.batcher.submit(job)
 
         return await self._guard(ctx, "read", call)
@@ -393,7 +399,8 @@ class RecsysService:
         if problem:
             body = HealthResponse(status="unavailable", model_version=self.runtime.version, detail=problem)
             return JSONResponse(body.model_dump(), status_code=503)
-        return HealthResponse(status="ok", model_version=self.runtime.version)
+        detail = None if self.runtime.dataset is not None else NO_CUSTOMER_DATA
+        return HealthResponse(status="ok", model_version=self.runtime.version, detail=detail)
 
     def __is_ready__(self) -> bool:
         return self._not_ready() is None
@@ -407,6 +414,13 @@ class RecsysService:
             return f"event store: {type(exc).__name__}"
         return None
 
+
+RecsysService.add_asgi_middleware(ApiDocs, service=RecsysService)  # /docs, /docs.json, / (openapi.py)
+
+NO_CUSTOMER_DATA = (
+    "no customer data (RECSYS_DATA_DIR unset): consent and diets come only from the event store, "
+    "so customers without a consent record get non-personalised lists"
+)
 
 # ---- small helpers ------------------------------------------------------------------------------
 
