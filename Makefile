@@ -17,7 +17,7 @@ PORT ?= 3000
 
 main: $(STAMP)
 	$(VENV)/bin/recsys pipeline --data data/cj
-	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj
+	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj --env-file .env
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
