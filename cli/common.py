@@ -13,7 +13,10 @@ def one_line(exc: BaseException) -> str:
     """The error message on one line; an OSError names the file (`recsys ... --out /missing/x.csv`)."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
-    text = str(exc).strip("\"'") or type(exc).__name__
+    text = str(exc)
+    if isinstance(exc, KeyError):  # str(KeyError) quotes its message
+        text = text.strip("\"'")
+    text = text or type(exc).__name__
     return " ".join(text.split())
 
 

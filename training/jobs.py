@@ -16,6 +16,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from recsys.data.progress import Progress
 from recsys.models.base import Recommender
 from recsys.models.model_dir import ITEMS_FILE, save_model_dir
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
@@ -152,6 +153,56 @@ def check_metrics(config: ExperimentConfig, result: EvaluationResult) -> None:
         )
 
 
+def log_config(config: ExperimentConfig) -> None:
+    """The validated config (config.yaml, read back by the promotion gate) and its headline params."""
+    mlflow.log_dict(config.model_dump(mode="json"), "config.yaml")
+    mlflow.log_params(
+        flatten(
+            "",
+            {
+                "config": config.name,
+                "model": {"name": config.model.name},
+                "data.source": config.data.source,
+                "k": config.k,
+                "tracks": config.tracks,
+                "promotion.metric": config.promotion.metric,
+            },
+        )
+    )
+
+
+def fit_and_log(
+    config: ExperimentConfig, data: PreparedData, progress: Progress, out: str | Path | None = None
+) -> tuple[Recommender, EvaluationResult]:
+    """Inside an active run: split tags, dataset, model params, fit, full evaluation on the test split,
+    plots and the model (native + pyfunc). A run that went through this can be registered."""
+    mlflow.set_tags(
+        {
+            TAG_DIGEST: data.digest,
+            TAG_CUTOFF: data.cutoff,
+            TAG_UNTIL: str(config.data.split.until),
+            TAG_DATA_DIR: str(data.data_dir),
+            TAG_PROMOTION_METRIC: config.promotion.metric,
+        }
+    )
+    log_dataset(data)
+    model = build_model(config.model)
+    mlflow.log_params(flatten("model", model.get_params()))
+    start = time.perf_counter()
+    with progress.step(f"fitting {config.model.name} on {len(data.split.train.interactions):,} events"):
+        model.fit(data.split.train)
+    fit_seconds = time.perf_counter() - start
+    with progress.step(f"evaluating on {len(data.split.test.interactions):,} test events"):
+        result = full_evaluation(
+            model, data.split.train, data.split.test, config.k, list(config.tracks), config.metrics
+        )
+    check_metrics(config, result)
+    with progress.step("logging metrics, plots and the model to MLflow"):
+        log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
+        log_model_artifacts(model, data.dataset.items_table, Path(out) if out else None)
+    return model, result
+
+
 def run_training(
     config: ExperimentConfig,
     *,
@@ -176,41 +227,11 @@ def run_training(
         **(tags or {}),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=config.name, tags=base_tags) as run:
-        mlflow.log_dict(config.model_dump(mode="json"), "config.yaml")
-        mlflow.log_params(
-            flatten(
-                "",
-                {
-                    "config": config.name,
-                    "model": {"name": config.model.name},
-                    "data.source": config.data.source,
-                    "k": config.k,
-                    "tracks": config.tracks,
-                    "promotion.metric": config.promotion.metric,
-                },
-            )
-        )
-        data = data or prepare(config.data)
-        mlflow.set_tags(
-            {
-                TAG_DIGEST: data.digest,
-                TAG_CUTOFF: data.cutoff,
-                TAG_UNTIL: str(config.data.split.until),
-                TAG_DATA_DIR: str(data.data_dir),
-            }
-        )
-        log_dataset(data)
-        model = build_model(config.model)
-        mlflow.log_params(flatten("model", model.get_params()))
-        start = time.perf_counter()
-        model.fit(data.split.train)
-        fit_seconds = time.perf_counter() - start
-        result = full_evaluation(
-            model, data.split.train, data.split.test, config.k, list(config.tracks), config.metrics
-        )
-        check_metrics(config, result)
-        log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
-        log_model_artifacts(model, data.dataset.items_table, Path(out) if out else None)
+        log_config(config)
+        progress = Progress(4, prefix=f"{config.name}: ")
+        with progress.step(f"preparing data {config.data.dir or config.data.source}"):
+            data = data or prepare(config.data)
+        fit_and_log(config, data, progress, out)
         return run.info.run_id
 
 
