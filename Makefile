@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: main test lint install
+.PHONY: main test lint install bento
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ PORT ?= 3000
 main: $(STAMP)
 	$(VENV)/bin/recsys pipeline --data data/cj
 	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj --env-file .env
+
+# bake the champions into bundle/ and build the bento (bentoml serve grocery-recsys:latest)
+bento: $(STAMP)
+	$(VENV)/bin/recsys bento
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cli.training",
     "cli.offers",
     "cli.serving",
+    "cli.bento",
 )
 
 
