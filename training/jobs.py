@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 
 from recsys.data.progress import Progress
+from recsys.defaults import PROJECT_DIR
 from recsys.models.base import Recommender
 from recsys.models.model_dir import ITEMS_FILE, save_model_dir
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
@@ -119,18 +120,40 @@ def log_model_artifacts(model: Recommender, items: pd.DataFrame, out: Path | Non
             name=PYFUNC_NAME,
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={"model_dir": str(native), "items": str(items_path)},
+            # self-contained: the library and the wrapper travel with the model (a fresh venv that
+            # installs only the logged requirements can load it; tests/training/test_pyfunc_portable.py)
+            code_paths=[str(PROJECT_DIR / "recsys"), str(Path(__file__).parent)],
             pip_requirements=_requirements(),
+            input_example=PYFUNC_EXAMPLE,
         )
         mlflow.set_tag(TAG_PYFUNC_ID, info.model_id)
     if out is not None:
         save_model_dir(model, items, Path(out))
 
 
+#: what loading and predicting import (recsys' runtime dependencies); training-only packages stay out
+PYFUNC_PACKAGES = (
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pyarrow",
+    "pydantic",
+    "scikit-learn",
+    "implicit",
+    "rectools-lightfm",
+    "threadpoolctl",
+    "PyYAML",
+)
+#: the documented request: a pseudonymous id, list length, diet (fail-closed), mode, CO2e weight
+PYFUNC_EXAMPLE = [{"user_id": "1013", "k": 5, "diet": "gluten-free", "mode": "mixed", "co2_weight": 0.0}]
+
+
 def _requirements() -> list[str]:
     """Pinned from the running environment: skips MLflow's slow inference subprocess."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "pydantic")]
+    return [f"{pkg}=={version(pkg)}" for pkg in PYFUNC_PACKAGES]
 
 
 def log_evaluation(result: EvaluationResult, fit_seconds: float, title: str) -> None:
