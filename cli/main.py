@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cli.offers",
     "cli.serving",
     "cli.bento",
+    "cli.customers",
 )
 
 

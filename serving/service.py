@@ -26,7 +26,7 @@ from typing import Any
 import bentoml
 import numpy as np
 import prometheus_client
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from serving import logs
@@ -40,6 +40,8 @@ from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.openapi import ApiDocs
 from serving.products import ProductJob, check_filters, recommend_batch
+from serving.profiles import ProfileBook, ProfileRequest, ProfileResponse
+from serving.profiles import answer as profile_answer
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     ConsentRequest,
@@ -87,6 +89,7 @@ BATCH_SIZE = prometheus_client.Histogram(
 )
 
 health = FastAPI(title="health")
+profile_get = FastAPI(title="profile")  # GET /v1/customers/profile (BentoML APIs are POST only)
 logs.install()
 
 
@@ -96,6 +99,7 @@ if WORKERS > 1 and flag(os.environ.get("RECSYS_SHARE_ACCEPTS"), True):
 
 
 @bentoml.asgi_app(health, path="/v1/health")
+@bentoml.asgi_app(profile_get, path="/v1/customers")
 @bentoml.service(
     name="recsys",
     traffic={"timeout": 30},
@@ -118,6 +122,7 @@ class RecsysService:
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self._reload_lock = asyncio.Lock()
+        self.profiles = ProfileBook()
         self._publish_version(None, self.runtime)
         if self.runtime.dataset is None:
             logger.warning("starting without customer data: %s", NO_CUSTOMER_DATA)
@@ -145,8 +150,11 @@ class RecsysService:
             self._warm.set()
 
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
+        self._auth_headers(ctx.request.headers, kind)
+
+    def _auth_headers(self, headers: Any, kind: str) -> None:
         if kind == "write" or self.settings.read_requires_key:
-            check_key(ctx.request.headers, self.settings.api_keys)
+            check_key(headers, self.settings.api_keys)
 
     async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
@@ -366,6 +374,26 @@ class RecsysService:
             )
 
         return await self._guard(ctx, "write", call)
+
+    @bentoml.api(route="/v1/customers/profile")
+    async def profile(self, req: ProfileRequest, /, ctx: bentoml.Context) -> ProfileResponse:
+        """Lifecycle profile: segment, churn risk and tier, CLV, AOV, visit frequency, best send time."""
+        return await self._guard(ctx, "read", lambda: self._profile(req.customer_id))
+
+    @profile_get.get("/profile", response_model=ProfileResponse)
+    async def profile_by_get(self, customer_id: str, request: Request) -> ProfileResponse | JSONResponse:
+        """GET form of /v1/customers/profile (?customer_id=...)."""
+        try:
+            self._auth_headers(request.headers, "read")
+            return await self._profile(ProfileRequest(customer_id=customer_id).customer_id)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by to_response
+            return to_response(exc)
+
+    async def _profile(self, customer_id: str) -> ProfileResponse:
+        rt = self.runtime
+        state = (await self._states([customer_id]))[customer_id]
+        cust = self._customer(rt, customer_id, state, None)
+        return await asyncio.to_thread(profile_answer, rt, self.profiles, cust, state.erased)
 
     # ---- admin ----------------------------------------------------------------------------------
     @bentoml.api(route="/v1/admin/reload")
