@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: main test lint install bento
+.PHONY: main test lint install bento readme-walk
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ main: $(STAMP)
 # bake the champions into bundle/ and build the bento (bentoml serve grocery-recsys:latest)
 bento: $(STAMP)
 	$(VENV)/bin/recsys bento
+
+# every README command on a clean clone (minutes; not part of `make test`)
+readme-walk: $(STAMP)
+	tests/readme_walk.sh $(abspath $(VENV))/bin/python
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
