@@ -286,9 +286,15 @@ def target_sections(table: pd.DataFrame) -> list[str]:
             f"**{'Met' if worst >= goal else 'Not met'}** on them: {col} min {worst:.3f}, mean "
             f"{sub[col].mean():.3f}; {int((sub[col] < goal).sum())} of {len(sub)} cells below {goal:.2f}. "
             f"True cost over budget max {sub['true cost / budget'].max():.3f}.\n",
-            markdown_table(sub.drop(columns=["kind", "customers", "weeks"]), "{:.3f}") + "\n",
+            markdown_table(
+                sub.drop(columns=["kind", "customers", "weeks"]).assign(
+                    **{"budget share": lambda t: t["budget share"].round(2)}
+                ),
+                "{:.3f}",
+            )
+            + "\n",
         ]
-    ver = table[table["kind"] == "verify"]
+    ver = table[table["kind"] == "verify"].assign(**{"budget share": lambda t: t["budget share"].round(2)})
     over = ver[ver["true cost / budget"] > 1.0]
     md += [
         "## Target 2: the budget promise on fresh seeds\n",
@@ -313,6 +319,12 @@ def target_sections(table: pd.DataFrame) -> list[str]:
                 mean_model_over_oracle=("model / oracle", "mean"),
             )
             .reset_index(),
+            "{:.3f}",
+        )
+        + "\n",
+        "Cells over budget:\n",
+        markdown_table(
+            over[["seed", "weeks", "budget share", "true cost / budget", "cost factor", "promise supported"]],
             "{:.3f}",
         )
         + "\n",
