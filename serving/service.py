@@ -583,6 +583,7 @@ def _discount_item(row: dict[str, Any]) -> DiscountItem:
         discount_level=float(row["discount_level"]),
         expected_uplift=float(row["expected_uplift"]),
         expected_cost=float(row["expected_cost"]),
+        expected_profit=float(row["expected_profit"]),
         reason=str(row.get("reason") or ""),
         best_send_time=None if send is None else str(send),
     )
