@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: main test lint install
+.PHONY: main test lint install bento readme-walk
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ PORT ?= 3000
 
 main: $(STAMP)
 	$(VENV)/bin/recsys pipeline --data data/cj
-	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj
+	$(VENV)/bin/recsys serve --port $(PORT) --data-dir data/cj --env-file .env
+
+# bake the champions into bundle/ and build the bento (bentoml serve grocery-recsys:latest)
+bento: $(STAMP)
+	$(VENV)/bin/recsys bento
+
+# every README command on a clean clone (minutes; not part of `make test`)
+readme-walk: $(STAMP)
+	tests/readme_walk.sh $(abspath $(VENV))/bin/python
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -29,12 +29,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.offers import (  # noqa: E402
-    _md,
     hindsight_rows,
     offers_at_default_rate,
     seed_frames,
 )
-from benchmarks.report import log_run  # noqa: E402
+from benchmarks.report import log_run, markdown_table  # noqa: E402
 from lab.campaigns import campaign_outcomes  # noqa: E402
 from lab.evaluation import policy_comparison, true_curves, true_score  # noqa: E402
 from lab.synthetic import generate  # noqa: E402
@@ -164,7 +163,7 @@ def main() -> None:
         "'model / oracle' and 'true cost / budget' score the plan WITHOUT exploration at each budget share; "
         "'campaign' columns score the explored campaign that was sent. 'hindsight': the model's curves with "
         "the cost factor that, known from the truth, makes the true cost meet the budget.\n\n"
-        + _md(table, "{:.3f}")
+        + markdown_table(table, "{:.3f}")
         + f"\n\nRound 0: model / oracle min {first['model / oracle'].min():.3f}, mean "
         f"{first['model / oracle'].mean():.3f}, true cost / budget max {first['true cost / budget'].max():.3f}. "
         f"Round {args.rounds}: min {last['model / oracle'].min():.3f}, mean {last['model / oracle'].mean():.3f}, "

@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+
+
+def one_line(exc: BaseException) -> str:
+    """The error message on one line; an OSError names the file (`recsys ... --out /missing/x.csv`)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc)
+    if isinstance(exc, KeyError):  # str(KeyError) quotes its message
+        text = text.strip("\"'")
+    text = text or type(exc).__name__
+    return " ".join(text.split())
+
+
+def stdout_closed() -> int:
+    """The reader of our stdout went away (`recsys data schema | head`): stop quietly, like Unix tools.
+
+    Python would otherwise print a BrokenPipeError traceback while flushing stdout at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def output_path(text: str) -> Path:
+    """An output file whose directory exists: checked before minutes of work, not after."""
+    path = Path(text)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output directory {parent} does not exist (for {path})")
+    if path.is_dir():
+        raise ValueError(f"output {path} is a directory; give a file name")
+    return path
 
 
 def read_users(path: Path) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import EXIT_BAD_INPUT
+from cli.common import EXIT_BAD_INPUT, output_path
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
@@ -36,6 +36,10 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
             write_synthetic(data, out)
         tables = data.tables
     else:
+        if not Path(args.source).is_dir():
+            raise ValueError(
+                f"--source {args.source!r} is neither completejourney, synthetic nor an existing directory"
+            )
         progress = Progress(1)
         with progress.step(f"importing {args.source}"):
             import_dir(Path(args.source), out)
@@ -50,20 +54,22 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     from recsys.data.validation import validate_tables
 
     path = Path(args.dir)
+    report = output_path(args.report) if args.report else None
     if (path / MANIFEST).exists():
         tables, files = read_tables(path), {}
     else:
         tables, files = read_source_dir(path)
     _, problems = validate_tables(tables, files)
-    if args.report:
+    if report is not None:
         import pandas as pd
 
         from recsys.data.csv_safety import write_csv
 
-        write_csv(
-            pd.DataFrame([p.__dict__ for p in problems], columns=["file", "row", "field", "value", "reason"]),
-            args.report,
+        frame = pd.DataFrame(
+            [p.__dict__ for p in problems], columns=["file", "row", "field", "value", "reason"]
         )
+        frame["row"] = frame["row"].astype("Int64")  # record numbers, not 1.0 (file-level: empty)
+        write_csv(frame, report)
     if problems:
         for p in problems[: args.show]:
             print(p, file=sys.stderr)

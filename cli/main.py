@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from cli.common import EXIT_BAD_INPUT
+from cli.common import EXIT_BAD_INPUT, one_line, stdout_closed
 
 COMMAND_MODULES = (
     "cli.data",
@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "cli.serving",
     "cli.experiment",
     "cli.keys",
+    "cli.bento",
+    "cli.customers",
 )
 
 
@@ -41,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return stdout_closed()
     except ValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (UnknownIdError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (UnknownIdError, ValueError, OSError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RuntimeError as exc:
         from training.privacy import StoreUnavailable

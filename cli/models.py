@@ -1,6 +1,6 @@
 """`recsys train` and `recsys recommend`: batch training and inference for other teams.
 
-    recsys train --config FILE [--out MODEL_DIR]
+    recsys train --config FILE [--out MODEL_DIR] [--param key=value ...]   (params override the config)
     recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
         [--basket ID,ID,...]  (complete that basket for every user; --data adds basket co-occurrence)
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import batch_customers, privacy_note, read_users
+from cli.common import batch_customers, output_path, privacy_note, read_users
 
 if TYPE_CHECKING:
     from recsys.models.base import Recommender
@@ -47,7 +47,31 @@ def make_model(name: str, params: dict[str, object]) -> Recommender:
     unknown = sorted(set(params) - set(cls.param_names()))
     if unknown:
         raise ValueError(f"model {name!r} has no parameter(s) {unknown}; it takes {cls.param_names()}")
+    check_param_types(cls, params)
     return cls(**params)
+
+
+def check_param_types(cls: type, params: dict[str, object]) -> None:
+    """A value must have its default's type (an int also passes for a float): `factors=abc` is a
+    one-line error now, not a TypeError minutes into the fit."""
+    import inspect
+
+    defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
+    for name, value in params.items():
+        default = defaults.get(name, inspect.Parameter.empty)
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = type(default).__name__
+            raise ValueError(f"parameter {name}={value!r} of model {cls.__name__} must be a {kind}")
 
 
 def parse_date(text: str):
@@ -61,11 +85,15 @@ def parse_date(text: str):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
-        if any(getattr(args, f) for f in ("data", "until", "model", "param")):
+        if any(getattr(args, f) for f in ("data", "until", "model")):
             raise ValueError("use either --config FILE or --data/--until/--model flags, not both")
-        from training.jobs import train_config
+        from training.config import load_config
+        from training.jobs import run_training
 
-        run_id = train_config(Path(args.config), out=Path(args.out) if args.out else None)
+        config = load_config(Path(args.config))
+        params = dict(parse_param(p) for p in args.param or [])
+        make_model(config.model.name, {**config.model.params, **params})  # fail fast, one line
+        run_id = run_training(config.with_params(params), out=Path(args.out) if args.out else None)
         print(f"MLflow run {run_id}" + (f"; model saved to {args.out}" if args.out else ""))
         return 0
     missing = [f"--{f}" for f in ("data", "until", "model", "out") if not getattr(args, f)]
@@ -111,6 +139,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     if args.k <= 0:
         raise ValueError(f"--k must be positive, got {args.k}")
+    out = output_path(args.out)
     model_dir = Path(args.model)
     if not (model_dir / "model.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model (no model.json)")
@@ -143,7 +172,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
     shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in users]
     recs = selector.recommend_frame([query] * len(users), shoppers)
-    write_csv(recs, args.out)
+    write_csv(recs, out)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"

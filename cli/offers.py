@@ -63,7 +63,6 @@ def _config(args: argparse.Namespace):
 
 
 def _cmd_offers(args: argparse.Namespace) -> int:
-    from recsys.offers.budget_margin import MIN_COST_CHECK_OFFERS
     from training.offers import plan_summary, run_offers
 
     _check_flags(args)
@@ -91,16 +90,16 @@ def _cmd_offers(args: argparse.Namespace) -> int:
     print("offers per department: " + ", ".join(f"{k} {v:,}" for k, v in summary["per_department"].items()))
     ratio = getattr(planner, "cost_ratio_", None)
     if ratio:
+        promise = planner.budget_promise_
         print(
-            f"budget margin: planned cost = expected cost x {planner.cost_factor_:.3f}, from realised / "
-            f"predicted discount cost {ratio['ratio']:.3f} (90% upper bound {ratio['upper']:.3f}) on "
-            f"{ratio['offers']:,} {ratio['source']}"
+            f"budget promise: planned cost = expected cost x {planner.cost_factor_:.3f}, from realised / "
+            f"predicted discount cost {ratio['ratio']:.3f} +- {ratio['se']:.3f} on {ratio['offers']:,} "
+            f"{ratio['source']}; {promise['statement']}"
         )
-        if ratio["offers"] < MIN_COST_CHECK_OFFERS:
+        if not promise["supported"]:
             print(
-                f"warning: the budget margin rests on only {ratio['offers']:,} offers (fewer than "
-                f"{MIN_COST_CHECK_OFFERS:,}): the plan's real cost may exceed the budget; hold some of the "
-                "budget back, or log more offers with their propensities before relying on it",
+                f"warning: {promise['statement']}; log more offers with their propensities before "
+                "relying on the budget",
                 file=sys.stderr,
             )
     if config.planner.explore > 0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,6 +35,10 @@ def serve_command(args: argparse.Namespace) -> list[str]:
 
 def serve_env(args: argparse.Namespace, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    if getattr(args, "env_file", None):
+        from cli.envfile import read_env_file
+
+        env = {**read_env_file(Path(args.env_file)), **env}  # the shell's own settings win
     env.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit/BLAS threads fight the server's own
     if args.model_dir:
         env["RECSYS_MODEL_DIR"] = str(Path(args.model_dir).resolve())
@@ -58,9 +61,25 @@ def serve_env(args: argparse.Namespace, base: dict[str, str] | None = None) -> d
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.model_dir and not (Path(args.model_dir) / "model.json").exists():
         raise FileNotFoundError(f"{args.model_dir} is not a model directory (no model.json)")
+    if args.env_file and not os.environ.get("RECSYS_API_KEYS"):
+        from cli.envfile import ensure_api_key
+
+        key, made = ensure_api_key(Path(args.env_file))
+        if key is None:
+            print(f"API keys: the hashed entries in {args.env_file}", file=sys.stderr)
+        else:
+            print(
+                f"API key, all scopes ({'generated into' if made else 'from'} {args.env_file}): {key}\n"
+                f"  curl ... -H 'Authorization: Bearer {key}'   docs: http://127.0.0.1:{args.port}/docs",
+                file=sys.stderr,
+            )
     cmd = serve_command(args)
-    print("$ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=serve_env(args))
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # exec, not a child process: the server IS this process, so SIGTERM/SIGINT from a supervisor,
+    # `kill` or Ctrl-C reach BentoML itself and stop it with its workers (a wrapper left it running).
+    os.execve(cmd[0], cmd, serve_env(args))
+    return 0  # not reached
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -79,4 +98,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--events-url", help="event store URL (default sqlite:///events.db; postgresql://...)")
     p.add_argument("--workers", type=int, help="server worker processes (each holds the model)")
+    p.add_argument(
+        "--env-file",
+        help="read settings (KEY=VALUE) from this file; generate an API key into it if it has none",
+    )
     p.set_defaults(func=_cmd_serve)

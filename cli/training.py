@@ -29,6 +29,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     )
     print(f"study {result.study_name} ({result.storage}): {result.n_trials} trials, {result.n_pruned} pruned")
     print(f"parent run {result.parent_run_id}")
+    if not args.no_holdout:
+        print(f"  it holds the best params' model: recsys register --run {result.parent_run_id}")
     print(f"default params: {result.default_params}")
     print(f"best params:    {result.best_params}")
     print(result.table())

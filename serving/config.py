@@ -10,11 +10,30 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recsys.defaults import DEFAULT_EVENTS_URL, DEFAULT_TRACKING_URI, PLANNER_NAME, registry_uri
+from recsys.defaults import (
+    DEFAULT_EVENTS_URL,
+    DEFAULT_TRACKING_URI,
+    PLANNER_NAME,
+    PROJECT_DIR,
+    registry_uri,
+)
 from serving.auth import ApiKey, keys_from_env
 
 DEFAULT_REGISTRY_URI = registry_uri()
 DEFAULT_OFFERS_URI = registry_uri(PLANNER_NAME)
+
+#: `recsys bento` bakes the champions here; a bento serves them without any MLflow store.
+BUNDLE_DIR = PROJECT_DIR / "bundle"
+
+
+def in_bento(project_dir: Path = PROJECT_DIR) -> bool:
+    """Running from a built bento (its source tree sits in <bento>/src beside bento.yaml)."""
+    return (project_dir.parent / "bento.yaml").exists()
+
+
+def state_dir(env: dict[str, str]) -> Path:
+    """Where a bento keeps its default SQLite files: never inside its own source tree."""
+    return Path(env.get("RECSYS_STATE_DIR") or Path.home() / ".local" / "state" / "grocery-recsys")
 
 
 def flag(value: str | None, default: bool) -> bool:
@@ -47,15 +66,25 @@ class Settings:
         model_dir = env.get("RECSYS_MODEL_DIR") or None
         data_dir = env.get("RECSYS_DATA_DIR") or None
         offers_dir = env.get("RECSYS_OFFERS_DIR") or None
+        tracking_uri, events_url = DEFAULT_TRACKING_URI, DEFAULT_EVENTS_URL
+        if in_bento():
+            # the baked champions (recsys bento); SQLite defaults outside the bento's source tree
+            if model_dir is None and (BUNDLE_DIR / "model" / "model.json").exists():
+                model_dir = str(BUNDLE_DIR / "model")
+            if offers_dir is None and env.get("RECSYS_OFFERS_URI") is None and (BUNDLE_DIR / "plan").is_dir():
+                offers_dir = str(BUNDLE_DIR / "plan")
+            state = state_dir(env)
+            state.mkdir(parents=True, exist_ok=True)
+            tracking_uri, events_url = f"sqlite:///{state / 'mlflow.db'}", f"sqlite:///{state / 'events.db'}"
         offers_uri = env.get("RECSYS_OFFERS_URI", DEFAULT_OFFERS_URI).strip()
         return cls(
             model_dir=Path(model_dir) if model_dir else None,
             registry_uri=env.get("RECSYS_REGISTRY_URI") or DEFAULT_REGISTRY_URI,
-            tracking_uri=env.get("MLFLOW_TRACKING_URI") or cls.tracking_uri,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or tracking_uri,
             data_dir=Path(data_dir) if data_dir else None,
             offers_dir=Path(offers_dir) if offers_dir else None,
             offers_uri=None if offers_uri.lower() in ("", "none") else offers_uri,
-            events_url=env.get("RECSYS_EVENTS_URL") or cls.events_url,
+            events_url=env.get("RECSYS_EVENTS_URL") or events_url,
             api_keys=keys_from_env(env),
             # reads (purchase history, diet, churn profile) need a 'read' key unless turned off
             read_requires_key=flag(env.get("RECSYS_READ_REQUIRES_KEY"), True),

@@ -21,6 +21,8 @@ def diet_profile(diet: list[str] | None) -> DietProfile | None:
     """Request diet override -> profile; ValueError (-> 400) names an unknown diet."""
     if diet is None:
         return None
+    if any(not name.strip() for name in diet):
+        raise ValueError(f"diet names must not be empty, got {diet!r}")
     return _parse_diet(tuple(diet))
 
 

@@ -41,6 +41,7 @@ OFFER_FIELDS: tuple[str, ...] = (
     "discount_level",
     "expected_uplift",
     "expected_cost",
+    "expected_profit",
     "reason",
     "best_send_time",
 )

@@ -17,6 +17,7 @@ from pydantic_core import to_json
 from recsys.diet.profiles import DietProfile
 from recsys.ranking.selection import ProductQuery, Selection, Shopper
 from serving.customers import resolve
+from serving.errors import ApiError
 from serving.events import CustomerState
 from serving.runtime import Runtime
 from serving.schemas import ProductsRequest
@@ -39,6 +40,32 @@ def query(req: ProductsRequest) -> ProductQuery:
         co2_weight=req.co2_weight,
         basket=tuple(req.basket or ()),
     )
+
+
+def check_filters(rt: Runtime, req: ProductsRequest) -> None:
+    """Unknown categories or product ids in a filter are a 400 naming them, not a silent empty list."""
+    problems = []
+    if req.categories:
+        known = _known_categories(rt)
+        unknown = sorted(set(req.categories) - known)
+        if unknown:
+            problems.append(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown[:5])}")
+    if req.include:
+        ids = list(dict.fromkeys(req.include))
+        unknown = [i for i, x in zip(ids, rt.item_index(ids), strict=True) if x < 0]
+        if unknown:
+            problems.append(f"unknown product id(s) in include: {', '.join(unknown[:5])}")
+    if problems:
+        raise ApiError(400, "; ".join(problems))
+
+
+_CATEGORIES: list[tuple[Runtime, frozenset[str]]] = []  # (runtime, its categories): the last one
+
+
+def _known_categories(rt: Runtime) -> frozenset[str]:
+    if not _CATEGORIES or _CATEGORIES[0][0] is not rt:
+        _CATEGORIES[:] = [(rt, frozenset(str(c) for c in rt.categories if c))]
+    return _CATEGORIES[0][1]
 
 
 def recommend_batch(

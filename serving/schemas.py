@@ -179,6 +179,9 @@ class DiscountItem(BaseModel):
     expected_cost: float = Field(
         description="expected discount paid out; the plan's offers sum to <= its budget"
     )
+    expected_profit: float = Field(
+        description="expected incremental margin: extra margin from the uplift minus the discount paid"
+    )
     reason: str
     best_send_time: str | None = None
 

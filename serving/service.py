@@ -27,9 +27,10 @@ from typing import Any
 import bentoml
 import numpy as np
 import prometheus_client
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from serving import logs
 from serving.accept import share_accepts
 from serving.auth import check_key
 from serving.batching import MicroBatcher
@@ -42,7 +43,10 @@ from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
 from serving.limits import InputLimits
-from serving.products import ProductJob, recommend_batch
+from serving.openapi import ApiDocs
+from serving.products import ProductJob, check_filters, recommend_batch
+from serving.profiles import ProfileBook, ProfileRequest, ProfileResponse
+from serving.profiles import answer as profile_answer
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     CheckoutRequest,
@@ -92,6 +96,8 @@ BATCH_SIZE = prometheus_client.Histogram(
 )
 
 health = FastAPI(title="health")
+profile_get = FastAPI(title="profile")  # GET /v1/customers/profile (BentoML APIs are POST only)
+logs.install()
 
 
 WORKERS = int(os.environ.get("RECSYS_WORKERS") or 1)
@@ -100,6 +106,7 @@ if WORKERS > 1 and flag(os.environ.get("RECSYS_SHARE_ACCEPTS"), True):
 
 
 @bentoml.asgi_app(health, path="/v1/health")
+@bentoml.asgi_app(profile_get, path="/v1/customers")
 @bentoml.service(
     name="recsys",
     traffic={"timeout": 30},
@@ -125,7 +132,10 @@ class RecsysService:
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
         self._reload_lock = asyncio.Lock()
+        self.profiles = ProfileBook()
         self._publish_version(None, self.runtime)
+        if self.runtime.dataset is None:
+            logger.warning("starting without customer data: %s", NO_CUSTOMER_DATA)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
         # balancer then never sends traffic that would wait behind seconds of warm-up.
         self._warm = threading.Event()
@@ -150,8 +160,11 @@ class RecsysService:
             self._warm.set()
 
     def _auth(self, ctx: bentoml.Context, kind: str) -> None:
+        self._auth_headers(ctx.request.headers, kind)
+
+    def _auth_headers(self, headers: Any, kind: str) -> None:
         if kind != "read" or self.settings.read_requires_key:
-            check_key(ctx.request.headers, self.settings.api_keys, kind)  # kind = the scope needed
+            check_key(headers, self.settings.api_keys, kind)  # kind = the scope needed
 
     async def _guard(self, ctx: bentoml.Context, kind: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Auth, then the handler; expected failures become a JSON 4xx with a reason."""
@@ -190,6 +203,7 @@ class RecsysService:
 
         async def call() -> ProductsResponse:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
+            check_filters(self.runtime, req)  # unknown categories / include ids -> 400 naming them
             if self.experiments.configs:
                 state = (await self._states([req.customer_id]))[req.customer_id]
                 shopper = self._customer(self.runtime, req.customer_id, state, req.diet)
@@ -407,6 +421,26 @@ class RecsysService:
 
         return await self._guard(ctx, "write", call)
 
+    @bentoml.api(route="/v1/customers/profile")
+    async def profile(self, req: ProfileRequest, /, ctx: bentoml.Context) -> ProfileResponse:
+        """Lifecycle profile: segment, churn risk and tier, CLV, AOV, visit frequency, best send time."""
+        return await self._guard(ctx, "read", lambda: self._profile(req.customer_id))
+
+    @profile_get.get("/profile", response_model=ProfileResponse)
+    async def profile_by_get(self, customer_id: str, request: Request) -> ProfileResponse | JSONResponse:
+        """GET form of /v1/customers/profile (?customer_id=...)."""
+        try:
+            self._auth_headers(request.headers, "read")
+            return await self._profile(ProfileRequest(customer_id=customer_id).customer_id)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by to_response
+            return to_response(exc)
+
+    async def _profile(self, customer_id: str) -> ProfileResponse:
+        rt = self.runtime
+        state = (await self._states([customer_id]))[customer_id]
+        cust = self._customer(rt, customer_id, state, None)
+        return await asyncio.to_thread(profile_answer, rt, self.profiles, cust, state.erased)
+
     # ---- admin ----------------------------------------------------------------------------------
     @bentoml.api(route="/v1/admin/reload")
     async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
@@ -439,7 +473,8 @@ class RecsysService:
         if problem:
             body = HealthResponse(status="unavailable", model_version=self.runtime.version, detail=problem)
             return JSONResponse(body.model_dump(), status_code=503)
-        return HealthResponse(status="ok", model_version=self.runtime.version)
+        detail = None if self.runtime.dataset is not None else NO_CUSTOMER_DATA
+        return HealthResponse(status="ok", model_version=self.runtime.version, detail=detail)
 
     def __is_ready__(self) -> bool:
         return self._not_ready() is None
@@ -457,6 +492,12 @@ class RecsysService:
 # 415 / 413 / duplicate keys / documented 400 bodies, before BentoML parses anything
 RecsysService.add_asgi_middleware(InputLimits)
 
+RecsysService.add_asgi_middleware(ApiDocs, service=RecsysService)  # /docs, /docs.json, / (openapi.py)
+
+NO_CUSTOMER_DATA = (
+    "no customer data (RECSYS_DATA_DIR unset): consent and diets come only from the event store, "
+    "so customers without a consent record get non-personalised lists"
+)
 
 # ---- small helpers ------------------------------------------------------------------------------
 
@@ -545,6 +586,7 @@ def _discount_item(row: dict[str, Any]) -> DiscountItem:
         discount_level=float(row["discount_level"]),
         expected_uplift=float(row["expected_uplift"]),
         expected_cost=float(row["expected_cost"]),
+        expected_profit=float(row["expected_profit"]),
         reason=str(row.get("reason") or ""),
         best_send_time=None if send is None else str(send),
     )

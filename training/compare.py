@@ -6,6 +6,7 @@ compare view shows exactly the table printed here.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def compare_configs(
     group = uuid.uuid4().hex[:8]
     cache: dict[str, PreparedData] = {}
     rows = []
-    for config in configs:
+    for n, config in enumerate(configs, 1):
+        print(
+            f"== config {n}/{len(configs)}: {config.name} ({config.model.name})", file=sys.stderr, flush=True
+        )
         key = config.data.model_dump_json()
         if key not in cache:
             cache[key] = prepare(config.data)

@@ -17,6 +17,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from recsys.data.progress import Progress
+from recsys.defaults import PROJECT_DIR
 from recsys.models.base import Recommender
 from recsys.models.model_dir import ITEMS_FILE, save_model_dir
 from recsys.ranking.basket import BASKET_FILE, BasketCompleter
@@ -125,7 +127,11 @@ def log_model_artifacts(
             name=PYFUNC_NAME,
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={"model_dir": str(native), "items": str(items_path)},
+            # self-contained: the library and the wrapper travel with the model (a fresh venv that
+            # installs only the logged requirements can load it; tests/training/test_pyfunc_portable.py)
+            code_paths=[str(PROJECT_DIR / "recsys"), str(Path(__file__).parent)],
             pip_requirements=_requirements(),
+            input_example=PYFUNC_EXAMPLE,
         )
         mlflow.set_tag(TAG_PYFUNC_ID, info.model_id)
         if out is not None:
@@ -134,11 +140,29 @@ def log_model_artifacts(
                 shutil.copy(native / BASKET_FILE, Path(out) / BASKET_FILE)
 
 
+#: what loading and predicting import (recsys' runtime dependencies); training-only packages stay out
+PYFUNC_PACKAGES = (
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pyarrow",
+    "pydantic",
+    "scikit-learn",
+    "implicit",
+    "rectools-lightfm",
+    "threadpoolctl",
+    "PyYAML",
+)
+#: the documented request: a pseudonymous id, list length, diet (fail-closed), mode, CO2e weight
+PYFUNC_EXAMPLE = [{"user_id": "1013", "k": 5, "diet": "gluten-free", "mode": "mixed", "co2_weight": 0.0}]
+
+
 def _requirements() -> list[str]:
     """Pinned from the running environment: skips MLflow's slow inference subprocess."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "pydantic")]
+    return [f"{pkg}=={version(pkg)}" for pkg in PYFUNC_PACKAGES]
 
 
 def log_evaluation(result: EvaluationResult, fit_seconds: float, title: str) -> None:
@@ -159,6 +183,58 @@ def check_metrics(config: ExperimentConfig, result: EvaluationResult) -> None:
         raise ConfigError(
             f"config {config.name!r} asks for metric(s) {missing}; evaluate gives {sorted(produced)}"
         )
+
+
+def log_config(config: ExperimentConfig) -> None:
+    """The validated config (config.yaml, read back by the promotion gate) and its headline params."""
+    mlflow.log_dict(config.model_dump(mode="json"), "config.yaml")
+    mlflow.log_params(
+        flatten(
+            "",
+            {
+                "config": config.name,
+                "model": {"name": config.model.name},
+                "data.source": config.data.source,
+                "k": config.k,
+                "tracks": config.tracks,
+                "promotion.metric": config.promotion.metric,
+            },
+        )
+    )
+
+
+def fit_and_log(
+    config: ExperimentConfig, data: PreparedData, progress: Progress, out: str | Path | None = None
+) -> tuple[Recommender, EvaluationResult]:
+    """Inside an active run: split tags, dataset, model params, fit, full evaluation on the test split,
+    plots and the model (native + pyfunc). A run that went through this can be registered."""
+    mlflow.set_tags(
+        {
+            TAG_DIGEST: data.digest,
+            TAG_CUTOFF: data.cutoff,
+            TAG_UNTIL: str(config.data.split.until),
+            TAG_DATA_DIR: str(data.data_dir),
+            TAG_PROMOTION_METRIC: config.promotion.metric,
+        }
+    )
+    log_dataset(data)
+    model = build_model(config.model)
+    mlflow.log_params(flatten("model", model.get_params()))
+    start = time.perf_counter()
+    with progress.step(f"fitting {config.model.name} on {len(data.split.train.interactions):,} events"):
+        model.fit(data.split.train)
+    fit_seconds = time.perf_counter() - start
+    with progress.step(f"evaluating on {len(data.split.test.interactions):,} test events"):
+        result = full_evaluation(
+            model, data.split.train, data.split.test, config.k, list(config.tracks), config.metrics
+        )
+    check_metrics(config, result)
+    with progress.step("logging metrics, plots and the model to MLflow"):
+        log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
+        log_model_artifacts(
+            model, data.dataset.items_table, Path(out) if out else None, data.split.train.interactions
+        )
+    return model, result
 
 
 def run_training(
@@ -185,43 +261,11 @@ def run_training(
         **(tags or {}),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=config.name, tags=base_tags) as run:
-        mlflow.log_dict(config.model_dump(mode="json"), "config.yaml")
-        mlflow.log_params(
-            flatten(
-                "",
-                {
-                    "config": config.name,
-                    "model": {"name": config.model.name},
-                    "data.source": config.data.source,
-                    "k": config.k,
-                    "tracks": config.tracks,
-                    "promotion.metric": config.promotion.metric,
-                },
-            )
-        )
-        data = data or prepare(config.data)
-        mlflow.set_tags(
-            {
-                TAG_DIGEST: data.digest,
-                TAG_CUTOFF: data.cutoff,
-                TAG_UNTIL: str(config.data.split.until),
-                TAG_DATA_DIR: str(data.data_dir),
-            }
-        )
-        log_dataset(data)
-        model = build_model(config.model)
-        mlflow.log_params(flatten("model", model.get_params()))
-        start = time.perf_counter()
-        model.fit(data.split.train)
-        fit_seconds = time.perf_counter() - start
-        result = full_evaluation(
-            model, data.split.train, data.split.test, config.k, list(config.tracks), config.metrics
-        )
-        check_metrics(config, result)
-        log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
-        log_model_artifacts(
-            model, data.dataset.items_table, Path(out) if out else None, data.split.train.interactions
-        )
+        log_config(config)
+        progress = Progress(4, prefix=f"{config.name}: ")
+        with progress.step(f"preparing data {config.data.dir or config.data.source}"):
+            data = data or prepare(config.data)
+        fit_and_log(config, data, progress, out)
         return run.info.run_id
 
 
@@ -250,10 +294,3 @@ def train_from_flags(
         model=ModelConfig(name=model, params=dict(params or {})),
     )
     return run_training(config, out=out, tags={"entry_point": "flags"})
-
-
-def train_config(path: str | Path, out: str | Path | None = None) -> str:
-    """`recsys train --config FILE`: validate the YAML, then run_training; returns the run id."""
-    from training.config import load_config
-
-    return run_training(load_config(path), out=out)

@@ -38,6 +38,8 @@ class PlannerConfig(_Strict):
     explore: float = Field(0.0, ge=0.0, le=1.0)
     explore_seed: int = 0
     campaign_cost_check: Literal["max", "instead", "off"] = "max"
+    #: the budget promise: P(true discount cost > budget) at most this (recsys.offers.budget_margin)
+    budget_risk: float = Field(0.02, gt=0.0, lt=0.5)
 
 
 class ExclusionsConfig(_Strict):
@@ -102,6 +104,7 @@ class OffersConfig(_Strict):
             "explore": p.explore,
             "explore_seed": p.explore_seed,
             "campaign_cost_check": p.campaign_cost_check,
+            "budget_risk": p.budget_risk,
             "rules": self.rules(),
         }
 

@@ -31,6 +31,7 @@ from training.tracking import (
     TAG_CUTOFF,
     TAG_DATA_DIR,
     TAG_DIGEST,
+    TAG_KIND,
     TAG_PROMOTION_METRIC,
     TAG_UNTIL,
     ensure_experiment,
@@ -104,6 +105,14 @@ def register(run_id: str, alias: str = CHALLENGER, model_name: str = MODEL_NAME)
         if k in (TAG_DIGEST, TAG_CUTOFF, TAG_UNTIL, TAG_PROMOTION_METRIC)
     }
     model_id = run.data.tags.get(TAG_PYFUNC_ID)
+    if model_id is None and run.data.tags.get(TAG_KIND) == "tune":
+        raise RegistryError(
+            f"tuning run {run_id} holds no model: it ran with --no-holdout (the best params are refitted "
+            "and logged only with the held-out evaluation); rerun 'recsys tune' without --no-holdout"
+        )
+    if model_id is None and run.data.tags.get(TAG_KIND) == "trial":
+        parent = run.data.tags.get("mlflow.parentRunId", "?")
+        raise RegistryError(f"run {run_id} is a tuning trial (no model); register its parent run {parent}")
     uri = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{PYFUNC_NAME}"
     version = mlflow.register_model(uri, model_name, tags={**tags, "run_id": run_id})
     client.set_registered_model_alias(model_name, alias, version.version)
@@ -163,9 +172,14 @@ def probe_constraints(
 
 
 # ---- comparing on the same split --------------------------------------------------------------
-def _split_key(version: ModelVersion, client: MlflowClient) -> tuple[str, str, str]:
-    tags = client.get_run(version.run_id).data.tags
-    return (tags.get(TAG_DIGEST, "?"), tags.get(TAG_CUTOFF, "?"), tags.get(TAG_UNTIL, "None"))
+def _split_key(version: ModelVersion, client: MlflowClient) -> tuple[str, str, str, str]:
+    """Same data digest, cutoff, end AND the same erasures: a model trained after customers were
+    erased saw other data than one trained before, even on the same data directory (erasures only
+    accumulate, so the count tells the sets apart)."""
+    run = client.get_run(version.run_id).data
+    tags = run.tags
+    erased = run.params.get("data.erased_customers", "?")
+    return (tags.get(TAG_DIGEST, "?"), tags.get(TAG_CUTOFF, "?"), tags.get(TAG_UNTIL, "None"), erased)
 
 
 def _native_model(run_id: str):

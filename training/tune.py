@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from typing import Any
 import mlflow
 import optuna
 
+from recsys.data.progress import Progress
 from training.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam, TuningConfig
 from training.data import PreparedData, prepare, subsample_users, validation_split
-from training.jobs import build_model, model_class
+from training.jobs import build_model, fit_and_log, log_config, model_class
 from training.registry import parse_metric
 from training.tracking import (
     TAG_CONFIG,
@@ -47,6 +49,7 @@ from training.tracking import (
 
 OPTUNA_SCHEMA = "optuna"
 DEFAULT_ROLE = "default"
+VALIDATION_PREFIX = "val_"  # trial metrics: val_ndcg_at_10__all (training runs' test metric has no prefix)
 
 
 # ---- storage ----------------------------------------------------------------------------------
@@ -171,15 +174,18 @@ class Objective:
             mlflow.log_metric("fit_seconds", time.perf_counter() - start)
             metric = self.tuning.metric
             quick = _score(model, self.val.train, self.sub, metric)
-            mlflow.log_metric(f"{metric}__subsample", quick, step=0)
+            mlflow.log_metric(f"{VALIDATION_PREFIX}{metric}__subsample", quick, step=0)
             trial.report(quick, 0)
             if trial.should_prune():
-                status = "KILLED"
+                # a pruned trial ended as planned: FINISHED, marked by its tag (KILLED means "crashed")
+                status = "FINISHED"
                 mlflow.set_tag("pruned", "true")
                 raise optuna.TrialPruned(f"{metric} {quick:.4f} on a user subsample is below the median")
+            mlflow.set_tag("pruned", "false")
             value = _score(model, self.val.train, self.val.test, metric)
             trial.report(value, 1)
-            mlflow.log_metric(metric, value, step=1)
+            # validation scores are named apart from the test scores training runs log
+            mlflow.log_metric(f"{VALIDATION_PREFIX}{metric}", value, step=1)
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             status = "FINISHED"
             return value
@@ -262,12 +268,43 @@ def _default_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 def holdout_scores(
     config: ExperimentConfig, data: PreparedData, defaults: dict[str, Any], best: dict[str, Any], metric: str
 ) -> tuple[float, float]:
-    """Refit default and best params on the full training period; score on the held-out test."""
-    out = []
-    for params in (defaults, best):
-        model = build_model(config.with_params(params).model).fit(data.split.train)
-        out.append(_score(model, data.split.train, data.split.test, metric))
-    return out[0], out[1]
+    """Refit default and best params on the full training period; score on the held-out test.
+
+    The best model is fitted, evaluated and logged into the active (parent) run the way a training
+    run is, so `recsys register --run <parent>` registers the tuned model.
+    """
+    progress = Progress(4, prefix="held-out test: ")
+    with progress.step("refitting the default params"):
+        default_model = build_model(config.with_params(defaults).model).fit(data.split.train)
+        default_test = _score(default_model, data.split.train, data.split.test, metric)
+    model, result = fit_and_log(config.with_params(best), data, progress)
+    best_test = result.metrics.get(metric)
+    if best_test is None:  # a tuning metric outside the config's k/tracks
+        best_test = _score(model, data.split.train, data.split.test, metric)
+    return default_test, float(best_test)
+
+
+def trial_line(n_trials: int) -> Any:
+    """Optuna callback: one line per finished trial of this worker, on stderr."""
+    done = [0]
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done[0] += 1
+        state = trial.state.name.lower()
+        value = "" if trial.value is None else f" {trial.value:.4f}"
+        try:
+            best = f", best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:  # no completed trial yet
+            best = ""
+        seconds = (trial.duration.total_seconds() if trial.duration else 0.0) or 0.0
+        print(
+            f"trial {done[0]}/{n_trials} (#{trial.number}) {state}{value}{best} in {seconds:.1f}s "
+            f"{trial.params}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return report
 
 
 def tune(
@@ -282,6 +319,8 @@ def tune(
 ) -> TuneResult:
     """Run `n_trials` trials of this worker on the (possibly shared) study; returns the summary."""
     tuning = check_space(config)
+    if n_trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {n_trials}")
     setup_tracking()
     url = storage_url(storage)
     study_name = study_name or f"{config.name}-tuning"
@@ -292,7 +331,10 @@ def tune(
         # Trial 0 is the config's defaults, so "improvement over the defaults" is measured, not guessed.
         study.enqueue_trial(defaults, user_attrs={"role": DEFAULT_ROLE}, skip_if_exists=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = prepare(config.data)
+    with Progress(1, prefix=f"{config.name}: ").step(
+        f"preparing data {config.data.dir or config.data.source}"
+    ):
+        data = prepare(config.data)
     tags = {
         TAG_KIND: "tune",
         TAG_CONFIG: config.name,
@@ -304,6 +346,7 @@ def tune(
         "optuna_storage": _redact(url),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{study_name}", tags=tags) as parent:
+        log_config(config)
         mlflow.log_params(
             {
                 "n_trials": n_trials,
@@ -314,7 +357,7 @@ def tune(
             }
         )
         objective = Objective(config, data, experiment_id)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[trial_line(n_trials)])
         result = _summarise(study, url, parent.info.run_id, tuning.metric, defaults)
         if holdout:
             result.default_test, result.best_test = holdout_scores(

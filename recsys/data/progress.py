@@ -9,8 +9,9 @@ from contextlib import contextmanager
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool = True, stream=None):
+    def __init__(self, total: int, enabled: bool = True, stream=None, prefix: str = ""):
         self.total = total
+        self.prefix = prefix
         self.done = 0
         self.enabled = enabled
         self.stream = stream or sys.stderr
@@ -20,7 +21,9 @@ class Progress:
         self.done += 1
         start = time.perf_counter()
         if self.enabled:
-            print(f"[{self.done}/{self.total}] {label} ...", end="", file=self.stream, flush=True)
+            print(
+                f"{self.prefix}[{self.done}/{self.total}] {label} ...", end="", file=self.stream, flush=True
+            )
         yield
         if self.enabled:
             print(f" {time.perf_counter() - start:.1f}s", file=self.stream, flush=True)

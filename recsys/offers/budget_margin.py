@@ -1,25 +1,34 @@
-"""The budget margin: how much more a plan's discounts really cost than the response model predicts.
+"""The budget promise: plan so that a campaign's TRUE discount cost exceeds its budget with
+probability at most BUDGET_RISK, as far as the model's own checks can tell.
 
 A plan buys the options whose predicted profit per cost is highest, which are the ones whose cost the
 model most under-estimates (winner's curse), so a plan priced at the predicted cost overruns its
-budget in truth. The planner therefore prices every option at expected cost x a factor: the upper
-confidence bound of realised / predicted discount cost, measured on logged offers the model did not
-see, among those a plan would buy (floored at 1: the check imitates the plan's selection only partly,
-so a factor below 1 would spend more than the check can vouch for).
+budget in truth. The planner therefore prices every option at expected cost x a factor: a one-sided
+bound on realised / predicted discount cost (a chance constraint: ratio + z(1 - risk) x se), measured
+on logged offers the model did not see, among those a plan of the same size would buy. Where the
+check rests on too few offers to promise anything, the plan says so and spends only the part of the
+budget its evidence covers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.base import clone
 
 from recsys.offers.groups import group_margin, group_value
 from recsys.offers.offer_log import campaign_planned_offers
 from recsys.offers.response import StructuralResponse, ips_weights
 
-#: Below this many checked offers the margin is not to be trusted (the few offers misjudge the shape
-#: of the deal-prone customers' curves, where a tight plan spends most); `recsys offers` warns.
+#: The budget promise: a plan allows P(true cost > budget) at most this, from the model's own checks.
+BUDGET_RISK = 0.02
+
+#: Below this many checked offers (profitable held-out offers) the promise cannot be made: the few
+#: offers misjudge the shape of the deal-prone customers' curves, where a tight plan spends most. The
+#: planner says so and spends only the part of the budget its evidence covers.
 MIN_COST_CHECK_OFFERS = 500
 
 #: Once this many logged offers were chosen by past campaigns, the cost is also checked on them.
@@ -32,7 +41,105 @@ COST_TOP_SHARE = 0.5
 #: Without logged levels (prior response curves) nothing can be measured: this fixed factor instead.
 FIXED_COST_FACTOR = 1.15
 
+#: A check on fewer offers than this says nothing about a ratio: the selection takes at least these.
+MIN_SELECTED = 50
+
 CAMPAIGN_CHECKS = ("max", "instead", "off")
+
+
+@dataclass(frozen=True)
+class HeldOutCheck:
+    """Cross-fitted predictions on logged offers, per offer: what a cost check selects and compares."""
+
+    customer: np.ndarray  # integer code (the standard error is clustered by customer)
+    level: np.ndarray
+    value: np.ndarray
+    bought: np.ndarray
+    predicted: np.ndarray  # P_model(buy | logged level) from a model that did not see the customer
+    weight: np.ndarray  # inverse-propensity weight (1 where the levels were not randomised)
+    profitable: np.ndarray  # a discount the fold's model calls profitable: an option a plan buys
+    return_on_cost: np.ndarray  # predicted incremental profit / predicted discount cost
+
+
+def held_out_check(
+    model: StructuralResponse,
+    frame: pd.DataFrame,
+    value: np.ndarray,
+    margin: np.ndarray,
+    folds: int = 3,
+    seed: int = 0,
+    baseline: pd.DataFrame | None = None,
+) -> HeldOutCheck:
+    """Refit `model` on customer folds and predict each held-out logged offer at its logged level.
+    `baseline`: the organic pseudo-decisions the planning model calibrates on, so the fold models are
+    the model that plans."""
+    frame = frame.reset_index(drop=True)
+    cust = pd.factorize(frame["customer_id"])[0]
+    fold = np.random.default_rng(seed).integers(0, folds, cust.max() + 1)[cust]
+    level = frame["level"].to_numpy(float)
+    levels = np.asarray(model.levels, dtype=float)
+    col = np.searchsorted(levels, level)
+    p_hat = np.full(len(frame), np.nan)
+    profitable = np.zeros(len(frame), dtype=bool)
+    return_on_cost = np.zeros(len(frame))
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        m = clone(model).fit(
+            frame[tr], level[tr], frame["bought"].to_numpy()[tr], frame["propensity"][tr], baseline=baseline
+        )
+        curve = m.predict_curve(frame[te], levels)
+        p = curve[np.arange(te.sum()), col[te]]
+        v, mg = value[te], margin[te]
+        profit = (p - curve[:, 0]) * mg * v - level[te] * v * p
+        p_hat[te] = p
+        profitable[te] = (level[te] > 0) & (profit > 0)
+        return_on_cost[te] = profit / np.maximum(level[te] * v * p, 1e-12)
+    w = ips_weights(frame["propensity"].to_numpy(float), len(levels), model.max_weight)
+    return HeldOutCheck(
+        customer=cust,
+        level=level,
+        value=np.asarray(value, dtype=float),
+        bought=frame["bought"].to_numpy(float),
+        predicted=p_hat,
+        weight=np.ones(len(frame)) if w is None else w,
+        profitable=profitable,
+        return_on_cost=return_on_cost,
+    )
+
+
+def ratio_bound(
+    check: HeldOutCheck, top_share: float = COST_TOP_SHARE, z: float = 1.2816, on: np.ndarray | None = None
+) -> dict[str, float]:
+    """Realised / predicted discount cost on the offers a plan would buy: the profitable held-out
+    offers, and with `top_share` < 1 only the best of them by predicted return on cost holding
+    `top_share` of their predicted cost (a tighter budget buys fewer, better-looking offers, whose
+    cost the model under-estimates more), at least MIN_SELECTED of them. `on`: a mask of offers a
+    plan chose (past campaigns) to measure on instead, unweighted: their selection already is a plan's.
+
+    Returns the ratio, its customer-clustered standard error (delta method), the one-sided upper bound
+    ratio + z x se and the number of offers it rests on.
+    """
+    w, level, value = check.weight, check.level, check.value
+    if on is not None:
+        selected, w = np.asarray(on, dtype=bool) & (level > 0), np.ones(len(level))
+    else:
+        selected = check.profitable.copy()
+        if top_share < 1.0 and selected.any():  # the plan buys the best predicted return on cost first
+            idx = np.flatnonzero(selected)
+            idx = idx[np.argsort(-check.return_on_cost[idx], kind="stable")]
+            cost = (w * level * value * check.predicted)[idx]
+            keep = max(int(np.searchsorted(np.cumsum(cost), top_share * cost.sum())) + 1, MIN_SELECTED)
+            selected = np.zeros(len(level), dtype=bool)
+            selected[idx[:keep]] = True
+    s = selected
+    realised = w[s] * level[s] * value[s] * check.bought[s]
+    predicted = w[s] * level[s] * value[s] * check.predicted[s]
+    if predicted.sum() <= 0:
+        return {"ratio": 1.0, "se": 0.0, "upper": 1.0, "offers": 0}
+    ratio = realised.sum() / predicted.sum()
+    resid = np.bincount(check.customer[s], weights=realised - ratio * predicted)
+    se = float(np.sqrt(np.sum(resid**2)) / predicted.sum())
+    return {"ratio": float(ratio), "se": se, "upper": float(ratio + z * se), "offers": int(s.sum())}
 
 
 def measured_cost_ratio(
@@ -47,86 +154,81 @@ def measured_cost_ratio(
     top_share: float = COST_TOP_SHARE,
     on: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Realised / predicted discount cost on HELD-OUT logged offers (customer folds, cross-fitted).
-
-    Among held-out offers with a discount that the fold's model calls profitable at their logged level
-    (the options a plan buys) and, with `top_share` < 1, among the best `top_share` of those by
-    predicted profit / cost: realised cost = L x v x bought, predicted = L x v x P_model(L), both
-    inverse-propensity weighted. `baseline`: the organic pseudo-decisions the planning model calibrates
-    on, so the fold models are the model that plans. `on`: a mask of offers a plan chose (past
-    campaigns) to measure on instead, unweighted: their selection already is a plan's.
-
-    Returns the ratio, its customer-clustered standard error (delta method), the one-sided upper bound
-    ratio + z x se (z = 1.2816: 90%) and the number of offers it rests on.
-    """
-    frame = frame.reset_index(drop=True)
-    cust = pd.factorize(frame["customer_id"])[0]
-    fold = np.random.default_rng(seed).integers(0, folds, cust.max() + 1)[cust]
-    level = frame["level"].to_numpy(float)
-    levels = np.asarray(model.levels, dtype=float)
-    col = np.searchsorted(levels, level)
-    p_hat = np.full(len(frame), np.nan)
-    selected = np.zeros(len(frame), dtype=bool)
-    return_on_cost = np.zeros(len(frame))
-    for f in range(folds):
-        tr, te = fold != f, fold == f
-        m = clone(model).fit(
-            frame[tr], level[tr], frame["bought"].to_numpy()[tr], frame["propensity"][tr], baseline=baseline
-        )
-        curve = m.predict_curve(frame[te], levels)
-        rows = np.arange(te.sum())
-        p = curve[rows, col[te]]
-        v, mg = value[te], margin[te]
-        profit = (p - curve[:, 0]) * mg * v - level[te] * v * p
-        p_hat[te] = p
-        selected[te] = (level[te] > 0) & (profit > 0)
-        return_on_cost[te] = profit / np.maximum(level[te] * v * p, 1e-12)
-    w = ips_weights(frame["propensity"].to_numpy(float), len(levels), model.max_weight)
-    w = np.ones(len(frame)) if w is None else w
-    if on is not None:
-        selected, w = np.asarray(on, dtype=bool) & (level > 0), np.ones(len(frame))
-    elif top_share < 1.0 and selected.any():  # the plan buys the best predicted return on cost first
-        cut = np.quantile(return_on_cost[selected], 1.0 - top_share)
-        selected &= return_on_cost >= cut
-    s = selected
-    realised = w[s] * level[s] * value[s] * frame["bought"].to_numpy(float)[s]
-    predicted = w[s] * level[s] * value[s] * p_hat[s]
-    if predicted.sum() <= 0:
-        return {"ratio": 1.0, "se": 0.0, "upper": 1.0, "offers": 0}
-    ratio = realised.sum() / predicted.sum()
-    resid = np.bincount(cust[s], weights=realised - ratio * predicted)
-    se = float(np.sqrt(np.sum(resid**2)) / predicted.sum())
-    return {"ratio": float(ratio), "se": se, "upper": float(ratio + z * se), "offers": int(s.sum())}
+    """`ratio_bound` on a fresh `held_out_check`."""
+    check = held_out_check(model, frame, value, margin, folds, seed, baseline)
+    return ratio_bound(check, top_share, z, on)
 
 
-def cost_factor(
+@dataclass(frozen=True)
+class CostChecks:
+    """What the budget promise is measured on: the held-out check and, when past campaigns logged
+    enough offers (and `campaign_check` is not 'off'), the mask of their offers."""
+
+    held_out: HeldOutCheck
+    campaign: np.ndarray | None
+    campaign_check: str
+
+
+def cost_checks(
     response: StructuralResponse,
     frame: pd.DataFrame,
     history: pd.DataFrame,
     margin: float | dict[str, float],
     baseline: pd.DataFrame | None = None,
     campaign_check: str = "max",
-) -> tuple[float, dict | None]:
-    """(factor, the check it came from): planned cost = expected cost x factor.
-
-    The held-out check always runs. Once the log holds MIN_CAMPAIGN_OFFERS offers that past campaigns
-    chose (`campaign_planned_offers`), they are checked too: 'max' keeps the larger upper bound (past
-    campaigns can only make the margin more careful), 'instead' uses them alone, 'off' ignores them.
-    """
+) -> CostChecks:
+    """Run the held-out check once per fit (the fold refits); the plan's factor comes from it later,
+    for the budget at hand (`promise_factor`)."""
     if campaign_check not in CAMPAIGN_CHECKS:
         raise ValueError(f"campaign_cost_check must be one of {CAMPAIGN_CHECKS}, got {campaign_check!r}")
     value = group_value(history, frame)
     rates = group_margin(frame["product_group"], margin)
-
-    def measure(on: np.ndarray | None = None) -> dict[str, float]:
-        return measured_cost_ratio(response, frame, value, rates, baseline=baseline, on=on)
-
-    checks = {"held-out logged offers": measure()}
     planned = campaign_planned_offers(frame)
-    if campaign_check != "off" and planned.sum() >= MIN_CAMPAIGN_OFFERS:
-        if campaign_check == "instead":
-            checks = {}
-        checks["offers of past campaigns"] = measure(on=planned)
-    source = max(checks, key=lambda name: checks[name]["upper"])
-    ratio = {**checks[source], "source": source}
-    return max(1.0, float(ratio["upper"])), ratio
+    use = campaign_check != "off" and planned.sum() >= MIN_CAMPAIGN_OFFERS
+    return CostChecks(
+        held_out_check(response, frame, value, rates, baseline=baseline),
+        planned if use else None,
+        campaign_check,
+    )
+
+
+def promise_factor(checks: CostChecks, share: float, risk: float = BUDGET_RISK) -> tuple[float, dict]:
+    """(factor, the check behind it): planned cost = expected cost x factor, so that
+    P(true cost > budget) <= `risk` as far as the model's own checks can tell (a one-sided normal
+    bound on realised / predicted cost: ratio + z(1 - risk) x se).
+
+    `share`: the budget over the plan's unconstrained cost; the held-out check measures on the best
+    offers holding that share of the profitable ones' cost, the ones a plan of that size buys. Past
+    campaigns' offers (when checked): 'max' keeps the larger bound (they can only make the plan more
+    careful), 'instead' uses them alone. Floored at 1: the checks imitate a plan's selection only in
+    part, so a factor below 1 would spend more than they can vouch for.
+
+    The promise holds only when the held-out check rests on MIN_COST_CHECK_OFFERS offers at the
+    whole selection (`supported`); below that the factor is divided by offers / MIN_COST_CHECK_OFFERS:
+    the plan spends only the part of the budget its evidence covers.
+    """
+    z = float(norm.ppf(1.0 - risk))
+    found = {}
+    campaign_only = checks.campaign is not None and checks.campaign_check == "instead"
+    if not campaign_only:
+        found["held-out logged offers"] = ratio_bound(checks.held_out, min(max(share, 0.0), 1.0), z)
+    if checks.campaign is not None:
+        found["offers of past campaigns"] = ratio_bound(checks.held_out, z=z, on=checks.campaign)
+    source = max(found, key=lambda name: found[name]["upper"])
+    if campaign_only:
+        evidence = found["offers of past campaigns"]["offers"]
+    else:
+        evidence = ratio_bound(checks.held_out, 1.0, z)["offers"]
+    supported = evidence >= MIN_COST_CHECK_OFFERS
+    factor = max(1.0, float(found[source]["upper"]))
+    if not supported:
+        factor /= max(evidence, 1) / MIN_COST_CHECK_OFFERS
+    ratio = {
+        **found[source],
+        "source": source,
+        "risk": risk,
+        "share": share,
+        "evidence": int(evidence),
+        "supported": bool(supported),
+    }
+    return factor, ratio

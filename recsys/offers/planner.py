@@ -14,13 +14,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
+from recsys.offers import budget_margin
 from recsys.offers.baseline import (
     organic_baseline_frame,
     point_in_time_baseline,
     prior_features,
     structural_features,
 )
-from recsys.offers.budget_margin import CAMPAIGN_CHECKS, FIXED_COST_FACTOR, cost_factor
+from recsys.offers.budget_margin import (
+    BUDGET_RISK,
+    CAMPAIGN_CHECKS,
+    FIXED_COST_FACTOR,
+    cost_checks,
+    promise_factor,
+)
 from recsys.offers.candidates import candidate_table
 from recsys.offers.economics import Options, price_options
 from recsys.offers.eligibility import OfferRules
@@ -51,7 +58,9 @@ class DiscountPlanner(BaseEstimator):
     explore, explore_seed: share of a plan's offers sent at a random level the tier allows (0% = a
     no-discount control), logged with its propensity, so a campaign's outcomes can train the next fit.
     campaign_cost_check: how offers of past campaigns enter the budget margin ('max', 'instead',
-    'off'; `recsys.offers.budget_margin.cost_factor`).
+    'off'; `recsys.offers.budget_margin.promise_factor`).
+    budget_risk: the budget promise, P(true cost > budget) at most this from the model's own checks;
+    each `plan` states whether its evidence supports it (`budget_promise_`).
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class DiscountPlanner(BaseEstimator):
         explore: float = 0.0,
         explore_seed: int = 0,
         campaign_cost_check: str = "max",
+        budget_risk: float = BUDGET_RISK,
     ):
         self.levels = levels
         self.n_groups = n_groups
@@ -83,6 +93,7 @@ class DiscountPlanner(BaseEstimator):
         self.explore = explore
         self.explore_seed = explore_seed
         self.campaign_cost_check = campaign_cost_check
+        self.budget_risk = budget_risk
 
     # ---- fit --------------------------------------------------------------------------------------
     def fit(
@@ -113,8 +124,10 @@ class DiscountPlanner(BaseEstimator):
         )
         self.features_ = self._candidate_features(tables)
         self.curves_ = self.response_.predict_curve(self.features_, np.asarray(self.levels))
+        self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
+        self.cost_checks_ = None
         if isinstance(self.response_, StructuralResponse):
-            self.cost_factor_, self.cost_ratio_ = cost_factor(
+            self.cost_checks_ = cost_checks(
                 self.response_,
                 self.training_frame_,
                 self.history_,
@@ -122,13 +135,38 @@ class DiscountPlanner(BaseEstimator):
                 self.baseline_frame_,
                 self.campaign_cost_check,
             )
-        else:  # no logged levels to measure the margin on
+        # what the plan would spend with no budget: a budget's share of it sizes the cost check
+        self.free_cost_ = self.plan_on_curves(self.curves_, 1e12).cost
+        self._price(1e12)
+        return self
+
+    def _price(self, budget: float) -> None:
+        """The budget promise for `budget` (`cost_factor_`, `cost_ratio_`, `budget_promise_`) and the
+        options priced with it (`options_`)."""
+        if self.cost_checks_ is None:  # no logged levels to measure the margin on
             self.cost_factor_, self.cost_ratio_ = FIXED_COST_FACTOR, None
+        else:
+            share = min(1.0, budget / self.free_cost_) if self.free_cost_ > 0 else 1.0
+            self.cost_factor_, self.cost_ratio_ = promise_factor(self.cost_checks_, share, self.budget_risk)
+        ratio = self.cost_ratio_ or {}
+        supported = bool(ratio.get("supported", False))
+        self.budget_promise_ = {
+            "risk": float(self.budget_risk),
+            "supported": supported,
+            "cost_factor": float(self.cost_factor_),
+            "evidence_offers": int(ratio.get("evidence", 0)),
+            "statement": (
+                f"P(true discount cost > budget) <= {self.budget_risk:.0%} by the model's own checks "
+                f"({ratio.get('evidence', 0):,} held-out offers)"
+                if supported
+                else "no promise: the cost check rests on "
+                f"{ratio.get('evidence', 0):,} offers (fewer than the {budget_margin.MIN_COST_CHECK_OFFERS:,} a promise needs); the plan "
+                "spends only the part of the budget its evidence covers"
+            ),
+        }
         self.options_ = price_options(
             self.curves_, self.candidates_, self.levels, self.tiers_, self.cost_factor_
         )
-        self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
-        return self
 
     def _check_params(self) -> None:
         lookback = self.lookback_weeks
@@ -145,6 +183,8 @@ class DiscountPlanner(BaseEstimator):
             raise ValueError(
                 f"campaign_cost_check must be one of {CAMPAIGN_CHECKS}, got {self.campaign_cost_check!r}"
             )
+        if not 0.0 < self.budget_risk < 0.5:
+            raise ValueError(f"budget_risk must be a probability in (0, 0.5), got {self.budget_risk}")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError(f"explore must be a share in [0, 1], got {self.explore}")
         if self.max_per_customer < 1 or self.n_groups < 1:
@@ -206,6 +246,7 @@ class DiscountPlanner(BaseEstimator):
         if budget < 0:
             raise ValueError(f"budget must be >= 0, got {budget}")
         cap = self.max_per_customer if max_per_customer is None else max_per_customer
+        self._price(budget)
         if self.explore == 0.0:
             alloc = self._allocate(self.options_, budget, cap)
             propensity, explored = np.where(alloc.choice >= 0, 1.0, np.nan), None

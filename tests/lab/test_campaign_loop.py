@@ -99,6 +99,7 @@ def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data, monkeypa
     tables, as_of, n = _with_campaign(data, redeemed=True)
     assert n >= 50
     monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", 50)  # a small world: fewer offers suffice
+    monkeypatch.setattr(budget_margin, "MIN_COST_CHECK_OFFERS", 1)
     planner = DiscountPlanner().fit(tables, as_of)
     # every planned offer redeemed: realised cost = L x v per offer, predicted L x v x P(buy) < it
     assert planner.cost_ratio_["source"] == "offers of past campaigns"
@@ -113,6 +114,7 @@ def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data, monkeypa
 def test_campaign_that_cost_nothing_still_keeps_the_floor_and_max_keeps_the_held_out_check(data, monkeypatch):
     tables, as_of, _ = _with_campaign(data, redeemed=False)
     monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", 50)
+    monkeypatch.setattr(budget_margin, "MIN_COST_CHECK_OFFERS", 1)
     alone = DiscountPlanner(campaign_cost_check="instead").fit(tables, as_of)
     assert alone.cost_ratio_["source"] == "offers of past campaigns"
     assert alone.cost_ratio_["ratio"] == 0.0

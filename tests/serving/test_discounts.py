@@ -82,6 +82,9 @@ def test_served_offers_of_all_customers_stay_within_the_budget(offers_client, of
         answer = _discounts(offers_client, cid)
         served += len(answer["discounts"])
         costs += sum(d["expected_cost"] for d in answer["discounts"])
+        for d in answer["discounts"]:  # each names level, group, incremental margin, reason, send time
+            assert d["discount_level"] > 0 and d["product_group"] and d["reason"] and d["best_send_time"]
+            assert isinstance(d["expected_profit"], float)
         versions.add(answer["model_version"])
         assert (answer["reason"] is None) == bool(answer["discounts"])  # no offers always say why
     assert costs <= BUDGET

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,7 +95,12 @@ def test_recsys_serve_starts_a_server_with_metrics(tmp_path, world):
         histogram = 'bentoml_service_request_duration_seconds_bucket{endpoint="/v1/products"'
         assert histogram in metrics
         assert "recsys_products_batch_size_bucket" in metrics
+        proc.send_signal(signal.SIGTERM)  # the `recsys serve` process only, as a supervisor would
+        proc.wait(timeout=60)
+        with pytest.raises(httpx.ConnectError):  # nothing is listening any more
+            httpx.get(f"{base}/v1/health/live", timeout=2)
     finally:
-        os.killpg(proc.pid, 15)  # our own process group only
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # our own process group only: whatever is left
         proc.wait(timeout=30)
         log.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.training.conftest import tiny_config
+from training.registry import RegistryError, register
 from training.tracking import ensure_experiment, setup_tracking
 from training.tune import make_storage, tune
 
@@ -42,8 +44,41 @@ def test_trials_are_nested_runs_and_defaults_are_compared(store, tiny_dir):
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
     assert len(children) == 5
-    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
+    assert {c.info.status for c in children} == {"FINISHED"}  # pruned trials are tagged, not KILLED
+    assert {c.data.tags["pruned"] for c in children} <= {"true", "false"}
+    pruned = sum(c.data.tags["pruned"] == "true" for c in children)
+    assert pruned == result.n_pruned
+    for child in children:  # validation scores never share a name with training runs' test scores
+        assert "ndcg_at_10__all" not in child.data.metrics
+        assert child.data.tags["pruned"] == "true" or "val_ndcg_at_10__all" in child.data.metrics
     assert "tuning.md" in {a.path for a in client.list_artifacts(result.parent_run_id)}
+    # the parent holds the best params' model, evaluated on the test split: it can be registered
+    assert parent.data.metrics["ndcg_at_10__all"] == pytest.approx(result.best_test)
+    version = register(result.parent_run_id, model_name=f"tuned-{uuid.uuid4().hex[:6]}")
+    assert version.tags["run_id"] == result.parent_run_id
+    trial = children[0].info.run_id
+    with pytest.raises(RegistryError, match="register its parent run"):
+        register(trial, model_name="never")
+
+
+def test_tune_without_holdout_cannot_be_registered_and_zero_trials_is_refused(store, tiny_dir):
+    config = _config(tiny_dir, "tune-noholdout")
+    with pytest.raises(ValueError, match="at least 1"):
+        tune(config, 0, study_name="zero")
+    result = tune(config, 1, study_name="noholdout", holdout=False)
+    with pytest.raises(RegistryError, match="--no-holdout"):
+        register(result.parent_run_id, model_name="never")
+
+
+def test_train_config_param_overrides_the_config(store, tiny_dir, tmp_path):
+    from cli.main import main
+
+    path = tmp_path / "c.yaml"
+    config = tiny_config(tiny_dir, "popularity", {"window_days": 7.0}, experiment="override")
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert main(["train", "--config", str(path), "--param", "window_days=3"]) == 0
+    runs = MlflowClient().search_runs([ensure_experiment("override")])
+    assert runs[0].data.params["model.window_days"] == "3"
 
 
 def _workers(config_path: Path, storage: str, study: str, env: dict[str, str]) -> None:

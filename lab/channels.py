@@ -1,0 +1,128 @@
+"""Synthetic truth for the channel and hour of an offer: each customer's true channel affinity and
+active hours, per-channel consent, and an offer log whose responses depend on both.
+
+Why a separate module: the discount generator (`lab.synthetic`) draws the channel at random and its
+response ignores it; this world adds the missing truth without changing that generator, so a channel
+and timing model (`recsys.offers.channels`) can be checked against an oracle that knows it.
+
+Truth per customer: a type (app-first, email-first, in-store-first, or unresponsive to every channel)
+setting the affinity a_c of each channel c in CHANNELS, and a peak active hour with a spread. The
+chance an offer sent on channel c at hour h is acted on is base x a_c x hour_factor(h), with
+hour_factor a Gaussian bump around the peak (an in-store display is seen while shopping, so it follows
+the same active hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recsys.offers.channels import CHANNELS, HOURS  # noqa: E402  (one ladder of channels and hours)
+
+#: Customer types: (share, affinity per channel in CHANNELS order).
+TYPES: dict[str, tuple[float, tuple[float, float, float]]] = {
+    "app-first": (0.30, (1.0, 0.35, 0.30)),
+    "email-first": (0.30, (0.30, 1.0, 0.35)),
+    "in-store-first": (0.25, (0.25, 0.30, 1.0)),
+    "none": (0.15, (0.05, 0.05, 0.05)),
+}
+
+#: Consent rate per channel (each drawn independently).
+CONSENT_RATE: tuple[float, ...] = (0.55, 0.80, 0.90)
+
+BASE_RESPONSE = 0.30
+
+#: Mean engagement events per unit of affinity over the history.
+ENGAGEMENT = 4.0
+
+
+@dataclass(frozen=True)
+class ChannelWorld:
+    customers: (
+        pd.DataFrame
+    )  # customer_id, type, peak_hour, spread, usual_hour, consent_ and engagement_<channel>
+    affinity: np.ndarray  # customers x channels, the true affinity (with per-customer noise)
+
+
+def channel_world(n_customers: int, seed: int) -> ChannelWorld:
+    """Every customer's true type, affinities, active hours and per-channel consent."""
+    rng = np.random.default_rng(seed)
+    names = list(TYPES)
+    share = np.array([TYPES[t][0] for t in names])
+    kind = rng.choice(len(names), n_customers, p=share / share.sum())
+    base = np.array([TYPES[t][1] for t in names])[kind]
+    affinity = np.clip(base * rng.lognormal(0.0, 0.25, base.shape), 0.0, 1.5)
+    peak = np.clip(rng.normal(15.0, 4.0, n_customers), 7.0, 22.0)
+    spread = rng.uniform(1.5, 4.0, n_customers)
+    consent = rng.random((n_customers, len(CHANNELS))) < np.array(CONSENT_RATE)
+    # what the retailer observes besides the offer log: the usual shopping hour (from the till) and
+    # engagement per channel over the history (app sessions, email opens, store visits)
+    usual = np.clip(np.rint(peak + rng.normal(0.0, 1.0, n_customers)), 7, 22).astype(int)
+    engagement = rng.poisson(ENGAGEMENT * affinity)
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"K{i:05d}" for i in range(n_customers)],
+            "type": np.array(names)[kind],
+            "peak_hour": peak,
+            "spread": spread,
+            "usual_hour": usual,
+            **{f"consent_{c}": consent[:, j] for j, c in enumerate(CHANNELS)},
+            **{f"engagement_{c}": engagement[:, j] for j, c in enumerate(CHANNELS)},
+        }
+    )
+    return ChannelWorld(customers, affinity)
+
+
+def true_response(world: ChannelWorld, rows: np.ndarray, channel: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """P(act on the offer) for customer rows sent on channel index `channel` at `hour`."""
+    c = world.customers
+    peak, spread = c["peak_hour"].to_numpy()[rows], c["spread"].to_numpy()[rows]
+    bump = np.exp(-0.5 * ((hour - peak) / spread) ** 2)
+    return BASE_RESPONSE * world.affinity[rows, channel] * (0.25 + 0.75 * bump)
+
+
+def consent_matrix(world: ChannelWorld) -> np.ndarray:
+    """customers x channels: consent on record."""
+    return world.customers[[f"consent_{c}" for c in CHANNELS]].to_numpy(bool)
+
+
+def offer_log(world: ChannelWorld, per_customer: int, seed: int) -> pd.DataFrame:
+    """A logged history: `per_customer` offers each, on a consented channel and at a send hour drawn
+    uniformly (the logging policy), with the response drawn from the truth. Customers without any
+    consent get none."""
+    rng = np.random.default_rng(seed)
+    consent = consent_matrix(world)
+    rows = np.repeat(np.flatnonzero(consent.any(axis=1)), per_customer)
+    weights = consent[rows] / consent[rows].sum(axis=1, keepdims=True)
+    channel = (rng.random(len(rows))[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
+    hour = rng.choice(HOURS, len(rows))
+    p = true_response(world, rows, channel, hour)
+    return pd.DataFrame(
+        {
+            "customer_id": world.customers["customer_id"].to_numpy()[rows],
+            "channel": np.array(CHANNELS)[channel],
+            "hour": hour,
+            "responded": rng.random(len(rows)) < p,
+        }
+    )
+
+
+def oracle_choice(world: ChannelWorld) -> tuple[np.ndarray, np.ndarray]:
+    """(channel index, hour) with the highest TRUE response among consented channels; -1 without any."""
+    consent = consent_matrix(world)
+    n = len(consent)
+    best = np.full(n, -1.0)
+    channel, hour = np.full(n, -1), np.full(n, HOURS[0])
+    rows = np.arange(n)
+    for j in range(len(CHANNELS)):
+        for h in HOURS:
+            p = np.where(consent[:, j], true_response(world, rows, np.full(n, j), np.full(n, h)), -1.0)
+            better = p > best
+            best, channel, hour = (
+                np.where(better, p, best),
+                np.where(better, j, channel),
+                np.where(better, h, hour),
+            )
+    return channel, hour

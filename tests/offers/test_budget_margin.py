@@ -1,0 +1,51 @@
+"""The budget promise: a one-sided bound on realised / predicted cost, sized to the plan's budget share,
+and no promise (a more cautious plan) where the check rests on too few offers."""
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from recsys.offers.budget_margin import CostChecks, HeldOutCheck, promise_factor, ratio_bound
+
+
+def _check(n: int, bought: np.ndarray, return_on_cost: np.ndarray | None = None) -> HeldOutCheck:
+    return HeldOutCheck(
+        customer=np.arange(n),
+        level=np.full(n, 0.1),
+        value=np.full(n, 10.0),
+        bought=bought.astype(float),
+        predicted=np.full(n, 0.5),
+        weight=np.ones(n),
+        profitable=np.ones(n, dtype=bool),
+        return_on_cost=np.linspace(2.0, 0.1, n) if return_on_cost is None else return_on_cost,
+    )
+
+
+def test_the_factor_is_the_one_sided_bound_at_the_promised_risk():
+    n = 600
+    check = _check(n, np.arange(n) % 2 == 0)  # half bought at P = 0.5: realised = predicted
+    r = ratio_bound(check, 1.0, z=0.0)
+    assert r["ratio"] == pytest.approx(1.0) and r["offers"] == n
+    factor, info = promise_factor(CostChecks(check, None, "max"), share=1.0, risk=0.02)
+    assert info["supported"] and factor == pytest.approx(1.0 + norm.ppf(0.98) * r["se"])
+    looser, _ = promise_factor(CostChecks(check, None, "max"), share=1.0, risk=0.10)
+    assert 1.0 <= looser < factor  # a larger allowed risk plans closer to the expected cost
+
+
+def test_a_tight_budget_is_checked_on_the_best_looking_offers():
+    n = 600
+    bought = np.arange(n) < n // 4  # the best quarter by return on cost is always bought
+    check = _check(n, bought)
+    tight = ratio_bound(check, 0.25, z=0.0)
+    whole = ratio_bound(check, 1.0, z=0.0)
+    assert tight["offers"] == pytest.approx(n // 4, abs=1) and tight["ratio"] == pytest.approx(2.0, rel=0.02)
+    assert whole["ratio"] == pytest.approx(0.5)
+
+
+def test_too_few_offers_give_no_promise_and_a_more_cautious_plan():
+    n = 250
+    check = _check(n, np.arange(n) % 2 == 0)
+    factor, info = promise_factor(CostChecks(check, None, "max"), share=1.0)
+    bound = max(1.0, ratio_bound(check, 1.0, z=norm.ppf(0.98))["upper"])
+    assert not info["supported"] and info["evidence"] == n
+    assert factor == pytest.approx(bound / (n / 500))  # spends only what the evidence covers

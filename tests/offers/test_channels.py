@@ -1,0 +1,44 @@
+"""Channel and send hour: the model learns a customer's channel and hour from the log, and never picks
+a channel the customer has not consented to."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lab.channels import channel_world, consent_matrix, offer_log
+from recsys.offers.channels import CHANNELS, ChannelTimingModel
+
+
+def test_a_customer_who_acts_on_morning_app_pushes_gets_one():
+    rows = []
+    for cust, good_channel, good_hour in (("A", "app_push", 8), ("B", "email", 20)):
+        for ch in CHANNELS:
+            for hour in (8, 14, 20):
+                for i in range(10):
+                    rows.append((cust, ch, hour, ch == good_channel and hour == good_hour and i < 8))
+    log = pd.DataFrame(rows, columns=["customer_id", "channel", "hour", "responded"])
+    picks = ChannelTimingModel(prior_strength=2.0).fit(log).choose(["A", "B"], np.ones((2, 3), dtype=bool))
+    assert list(picks["channel"]) == ["app_push", "email"]
+    assert abs(picks["send_hour"].iloc[0] - 8) <= 1 and abs(picks["send_hour"].iloc[1] - 20) <= 1
+
+
+def test_no_offer_goes_to_a_channel_without_consent():
+    world = channel_world(400, seed=3)
+    log = offer_log(world, 6, seed=4)
+    consent = consent_matrix(world)
+    ids = world.customers["customer_id"]
+    picks = ChannelTimingModel().fit(log).choose(ids, consent)
+    chosen = pd.Index(CHANNELS).get_indexer(picks["channel"])
+    sent = chosen >= 0
+    assert consent[np.flatnonzero(sent), chosen[sent]].all()  # zero sends without consent
+    none = ~consent.any(axis=1)
+    assert none.any() and picks["channel"][none].isna().all() and (picks["send_hour"][none] == -1).all()
+    # the log itself only holds consented channels
+    logged = pd.Index(CHANNELS).get_indexer(log["channel"])
+    assert consent[ids.reset_index().set_index("customer_id").loc[log["customer_id"], "index"], logged].all()
+
+
+def test_an_unknown_channel_in_the_log_is_named():
+    log = pd.DataFrame({"customer_id": ["A"], "channel": ["fax"], "hour": [9], "responded": [True]})
+    with pytest.raises(ValueError, match="row 0: unknown channel 'fax'"):
+        ChannelTimingModel().fit(log)

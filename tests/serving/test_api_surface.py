@@ -1,0 +1,82 @@
+"""The API as its users' tools see it: the OpenAPI page, 400s naming unknown filter values,
+start-up without customer data, and malformed requests logged at INFO without a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.serving.conftest import service_env
+
+
+def test_openapi_document_is_the_projects(client):
+    spec = client.get("/docs.json").json()
+    assert spec["info"]["title"] == "grocery-recsys"
+    assert spec["info"]["version"] not in ("None", "", None)
+    assert "BentoML" not in spec["info"]["description"]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    health = [p for p in spec["paths"] if "health" in p or p.endswith(("z", "/livez"))]
+    assert sorted(health) == ["/v1/health/live", "/v1/health/ready"]
+    for path, ops in spec["paths"].items():
+        op = ops.get("post")
+        if op is None:
+            continue
+        assert op["requestBody"]["content"]["application/json"].get("example") is not None, path
+        assert {"400", "401", "403", "503"} <= set(op["responses"]), path
+        assert op["security"], path
+    assert spec["paths"]["/v1/feedback"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_docs_page_has_no_third_party_script(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert "googletagmanager" not in page.text and "https://" not in page.text
+    assert client.get("/static_content/swagger-ui-bundle.js").status_code == 200
+    root = client.get("/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/docs"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"categories": ["MEAT", "NO SUCH AISLE"]}, "NO SUCH AISLE"),
+        ({"include": ["p_tofu", "nope"]}, "nope"),
+        ({"diet": [""]}, "empty"),
+    ],
+)
+def test_unknown_filter_values_are_400_naming_them(client, body, needle):
+    r = client.post("/v1/products", json={"customer_id": "b1", **body})
+    assert r.status_code == 400 and needle in r.json()["error"], r.text
+
+
+def test_blank_diet_is_refused_by_consent_too(client):
+    from tests.serving.conftest import AUTH
+
+    body = {"customer_id": "b1", "consent_personalisation": True, "diet": [" "]}
+    assert client.post("/v1/customers/consent", json=body, headers=AUTH).status_code == 400
+
+
+def test_start_without_customer_data_warns_and_ready_says_so(asgi_app, monkeypatch, world, tmp_path, caplog):
+    service_env(monkeypatch, world, tmp_path)
+    monkeypatch.delenv("RECSYS_DATA_DIR")
+    with caplog.at_level(logging.WARNING, logger="serving"), TestClient(asgi_app) as client:
+        ready = client.get("/v1/health/ready")
+    assert ready.status_code == 200 and "no customer data" in ready.json()["detail"]
+    assert any("without customer data" in r.getMessage() for r in caplog.records)
+
+
+def test_malformed_requests_are_logged_at_info_without_traceback(client, caplog):
+    with caplog.at_level(logging.INFO):
+        assert client.post("/v1/products", json={"customer_id": "b1", "k": "x"}).status_code == 400
+        assert (
+            client.post(
+                "/v1/products", content=b"{bad json", headers={"Content-Type": "application/json"}
+            ).status_code
+            == 400
+        )
+    mine = [r for r in caplog.records if r.name == "bentoml._internal.server.http_app"]
+    assert len(mine) == 2, [r.getMessage() for r in caplog.records]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in mine)
+    assert "k" in mine[0].getMessage() and "integer" in mine[0].getMessage()
