@@ -14,23 +14,18 @@ from cli.common import output_path
 
 
 def _cmd_customers(args: argparse.Namespace) -> int:
-    from recsys.data.erasure import drop_erased
+    from recsys.data.csv_safety import write_csv
     from recsys.data.io import read_tables
     from recsys.offers.profiles import customer_profiles
-    from training.data import (
-        apply_customer_overrides,
-        events_url,
-        read_customer_overrides,
-        read_erasure_keys,
-    )
+    from training.privacy import apply_customer_overrides, read_privacy
 
     out = output_path(args.out)
     data = Path(args.data)
     if not data.is_dir():
         raise FileNotFoundError(f"data directory {data} does not exist")
-    url = events_url()
-    tables, erased = drop_erased(read_tables(data, skip=("promotions",)), read_erasure_keys(url))
-    customers, _ = apply_customer_overrides(tables["customers"], read_customer_overrides(url))
+    privacy = read_privacy()  # fails closed on a configured store it cannot read
+    tables, erased = privacy.drop_erased(read_tables(data, skip=("promotions",)))
+    customers, _ = apply_customer_overrides(tables["customers"], privacy.overrides)
     consent = customers.get("consent_personalisation")
     allowed = (
         set(customers["customer_id"].astype(str)[consent.fillna(False).astype(bool)])
@@ -41,7 +36,7 @@ def _cmd_customers(args: argparse.Namespace) -> int:
     inter = inter[inter["customer_id"].astype(str).isin(allowed)]
     profiles = customer_profiles(inter, args.as_of, churn=args.churn)
     profiles.index.name = "customer_id"
-    profiles.round(4).to_csv(out)
+    write_csv(profiles.round(4).reset_index(), out)
     left_out = customers["customer_id"].nunique() - len(profiles)
     print(
         f"Wrote {len(profiles):,} customer profiles to {out} ({left_out:,} without personalisation "

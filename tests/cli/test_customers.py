@@ -9,6 +9,7 @@ from lab.synthetic import generate, write_synthetic
 
 
 def test_customers_writes_profiles_of_consenting_customers_only(tmp_path, monkeypatch):
+    (tmp_path / "events.db").touch()  # a configured store must exist (an empty one: nothing erased yet)
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
     data = tmp_path / "syn"
     write_synthetic(generate(n_customers=150, n_products=120, weeks=12, seed=5), data)
