@@ -29,6 +29,7 @@ from recsys.models.base import Recommender
 from recsys.personalize import Personalizer
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
+from serving.reload import ModelSource
 
 logger = logging.getLogger("serving")
 
@@ -141,19 +142,23 @@ def _str(value: object) -> str | None:
 # ---- loading ------------------------------------------------------------------------------------
 
 
-def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
-    """A fresh snapshot from `model_dir`, else settings.model_dir, else the registry alias."""
+def load_runtime(settings: Settings, source: ModelSource | Path | None = None) -> Runtime:
+    """A fresh snapshot from `source` (a model dir or registry version/alias), else settings.model_dir,
+    else the registry alias. Every file is checksummed and every array validated before the model can
+    score (ModelCorrupt, a ValueError, otherwise): a damaged model is refused, never served."""
     import recsys.models  # noqa: F401  (registers every model)
 
-    model_dir = model_dir or settings.model_dir
+    if not isinstance(source, ModelSource):
+        source = ModelSource(model_dir=None if source is None else Path(source))
+    model_dir = source.model_dir or (None if source.version else settings.model_dir)
     if model_dir is not None:
         model_dir = Path(model_dir)
         model = Recommender.load(model_dir)
         version = local_version(model_dir)
-        source = str(model_dir)
+        where = str(model_dir)
         artifact_items = _find_items_table(model_dir)
     else:
-        model_dir, artifact_items, version, source = download_champion(settings)
+        model_dir, artifact_items, version, where = download_champion(settings, source.version)
         model = Recommender.load(model_dir)
     # serving scores with what the model learnt; the promotion calendar is only read by training
     tables = read_tables(settings.data_dir, skip=("promotions",)) if settings.data_dir is not None else None
@@ -163,9 +168,9 @@ def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
     elif artifact_items is not None:
         items = pd.read_parquet(artifact_items)
     else:
-        raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({source})")
-    logger.info("loaded model %s (%s) from %s", model.name, version, source)
-    return Runtime(model=model, version=version, source=source, items_table=items, dataset=dataset)
+        raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({where})")
+    logger.info("loaded model %s (%s) from %s", model.name, version, where)
+    return Runtime(model=model, version=version, source=where, items_table=items, dataset=dataset)
 
 
 def local_version(model_dir: Path) -> str:
@@ -200,8 +205,9 @@ def parse_registry_uri(uri: str) -> tuple[str, str]:
     return name, alias
 
 
-def download_champion(settings: Settings) -> tuple[Path, Path | None, str, str]:
-    """Resolve the alias ONCE to a version number, then download that exact version.
+def download_champion(settings: Settings, ref: str | None = None) -> tuple[Path, Path | None, str, str]:
+    """Resolve the alias (or `ref`: a version number or another alias) ONCE to a version number,
+    then download that exact version.
 
     Resolving first means a concurrent re-alias cannot hand us files of one version labelled with
     another.
@@ -210,8 +216,12 @@ def download_champion(settings: Settings) -> tuple[Path, Path | None, str, str]:
     from mlflow import MlflowClient
 
     name, alias = parse_registry_uri(settings.registry_uri)
+    alias = ref or alias
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    mv = client.get_model_version_by_alias(name, alias)
+    if alias.isdigit():
+        mv = client.get_model_version(name, alias)
+    else:
+        mv = client.get_model_version_by_alias(name, alias)
     mlflow.set_tracking_uri(settings.tracking_uri)
     dst = Path(tempfile.mkdtemp(prefix=f"recsys-{name}-v{mv.version}-"))
     local = Path(

@@ -20,7 +20,6 @@ import os
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -38,6 +37,7 @@ from serving.discounts import DiscountPlan, MissingPlan, load_discount_plan, req
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.products import ProductJob, recommend_batch
+from serving.reload import ModelSource, load_active, record_active, resolve_source
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     ConsentRequest,
@@ -63,6 +63,7 @@ from serving.schemas import (
     SimilarRequest,
     SubstitutesRequest,
 )
+from serving.store_guard import GuardedStore
 
 logger = logging.getLogger("serving")
 
@@ -110,8 +111,14 @@ class RecsysService:
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self.store = EventStore(self.settings.events_url)
-        self.runtime: Runtime = load_runtime(self.settings)
+        # The store is connected lazily and guarded: the service starts and reads without it.
+        self.store = EventStore(self.settings.events_url, timeout=max(self.settings.store_timeout, 1.0))
+        self.guard = GuardedStore(self.store, self.settings.store_timeout, self.settings.store_retry_after)
+        # connect and migrate now, waiting a little for it: start-up never fails on the store
+        connecting = threading.Thread(target=self.guard.connect, name="recsys-store-connect", daemon=True)
+        connecting.start()
+        connecting.join(timeout=5.0)
+        self.runtime: Runtime = load_active(self.settings)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self._reload_lock = asyncio.Lock()
@@ -159,13 +166,19 @@ class RecsysService:
         MODEL_INFO.labels(model_version=new.version, model=new.model.name).set(1)
 
     async def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
-        return await asyncio.to_thread(self.store.states, customer_ids)
+        """Live state for a write (StoreUnavailable -> 503 when the store cannot be read)."""
+        return await self.guard.acall(self.store.states, customer_ids)
+
+    async def _read_state(self, customer_id: str) -> tuple[CustomerState, str | None]:
+        """State for a read: live, else last known / fail-closed, with why (serving/store_guard.py)."""
+        states, why = await self.guard.astates([customer_id])
+        return states[customer_id], why.get(customer_id)
 
     def _products_batch(self, jobs: list[ProductJob]) -> list[Response | Exception]:
         """Runs in a worker thread; serialises too, so the event loop only moves bytes."""
         rt = self.runtime  # one snapshot for the whole batch, even if a reload lands meanwhile
-        states = self.store.states([j.request.customer_id for j in jobs])
-        results = recommend_batch(rt, jobs, states, self.settings.default_consent)
+        states, degraded = self.guard.states([j.request.customer_id for j in jobs])
+        results = recommend_batch(rt, jobs, states, self.settings.default_consent, degraded)
         return [
             r if isinstance(r, Exception) else Response(r, media_type="application/json") for r in results
         ]
@@ -212,7 +225,7 @@ class RecsysService:
                 raise ApiError(404, f"unknown product id {req.item_id!r}")
             profile = diet_profile(req.diet)
             if profile is None and req.customer_id is not None:
-                state = (await self._states([req.customer_id]))[req.customer_id]
+                state, _ = await self._read_state(req.customer_id)
                 profile = self._customer(rt, req.customer_id, state, None).profile
             personalizer = _need(rt.personalizer, "substitutes")
             frame = await asyncio.to_thread(personalizer.substitutes, req.item_id, profile, req.k)
@@ -232,7 +245,7 @@ class RecsysService:
 
         async def call() -> RecipesResponse:
             rt = self.runtime
-            state = (await self._states([req.customer_id]))[req.customer_id]
+            state, degraded = await self._read_state(req.customer_id)
             cust = self._customer(rt, req.customer_id, state, req.diet)
             personalizer = _need(rt.personalizer, "recipes")
             basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh]
@@ -253,6 +266,7 @@ class RecsysService:
                 personalised=cust.personalised and cust.fallback is None,
                 diet=cust.diet,
                 recipes=[_recipe_item(rt, row) for row in frame.to_dict("records")],
+                degraded=degraded,
             )
 
         return await self._guard(ctx, "read", call)
@@ -265,7 +279,7 @@ class RecsysService:
         async def call() -> DiscountsResponse:
             plan = require(self.discount_plan)  # 404 with the reason when no plan is loaded
             rt = self.runtime
-            state = (await self._states([req.customer_id]))[req.customer_id]
+            state, degraded = await self._read_state(req.customer_id)
             cust = self._customer(rt, req.customer_id, state, None)
             answer = plan.answer(cust, state.erased, req.k)
             return DiscountsResponse(
@@ -275,6 +289,7 @@ class RecsysService:
                 eligible=answer.eligible,
                 discounts=[_discount_item(row) for row in answer.offers],
                 reason=answer.reason,
+                degraded=degraded,
             )
 
         return await self._guard(ctx, "read", call)
@@ -302,7 +317,7 @@ class RecsysService:
             keep = [
                 NewEvent(**e.model_dump(exclude_none=False)) for e in req.events if consent[e.customer_id]
             ]
-            stored = await asyncio.to_thread(self.store.add_events, keep)
+            stored = await self.guard.acall(self.store.add_events, keep)
             return FeedbackResponse(stored=stored, skipped_no_consent=len(req.events) - stored)
 
         return await self._guard(ctx, "write", call)
@@ -337,9 +352,10 @@ class RecsysService:
                 exclusions or None,
                 preferences or None,
             )
-            await asyncio.to_thread(self.store.upsert_customer, record)
+            await self.guard.acall(self.store.upsert_customer, record)
             if not req.consent_personalisation:
-                await asyncio.to_thread(self.store.delete_events, req.customer_id)
+                await self.guard.acall(self.store.delete_events, req.customer_id)
+            self.guard.forget(req.customer_id)
             return CustomerResponse(
                 customer_id=req.customer_id,
                 consent_personalisation=req.consent_personalisation,
@@ -354,7 +370,8 @@ class RecsysService:
         """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
 
         async def call() -> EraseResponse:
-            n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
+            n_events, had_profile = await self.guard.acall(self.store.erase, req.customer_id)
+            self.guard.forget(req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )
@@ -364,16 +381,18 @@ class RecsysService:
     # ---- admin ----------------------------------------------------------------------------------
     @bentoml.api(route="/v1/admin/reload")
     async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
-        """Load the current champion (or a given model dir) and swap it in atomically."""
+        """Load the champion, a registry version/alias or a model dir under RECSYS_MODEL_ROOT, validate
+        it (422 when corrupt: the old model keeps serving) and swap it in atomically."""
 
         async def call() -> ReloadResponse:
+            source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
                 old = self.runtime
-                model_dir = Path(req.model_dir) if req.model_dir else None
-                new = await asyncio.to_thread(load_runtime, self.settings, model_dir)
+                new = await asyncio.to_thread(_load_candidate, self.settings, source, old.version)
                 plan = await asyncio.to_thread(load_discount_plan, self.settings)
                 if self.settings.warm_up:
                     await asyncio.to_thread(new.warm)  # ready before it takes traffic
+                await asyncio.to_thread(record_active, self.settings, source)
                 self.runtime = new  # the swap: one reference assignment
                 self.discount_plan = plan
                 self._publish_version(old, new)
@@ -389,23 +408,21 @@ class RecsysService:
 
     @health.get("/ready", response_model=HealthResponse)
     def ready(self) -> HealthResponse | JSONResponse:
-        problem = self._not_ready()
-        if problem:
-            body = HealthResponse(status="unavailable", model_version=self.runtime.version, detail=problem)
+        """503 while warming up; 200 'degraded' without the event store: reads still answer (marked
+        degraded) and every replica shares the store, so taking them all out would only add an outage."""
+        version = self.runtime.version
+        if not self._warm.is_set():
+            body = HealthResponse(status="unavailable", model_version=version, detail="warming up")
             return JSONResponse(body.model_dump(), status_code=503)
-        return HealthResponse(status="ok", model_version=self.runtime.version)
+        problem = self.guard.status()
+        if problem:
+            return HealthResponse(
+                status="degraded", model_version=version, detail=problem, event_store=problem
+            )
+        return HealthResponse(status="ok", model_version=version, event_store="ok")
 
     def __is_ready__(self) -> bool:
-        return self._not_ready() is None
-
-    def _not_ready(self) -> str | None:
-        if not self._warm.is_set():
-            return "warming up"
-        try:
-            self.store.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return f"event store: {type(exc).__name__}"
-        return None
+        return self._warm.is_set()
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -422,6 +439,15 @@ def freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _load_candidate(settings: Settings, source: ModelSource, serving: str) -> Runtime:
+    """The reload candidate, or ApiError 422 (the current model keeps serving) if it cannot load."""
+    try:
+        return load_runtime(settings, source)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the candidate, refuse it
+        logger.warning("reload of %s refused: %s", source, exc)
+        raise ApiError(422, f"model not loaded ({exc}); still serving {serving}") from exc
 
 
 def _rec_id() -> str:
