@@ -51,10 +51,14 @@ class Runtime:
     source: str
     items_table: pd.DataFrame  # row i describes model item i
     dataset: Dataset | None = None
+    data_key: object = None  # identifies the data directory's contents the dataset was read from
+    #: a runtime on the same dataset: its dataset-only parts (stock, customers) are taken, not rebuilt
+    reuse: Runtime | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.stock = self._stock()
+        same = self.reuse is not None and self.dataset is not None and self.reuse.dataset is self.dataset
+        self.stock = self.reuse.stock if same else self._stock()
         data = self.dataset if self.dataset is not None else self.items_table
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
         self.personalizer = Personalizer(self.model, data, stock=self.stock)
@@ -66,7 +70,8 @@ class Runtime:
         self.names = self.selector.names
         self.categories = self.selector.categories
         self.co2e = self.selector.co2e
-        self.customers = self._customers()
+        self.customers = self.reuse.customers if same else self._customers()
+        self.reuse = None  # never keep the previous snapshot alive
 
     # ---- derived data ---------------------------------------------------------------------------
     def _stock(self) -> dict[str, np.ndarray] | None:
@@ -142,10 +147,15 @@ def _str(value: object) -> str | None:
 # ---- loading ------------------------------------------------------------------------------------
 
 
-def load_runtime(settings: Settings, source: ModelSource | Path | None = None) -> Runtime:
+def load_runtime(
+    settings: Settings, source: ModelSource | Path | None = None, previous: Runtime | None = None
+) -> Runtime:
     """A fresh snapshot from `source` (a model dir or registry version/alias), else settings.model_dir,
     else the registry alias. Every file is checksummed and every array validated before the model can
-    score (ModelCorrupt, a ValueError, otherwise): a damaged model is refused, never served."""
+    score (ModelCorrupt, a ValueError, otherwise): a damaged model is refused, never served.
+
+    With `previous` (a reload), the data set is taken from it when the data directory is unchanged
+    (same `data_key`): re-reading it is most of a reload's time and CPU, which requests share."""
     import recsys.models  # noqa: F401  (registers every model)
 
     if not isinstance(source, ModelSource):
@@ -161,8 +171,13 @@ def load_runtime(settings: Settings, source: ModelSource | Path | None = None) -
         model_dir, artifact_items, version, where = download_champion(settings, source.version)
         model = Recommender.load(model_dir)
     # serving scores with what the model learnt; the promotion calendar is only read by training
-    tables = read_tables(settings.data_dir, skip=("promotions",)) if settings.data_dir is not None else None
-    dataset = Dataset.from_tables(tables) if tables is not None else None
+    key = data_key(settings.data_dir)
+    if previous is not None and previous.dataset is not None and key is not None and previous.data_key == key:
+        dataset = previous.dataset
+    elif settings.data_dir is not None:
+        dataset = Dataset.from_tables(read_tables(settings.data_dir, skip=("promotions",)))
+    else:
+        dataset = None
     if dataset is not None:
         items = dataset.items_table
     elif artifact_items is not None:
@@ -170,7 +185,23 @@ def load_runtime(settings: Settings, source: ModelSource | Path | None = None) -
     else:
         raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({where})")
     logger.info("loaded model %s (%s) from %s", model.name, version, where)
-    return Runtime(model=model, version=version, source=where, items_table=items, dataset=dataset)
+    return Runtime(
+        model=model,
+        version=version,
+        source=where,
+        items_table=items,
+        dataset=dataset,
+        data_key=key,
+        reuse=previous,
+    )
+
+
+def data_key(data_dir: Path | None) -> tuple | None:
+    """Names, sizes and modification times of the data files: changes whenever the data is rewritten."""
+    if data_dir is None or not Path(data_dir).is_dir():
+        return None
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def local_version(model_dir: Path) -> str:

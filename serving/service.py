@@ -388,7 +388,7 @@ class RecsysService:
             source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
                 old = self.runtime
-                new = await asyncio.to_thread(_load_candidate, self.settings, source, old.version)
+                new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
                 plan = await asyncio.to_thread(load_discount_plan, self.settings)
                 if self.settings.warm_up:
                     await asyncio.to_thread(new.warm)  # ready before it takes traffic
@@ -441,13 +441,13 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _load_candidate(settings: Settings, source: ModelSource, serving: str) -> Runtime:
+def _load_candidate(settings: Settings, source: ModelSource, old: Runtime) -> Runtime:
     """The reload candidate, or ApiError 422 (the current model keeps serving) if it cannot load."""
     try:
-        return load_runtime(settings, source)
+        return load_runtime(settings, source, previous=old)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the candidate, refuse it
         logger.warning("reload of %s refused: %s", source, exc)
-        raise ApiError(422, f"model not loaded ({exc}); still serving {serving}") from exc
+        raise ApiError(422, f"model not loaded ({exc}); still serving {old.version}") from exc
 
 
 def _rec_id() -> str:
