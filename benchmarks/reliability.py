@@ -29,6 +29,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -520,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", default="", help="comma list of sections to skip: outage,corrupt,reload,soak")
     p.add_argument("--no-write", action="store_true", help="print only; keep the results files")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below on kill
     skip = set(args.skip.split(","))
     data_dir = Path(args.data_dir)
     model_root = Path(args.model_root)

@@ -284,6 +284,26 @@ class EventStore:
                 self._cache.update(read)
         return {**hits, **read}
 
+    def cached_states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState] | None:
+        """Every customer's state from the cache, or None (not all cached, or cannot tell it is
+        current). Never waits on the database: a SQLite `PRAGMA data_version` on a local file at
+        most, so the event loop may call it."""
+        if not self._connected:
+            return None
+        try:
+            version = self._data_version()
+        except sqlite3.Error:
+            return None
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._cache_version:
+                return None
+            try:
+                return {i: self._cache[i] for i in set(customer_ids)}
+            except KeyError:
+                return None
+
     def _read_states(self, ids: list[str]) -> dict[str, CustomerState]:
         hashes = {id_hash(i): i for i in ids}
         with self.engine.connect() as conn:

@@ -136,6 +136,7 @@ class RecsysService:
             self.settings.max_batch_size,
             on_batch=BATCH_SIZE.observe,
             inline_max_size=self.settings.inline_batch_size,
+            prepare=self._batch_states,
         )
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -174,10 +175,16 @@ class RecsysService:
         states, why = await self.guard.astates([customer_id])
         return states[customer_id], why.get(customer_id)
 
-    def _products_batch(self, jobs: list[ProductJob]) -> list[Response | Exception]:
+    async def _batch_states(self, jobs: list[ProductJob]) -> tuple[dict[str, CustomerState], dict[str, str]]:
+        """The batch's customer states, awaited on the loop before the batch runs (store_guard)."""
+        return await self.guard.astates([j.request.customer_id for j in jobs])
+
+    def _products_batch(
+        self, jobs: list[ProductJob], prepared: tuple[dict[str, CustomerState], dict[str, str]]
+    ) -> list[Response | Exception]:
         """Runs in a worker thread; serialises too, so the event loop only moves bytes."""
         rt = self.runtime  # one snapshot for the whole batch, even if a reload lands meanwhile
-        states, degraded = self.guard.states([j.request.customer_id for j in jobs])
+        states, degraded = prepared
         results = recommend_batch(rt, jobs, states, self.settings.default_consent, degraded)
         return [
             r if isinstance(r, Exception) else Response(r, media_type="application/json") for r in results

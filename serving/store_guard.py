@@ -132,16 +132,12 @@ class GuardedStore:
                 why[cid] = LAST_KNOWN if known is not None else FAIL_CLOSED
         return states, why
 
-    def states(self, ids: list[str]) -> tuple[dict[str, CustomerState], dict[str, str]]:
-        """(state per customer, degraded reason per customer whose state is not live)."""
-        try:
-            states = self.call(self.store.states, ids)
-        except StoreUnavailable:
-            return self._fallback(ids)
-        self._remember(states)
-        return states, {}
-
     async def astates(self, ids: list[str]) -> tuple[dict[str, CustomerState], dict[str, str]]:
+        """(state per customer, degraded reason per customer whose state is not live); answered
+        inline when the store's cache is known current, else from a store thread."""
+        hit = self.store.cached_states(ids)
+        if hit is not None:
+            return hit, {}
         try:
             states = await self.acall(self.store.states, ids)
         except StoreUnavailable:
