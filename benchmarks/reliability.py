@@ -201,6 +201,7 @@ class Tally:
     degraded: dict[str, int] = field(default_factory=dict)
     acked: set[str] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)  # 503s: not acknowledged
+    transport: dict[str, list[str]] = field(default_factory=dict)  # no HTTP answer: exception names
 
 
 async def mixed_load(base: str, customers: list[str], items: list[str], seconds: float, rate: float) -> Tally:
@@ -229,8 +230,9 @@ async def mixed_load(base: str, customers: list[str], items: list[str], seconds:
                     r.status_code,
                     (r.json() if r.headers.get("content-type", "").startswith("application/json") else {}),
                 )
-            except httpx.HTTPError:
-                status, js = 599, {}
+            except httpx.HTTPError as exc:  # no HTTP status at all: counted apart, by exception name
+                status, js = 0, {}
+                tally.transport.setdefault(kind, []).append(type(exc).__name__)
             tally.latency.setdefault(kind, []).append(time.perf_counter() - t0)
             tally.statuses.setdefault(kind, []).append(status)
             if js.get("degraded"):
@@ -266,8 +268,11 @@ def tally_rows(case: str, t: Tally, expect_write: str) -> list[dict]:
         n5 = sum(s >= 500 for s in st)
         n503 = sum(s == 503 for s in st)
         ok = sum(s == 200 for s in st)
+        lost = t.transport.get(kind, [])
         if kind in READS:
-            verdict = "ok" if n5 == 0 else "FAIL: 5xx on a read"
+            verdict = (
+                "FAIL: 5xx on a read" if n5 else f"no 5xx, {len(lost)} without an answer" if lost else "ok"
+            )
         elif expect_write == "503":
             verdict = "ok" if n5 == n503 and ok + n503 == len(st) else "FAIL"
         elif n5 - n503:
@@ -284,6 +289,7 @@ def tally_rows(case: str, t: Tally, expect_write: str) -> list[dict]:
                 "http_503": n503,
                 "other_5xx": n5 - n503,
                 "degraded": t.degraded.get(kind, 0),
+                "no_answer": ",".join(t.transport.get(kind, [])) or "-",
                 "p99_ms": p99(t.latency.get(kind, [])),
                 "verdict": verdict,
             }
