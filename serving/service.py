@@ -14,12 +14,14 @@ Each body is one JSON object (positional-only `req` = root input). Expected fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import bentoml
@@ -394,16 +396,17 @@ class RecsysService:
         async def call() -> ReloadResponse:
             source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
-                old = self.runtime
-                new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
-                plan = await asyncio.to_thread(load_discount_plan, self.settings)
-                if self.settings.warm_up:
-                    await asyncio.to_thread(new.warm)  # ready before it takes traffic
-                await asyncio.to_thread(record_active, self.settings, source)
-                self.runtime = new  # the swap: one reference assignment
-                self.discount_plan = plan
-                self._publish_version(old, new)
-            await asyncio.to_thread(freeze_heap)
+                with short_gil_slices():
+                    old = self.runtime
+                    new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
+                    plan = await asyncio.to_thread(load_discount_plan, self.settings)
+                    if self.settings.warm_up:
+                        await asyncio.to_thread(new.warm)  # ready before it takes traffic
+                    await asyncio.to_thread(record_active, self.settings, source)
+                    self.runtime = new  # the swap: one reference assignment
+                    self.discount_plan = plan
+                    self._publish_version(old, new)
+                    await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "write", call)
@@ -433,6 +436,22 @@ class RecsysService:
 
 
 # ---- small helpers ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def short_gil_slices(seconds: float = 0.0005) -> Iterator[None]:
+    """While a reload computes in a thread, make it hand the GIL over 10x sooner (default 5 ms).
+
+    Each time the event loop wakes on a socket it must wait for the GIL; a busy thread keeps it for
+    the whole switch interval, and a request needs several wake-ups, so a reload in progress
+    otherwise multiplies request latency (the convoy effect). Reloads are serialised by their lock.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def freeze_heap() -> None:
