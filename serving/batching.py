@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,7 +30,10 @@ R = TypeVar("R")
 
 class MicroBatcher(Generic[T, R]):
     """`await submit(x)` returns `fn([..., x, ...])[i]`; an Exception in the result list is raised
-    for that caller only, an exception from `fn` is raised for every caller of the batch."""
+    for that caller only, an exception from `fn` is raised for every caller of the batch.
+
+    With `prepare`, `fn(items, await prepare(items))` instead: I/O a batch needs (the event-store
+    read) is awaited on the loop first, so an inline batch never blocks the loop on it."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
         inline_max_size: int = 0,
+        prepare: Callable[[list[T]], Awaitable[Any]] | None = None,
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -45,6 +49,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_batch_size = max_batch_size
         self.inline_max_size = inline_max_size
         self.on_batch = on_batch
+        self.prepare = prepare
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._worker: asyncio.Task[None] | None = None
 
@@ -65,11 +70,12 @@ class MicroBatcher(Generic[T, R]):
                 self.on_batch(n)
             try:
                 items = [item for item, _ in batch]
+                args = (items,) if self.prepare is None else (items, await self.prepare(items))
                 if n <= self.inline_max_size:
-                    results = self.fn(items)
+                    results = self.fn(*args)
                     await asyncio.sleep(0)  # the loop reads the sockets that became ready meanwhile
                 else:
-                    results = await asyncio.to_thread(self.fn, items)
+                    results = await asyncio.to_thread(self.fn, *args)
                 if len(results) != len(batch):
                     raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)}")
             except BaseException as exc:  # noqa: BLE001 - every waiter must be released

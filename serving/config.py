@@ -59,6 +59,13 @@ class Settings:
     max_batch_size: int = 64
     inline_batch_size: int = 16
     warm_up: bool = True
+    #: event-store deadline per call and how long to leave a failed store alone (seconds)
+    store_timeout: float = 1.0
+    store_retry_after: float = 1.0
+    #: model dirs a reload may load (under this root only; unset: reload takes registry versions only)
+    model_root: Path | None = None
+    #: where the model a reload activated is recorded, read at start so a restarted worker keeps it
+    active_model_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,4 +103,10 @@ class Settings:
             inline_batch_size=int(env.get("RECSYS_INLINE_BATCH_SIZE") or 16),
             # Build the recipe index and other lazy parts before reporting ready (off: on first use).
             warm_up=flag(env.get("RECSYS_WARM_UP"), True),
+            store_timeout=float(env.get("RECSYS_STORE_TIMEOUT") or 1.0),
+            store_retry_after=float(env.get("RECSYS_STORE_RETRY_AFTER") or 1.0),
+            model_root=Path(env["RECSYS_MODEL_ROOT"]) if env.get("RECSYS_MODEL_ROOT") else None,
+            active_model_file=(
+                Path(env["RECSYS_ACTIVE_MODEL_FILE"]) if env.get("RECSYS_ACTIVE_MODEL_FILE") else None
+            ),
         )

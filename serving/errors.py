@@ -12,6 +12,7 @@ import logging
 from starlette.responses import JSONResponse
 
 from recsys.data.idmap import UnknownIdError
+from serving.store_guard import StoreUnavailable
 
 logger = logging.getLogger("serving")
 
@@ -25,6 +26,9 @@ class ApiError(Exception):
 
 def to_response(exc: BaseException) -> JSONResponse:
     """Map an exception to a JSON error response; only truly unexpected errors become a 500."""
+    if isinstance(exc, StoreUnavailable):  # nothing was acknowledged: the client retries later
+        retry = str(max(1, round(exc.retry_after)))
+        return JSONResponse({"error": exc.reason}, status_code=503, headers={"Retry-After": retry})
     if isinstance(exc, ApiError):
         status, reason = exc.status, exc.reason
     elif isinstance(exc, UnknownIdError):

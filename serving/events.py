@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -34,9 +35,12 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from recsys.data.erasure import erasure_key, load_secret
 from serving.erasure_secret import claim_secret
+from serving.migrations import migrate, schema_version_table
 
 metadata = MetaData()
 
@@ -53,6 +57,9 @@ events = Table(
     Column("recommendation_id", String(64)),
     Column("store", String(128)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # client-supplied id: a retried request stores its events once (migration step 2)
+    Column("event_id", String(64)),
+    Index("uq_events_customer_event", "customer_id", "event_id", unique=True),
 )
 
 customers = Table(
@@ -83,6 +90,8 @@ erasures_legacy = Table(
 )
 # Fingerprint of the erasure secret the keys are made with; a process with another secret refuses.
 erasure_secret = Table("erasure_secret", metadata, Column("fingerprint", String(64), primary_key=True))
+
+schema_version_table(metadata)
 
 #: Events that say "this customer has this product now": they count as history for fold-in.
 HISTORY_EVENTS = ("purchase", "add_to_cart")
@@ -117,6 +126,7 @@ class NewEvent:
     product_group: str | None = None
     recommendation_id: str | None = None
     store: str | None = None
+    event_id: str | None = None
 
 
 class EventStore:
@@ -133,26 +143,54 @@ class EventStore:
     #: Customers kept in the read cache (all of them are dropped on any write anyway).
     CACHE_SIZE = 200_000
 
-    def __init__(self, url: str, secret: bytes | None = None):
+    def __init__(self, url: str, secret: bytes | None = None, timeout: float = 30.0):
+        """Connects lazily: nothing touches the database until `connect()` or the first call.
+
+        `secret`: erasure keys are HMACs under it (default: RECSYS_ERASURE_SECRET or its file).
+        `timeout` (seconds) bounds how long the driver waits to connect, for a lock or a statement,
+        so a stalled database frees the calling thread eventually (callers add their own deadline).
+        """
         self.url = url
         #: erasure keys are HMACs under this secret (serving/erasure_secret.py checks it at start)
         self.secret = secret if secret is not None else load_secret(url)
         self._version_conn: sqlite3.Connection | None = None
         if url.startswith("sqlite"):
-            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            args = {"check_same_thread": False, "timeout": timeout}
+            self.engine: Engine = create_engine(url, connect_args=args)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        metadata.create_all(self.engine)
-        claim_secret(self.engine, self.secret)
-        database = self.engine.url.database
-        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
-            self._version_conn = sqlite3.connect(
-                database, check_same_thread=False, isolation_level=None, timeout=30
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=_pg_timeouts(timeout)
             )
         self._lock = threading.Lock()
         self._cache: dict[str, CustomerState] = {}
         self._cache_version: int | None = None
+        self._connected = False
+
+    def connect(self) -> int:
+        """Create or migrate the schema (idempotent); returns its version. Every call does this first
+        when needed; after a failure `stale()` makes the next call do it again."""
+        version = migrate(self.engine, metadata)
+        claim_secret(self.engine, self.secret)  # refuses a store keyed with another erasure secret
+        self._connected = True
+        database = self.engine.url.database
+        with self._lock:
+            sqlite_file = self.engine.dialect.name == "sqlite" and database and database != ":memory:"
+            if self._version_conn is None and sqlite_file:
+                self._version_conn = sqlite3.connect(
+                    database, check_same_thread=False, isolation_level=None, timeout=30
+                )
+        self._forget()
+        return version
+
+    def stale(self) -> None:
+        """The database failed: re-check the schema (it may have been dropped) on the next call."""
+        self._connected = False
+        self._forget()
+
+    def _ensure(self) -> None:
+        if not self._connected:
+            self.connect()
 
     def id_hash(self, customer_id: str) -> str:
         """The key stored for an erased customer; batch jobs match it the same way (training/privacy.py)."""
@@ -178,21 +216,34 @@ class EventStore:
             self._cache_version = None
 
     def ping(self) -> bool:
+        self._ensure()
         with self.engine.connect() as conn:
             return conn.execute(text("SELECT 1")).scalar() == 1
 
     # ---- writes (each returns after COMMIT) -----------------------------------------------------
     def add_events(self, new: Sequence[NewEvent]) -> int:
+        """Store events; one with a (customer, event id) already stored is skipped, not stored twice.
+
+        Returns how many are stored now (new or from an earlier attempt), so a retry answers as the
+        first attempt did.
+        """
+        self._ensure()
         if not new:
             return 0
         now = datetime.now(UTC)
-        rows = [{**e.__dict__, "created_at": now} for e in new]
+        rows = {}
+        for e in new:  # the same id twice in one request: the first one counts
+            key = (e.customer_id, e.event_id) if e.event_id is not None else id(e)
+            rows.setdefault(key, {**e.__dict__, "created_at": now})
+        dialect = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(self.engine.dialect.name)
+        query = insert(events) if dialect is None else dialect(events).on_conflict_do_nothing()
         with self.engine.begin() as conn:
-            conn.execute(insert(events), rows)
+            conn.execute(query, list(rows.values()))
         self._forget()
-        return len(rows)
+        return len(new)
 
     def upsert_customer(self, record: CustomerRecord) -> None:
+        self._ensure()
         values = {**record.__dict__, "updated_at": datetime.now(UTC)}
         with self.engine.begin() as conn:
             conn.execute(delete(customers).where(customers.c.customer_id == record.customer_id))
@@ -200,6 +251,7 @@ class EventStore:
         self._forget()
 
     def delete_events(self, customer_id: str) -> int:
+        self._ensure()
         with self.engine.begin() as conn:
             n = int(conn.execute(delete(events).where(events.c.customer_id == customer_id)).rowcount or 0)
         self._forget()
@@ -207,6 +259,7 @@ class EventStore:
 
     def erase(self, customer_id: str) -> tuple[int, bool]:
         """Delete the customer's events and profile and leave a tombstone; one transaction."""
+        self._ensure()
         with self.engine.begin() as conn:
             n_events = conn.execute(delete(events).where(events.c.customer_id == customer_id)).rowcount
             n_prof = conn.execute(delete(customers).where(customers.c.customer_id == customer_id)).rowcount
@@ -223,6 +276,7 @@ class EventStore:
         From the cache when the database has not changed since it was filled, else one round trip
         (UNION ALL of the three tables) for the customers not cached.
         """
+        self._ensure()
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
@@ -243,6 +297,26 @@ class EventStore:
                     self._cache.clear()
                 self._cache.update(read)
         return {**hits, **read}
+
+    def cached_states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState] | None:
+        """Every customer's state from the cache, or None (not all cached, or cannot tell it is
+        current). Never waits on the database: a SQLite `PRAGMA data_version` on a local file at
+        most, so the event loop may call it."""
+        if not self._connected:
+            return None
+        try:
+            version = self._data_version()
+        except sqlite3.Error:
+            return None
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._cache_version:
+                return None
+            try:
+                return {i: self._cache[i] for i in set(customer_ids)}
+            except KeyError:
+                return None
 
     def _read_states(self, ids: list[str]) -> dict[str, CustomerState]:
         hashes = {self.id_hash(i): i for i in ids}
@@ -283,11 +357,26 @@ class EventStore:
         ).bindparams(bindparam("ids", expanding=True), bindparam("hashes", expanding=True))
 
     def count_events(self, customer_id: str | None = None) -> int:
+        self._ensure()
         query = select(func.count()).select_from(events)
         if customer_id is not None:
             query = query.where(events.c.customer_id == customer_id)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _pg_timeouts(timeout: float) -> dict[str, object]:
+    """libpq settings: give up connecting, waiting for a lock or a statement, and on a silent peer."""
+    ms = max(int(timeout * 1000), 1)
+    return {
+        "connect_timeout": max(int(round(timeout)), 2),  # libpq's minimum is 2 s
+        "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": ms,
+    }
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects

@@ -73,8 +73,12 @@ def recommend_batch(
     jobs: list[ProductJob],
     states: dict[str, CustomerState],
     default_consent: bool,
+    degraded: dict[str, str] | None = None,
 ) -> list[bytes | Exception]:
-    """One JSON body (bytes, a `ProductsResponse`) or one Exception per job."""
+    """One JSON body (bytes, a `ProductsResponse`) or one Exception per job.
+
+    `degraded`: customers whose state could not be read live, and why (put in their answer)."""
+    degraded = degraded or {}
     shoppers = [
         resolve(
             rt,
@@ -87,12 +91,16 @@ def recommend_batch(
     ]
     selections = rt.selector.select([query(j.request) for j in jobs], shoppers)
     return [
-        sel if isinstance(sel, Exception) else response_json(rt, j.request, s, sel)
+        sel
+        if isinstance(sel, Exception)
+        else response_json(rt, j.request, s, sel, degraded.get(j.request.customer_id))
         for j, s, sel in zip(jobs, shoppers, selections, strict=True)
     ]
 
 
-def response_json(rt: Runtime, req: ProductsRequest, shopper: Shopper, sel: Selection) -> bytes:
+def response_json(
+    rt: Runtime, req: ProductsRequest, shopper: Shopper, sel: Selection, degraded: str | None = None
+) -> bytes:
     """The `ProductsResponse` body, serialised straight from plain values (no per-item model objects
     on the hot path; tests validate the body against `ProductsResponse`)."""
     item_ids, names, categories, co2e = rt.item_ids, rt.names, rt.categories, rt.co2e
@@ -119,5 +127,6 @@ def response_json(rt: Runtime, req: ProductsRequest, shopper: Shopper, sel: Sele
                 zip(sel.items.tolist(), sel.scores.tolist(), sel.reasons, strict=True)
             )
         ],
+        "degraded": degraded,
     }
     return to_json(body)

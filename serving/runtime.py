@@ -30,6 +30,7 @@ from recsys.personalize import Personalizer
 from recsys.ranking.basket import BasketCompleter
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
+from serving.reload import ModelSource
 
 logger = logging.getLogger("serving")
 
@@ -52,10 +53,14 @@ class Runtime:
     items_table: pd.DataFrame  # row i describes model item i
     dataset: Dataset | None = None
     baskets: BasketCompleter | None = None  # basket co-occurrence saved with the model
+    data_key: object = None  # identifies the data directory's contents the dataset was read from
+    #: a runtime on the same dataset: its dataset-only parts (stock, customers) are taken, not rebuilt
+    reuse: Runtime | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.stock = self._stock()
+        same = self.reuse is not None and self.dataset is not None and self.reuse.dataset is self.dataset
+        self.stock = self.reuse.stock if same else self._stock()
         data = self.dataset if self.dataset is not None else self.items_table
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
         self.personalizer = Personalizer(self.model, data, stock=self.stock)
@@ -75,7 +80,8 @@ class Runtime:
         self.names = self.selector.names
         self.categories = self.selector.categories
         self.co2e = self.selector.co2e
-        self.customers = self._customers()
+        self.customers = self.reuse.customers if same else self._customers()
+        self.reuse = None  # never keep the previous snapshot alive
 
     # ---- derived data ---------------------------------------------------------------------------
     def _stock(self) -> dict[str, np.ndarray] | None:
@@ -151,34 +157,62 @@ def _str(value: object) -> str | None:
 # ---- loading ------------------------------------------------------------------------------------
 
 
-def load_runtime(settings: Settings, model_dir: Path | None = None) -> Runtime:
-    """A fresh snapshot from `model_dir`, else settings.model_dir, else the registry alias."""
+def load_runtime(
+    settings: Settings, source: ModelSource | Path | None = None, previous: Runtime | None = None
+) -> Runtime:
+    """A fresh snapshot from `source` (a model dir or registry version/alias), else settings.model_dir,
+    else the registry alias. Every file is checksummed and every array validated before the model can
+    score (ModelCorrupt, a ValueError, otherwise): a damaged model is refused, never served.
+
+    With `previous` (a reload), the data set is taken from it when the data directory is unchanged
+    (same `data_key`): re-reading it is most of a reload's time and CPU, which requests share."""
     import recsys.models  # noqa: F401  (registers every model)
 
-    model_dir = model_dir or settings.model_dir
+    if not isinstance(source, ModelSource):
+        source = ModelSource(model_dir=None if source is None else Path(source))
+    model_dir = source.model_dir or (None if source.version else settings.model_dir)
     if model_dir is not None:
         model_dir = Path(model_dir)
         model = Recommender.load(model_dir)
         version = local_version(model_dir)
-        source = str(model_dir)
+        where = str(model_dir)
         artifact_items = _find_items_table(model_dir)
     else:
-        model_dir, artifact_items, version, source = download_champion(settings)
+        model_dir, artifact_items, version, where = download_champion(settings, source.version)
         model = Recommender.load(model_dir)
     # serving scores with what the model learnt; the promotion calendar is only read by training
-    tables = read_tables(settings.data_dir, skip=("promotions",)) if settings.data_dir is not None else None
-    dataset = Dataset.from_tables(tables) if tables is not None else None
+    key = data_key(settings.data_dir)
+    if previous is not None and previous.dataset is not None and key is not None and previous.data_key == key:
+        dataset = previous.dataset
+    elif settings.data_dir is not None:
+        dataset = Dataset.from_tables(read_tables(settings.data_dir, skip=("promotions",)))
+    else:
+        dataset = None
     if dataset is not None:
         items = dataset.items_table
     elif artifact_items is not None:
         items = pd.read_parquet(artifact_items)
     else:
-        raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({source})")
-    logger.info("loaded model %s (%s) from %s", model.name, version, source)
-    baskets = BasketCompleter.load(model_dir)
+        raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({where})")
+    logger.info("loaded model %s (%s) from %s", model.name, version, where)
     return Runtime(
-        model=model, version=version, source=source, items_table=items, dataset=dataset, baskets=baskets
+        model=model,
+        version=version,
+        source=where,
+        items_table=items,
+        dataset=dataset,
+        baskets=BasketCompleter.load(model_dir),
+        data_key=key,
+        reuse=previous,
     )
+
+
+def data_key(data_dir: Path | None) -> tuple | None:
+    """Names, sizes and modification times of the data files: changes whenever the data is rewritten."""
+    if data_dir is None or not Path(data_dir).is_dir():
+        return None
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def local_version(model_dir: Path) -> str:
@@ -213,8 +247,9 @@ def parse_registry_uri(uri: str) -> tuple[str, str]:
     return name, alias
 
 
-def download_champion(settings: Settings) -> tuple[Path, Path | None, str, str]:
-    """Resolve the alias ONCE to a version number, then download that exact version.
+def download_champion(settings: Settings, ref: str | None = None) -> tuple[Path, Path | None, str, str]:
+    """Resolve the alias (or `ref`: a version number or another alias) ONCE to a version number,
+    then download that exact version.
 
     Resolving first means a concurrent re-alias cannot hand us files of one version labelled with
     another.
@@ -223,8 +258,12 @@ def download_champion(settings: Settings) -> tuple[Path, Path | None, str, str]:
     from mlflow import MlflowClient
 
     name, alias = parse_registry_uri(settings.registry_uri)
+    alias = ref or alias
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    mv = client.get_model_version_by_alias(name, alias)
+    if alias.isdigit():
+        mv = client.get_model_version(name, alias)
+    else:
+        mv = client.get_model_version_by_alias(name, alias)
     mlflow.set_tracking_uri(settings.tracking_uri)
     dst = Path(tempfile.mkdtemp(prefix=f"recsys-{name}-v{mv.version}-"))
     local = Path(

@@ -76,6 +76,9 @@ class ProductsResponse(BaseModel):
     diet: list[str] = Field(default_factory=list, description="hard exclusions that were applied")
     items: list[ProductItem]
     experiment: ExperimentTag | None = EXPERIMENT
+    degraded: str | None = Field(
+        None, description="set when the event store could not be read: why, and what was used instead"
+    )
 
 
 # ---- items ------------------------------------------------------------------------------------
@@ -162,6 +165,9 @@ class RecipesResponse(BaseModel):
     diet: list[str] = Field(default_factory=list)
     recipes: list[RecipeItem]
     experiment: ExperimentTag | None = EXPERIMENT
+    degraded: str | None = Field(
+        None, description="set when the event store could not be read: why, and what was used instead"
+    )
 
 
 # ---- discounts --------------------------------------------------------------------------------
@@ -200,6 +206,9 @@ class DiscountsResponse(BaseModel):
         "group compliant with the current diet); null when there are offers",
     )
     experiment: ExperimentTag | None = EXPERIMENT
+    degraded: str | None = Field(
+        None, description="set when the event store could not be read: why, and what was used instead"
+    )
 
 
 # ---- checkout ---------------------------------------------------------------------------------
@@ -253,6 +262,12 @@ class FeedbackEvent(_Request):
     product_group: str | None = Field(None, max_length=256)
     recommendation_id: str | None = Field(None, max_length=64)
     store: str | None = Field(None, max_length=128)
+    event_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="client-chosen id (e.g. a UUID): an event sent again with the same id is stored once",
+    )
 
 
 class FeedbackRequest(_Request):
@@ -293,7 +308,14 @@ class EraseResponse(BaseModel):
 
 
 class ReloadRequest(_Request):
-    model_dir: str | None = Field(None, description="load this native model dir instead of the champion")
+    model_dir: str | None = Field(
+        None, description="load this native model dir (under RECSYS_MODEL_ROOT) instead of the champion"
+    )
+    version: str | None = Field(
+        None,
+        max_length=64,
+        description="registry version number or alias of the served model name (default: its alias)",
+    )
 
 
 class ReloadResponse(BaseModel):
@@ -303,9 +325,10 @@ class ReloadResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     model_version: str | None = None
     detail: str | None = None
+    event_store: str | None = Field(None, description="'ok', or why the event store cannot be used now")
 
 
 class ErrorResponse(BaseModel):

@@ -14,14 +14,15 @@ Each body is one JSON object (positional-only `req` = root input). Expected fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import bentoml
@@ -47,6 +48,7 @@ from serving.openapi import ApiDocs
 from serving.products import ProductJob, check_filters, recommend_batch
 from serving.profiles import ProfileBook, ProfileRequest, ProfileResponse
 from serving.profiles import answer as profile_answer
+from serving.reload import ModelSource, load_active, record_active, resolve_source
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     CheckoutRequest,
@@ -74,6 +76,7 @@ from serving.schemas import (
     SimilarRequest,
     SubstitutesRequest,
 )
+from serving.store_guard import GuardedStore
 
 logger = logging.getLogger("serving")
 
@@ -124,9 +127,15 @@ class RecsysService:
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self.store = EventStore(self.settings.events_url)
+        # The store is connected lazily and guarded: the service starts and reads without it.
+        self.store = EventStore(self.settings.events_url, timeout=max(self.settings.store_timeout, 1.0))
+        self.guard = GuardedStore(self.store, self.settings.store_timeout, self.settings.store_retry_after)
+        # connect and migrate now, waiting a little for it: start-up never fails on the store
+        connecting = threading.Thread(target=self.guard.connect, name="recsys-store-connect", daemon=True)
+        connecting.start()
+        connecting.join(timeout=5.0)
         self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
-        self.runtime: Runtime = load_runtime(self.settings)
+        self.runtime: Runtime = load_active(self.settings)
         rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
@@ -149,6 +158,7 @@ class RecsysService:
             self.settings.max_batch_size,
             on_batch=BATCH_SIZE.observe,
             inline_max_size=self.settings.inline_batch_size,
+            prepare=self._batch_states,
         )
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -182,13 +192,25 @@ class RecsysService:
         MODEL_INFO.labels(model_version=new.version, model=new.model.name).set(1)
 
     async def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
-        return await asyncio.to_thread(self.store.states, customer_ids)
+        """Live state for a write (StoreUnavailable -> 503 when the store cannot be read)."""
+        return await self.guard.acall(self.store.states, customer_ids)
 
-    def _products_batch(self, jobs: list[ProductJob]) -> list[Response | Exception]:
+    async def _read_state(self, customer_id: str) -> tuple[CustomerState, str | None]:
+        """State for a read: live, else last known / fail-closed, with why (serving/store_guard.py)."""
+        states, why = await self.guard.astates([customer_id])
+        return states[customer_id], why.get(customer_id)
+
+    async def _batch_states(self, jobs: list[ProductJob]) -> tuple[dict[str, CustomerState], dict[str, str]]:
+        """The batch's customer states, awaited on the loop before the batch runs (store_guard)."""
+        return await self.guard.astates([j.request.customer_id for j in jobs])
+
+    def _products_batch(
+        self, jobs: list[ProductJob], prepared: tuple[dict[str, CustomerState], dict[str, str]]
+    ) -> list[Response | Exception]:
         """Runs in a worker thread; serialises too, so the event loop only moves bytes."""
         rt = self.runtime  # one snapshot for the whole batch, even if a reload lands meanwhile
-        states = self.store.states([j.request.customer_id for j in jobs])
-        results = recommend_batch(rt, jobs, states, self.settings.default_consent)
+        states, degraded = prepared
+        results = recommend_batch(rt, jobs, states, self.settings.default_consent, degraded)
         return [
             r if isinstance(r, Exception) else Response(r, media_type="application/json") for r in results
         ]
@@ -205,9 +227,10 @@ class RecsysService:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
             check_filters(self.runtime, req)  # unknown categories / include ids -> 400 naming them
             if self.experiments.configs:
-                state = (await self._states([req.customer_id]))[req.customer_id]
+                state, degraded = await self._read_state(req.customer_id)
                 shopper = self._customer(self.runtime, req.customer_id, state, req.diet)
-                arm = self.experiments.arm("products", shopper)
+                # no experiment traffic while the store is out: its exposures could not be committed
+                arm = None if degraded else self.experiments.arm("products", shopper)
                 if arm is not None:
                     return await products_answer(self, arm, shopper, job)
             return await self.batcher.submit(job)
@@ -242,7 +265,7 @@ class RecsysService:
                 raise ApiError(404, f"unknown product id {req.item_id!r}")
             profile = diet_profile(req.diet)
             if profile is None and req.customer_id is not None:
-                state = (await self._states([req.customer_id]))[req.customer_id]
+                state, _ = await self._read_state(req.customer_id)
                 profile = self._customer(rt, req.customer_id, state, None).profile
             personalizer = _need(rt.personalizer, "substitutes")
             frame = await asyncio.to_thread(personalizer.substitutes, req.item_id, profile, req.k)
@@ -262,9 +285,9 @@ class RecsysService:
 
         async def call() -> RecipesResponse:
             started, rt = time.perf_counter(), self.runtime
-            state = (await self._states([req.customer_id]))[req.customer_id]
+            state, degraded = await self._read_state(req.customer_id)
             cust = self._customer(rt, req.customer_id, state, req.diet)
-            arm = self.experiments.arm("recipes", cust)
+            arm = None if degraded else self.experiments.arm("recipes", cust)
             if arm is not None and arm.runtime is not None:  # the variant's model answers
                 rt = arm.runtime
                 cust = self._customer(rt, req.customer_id, state, req.diet)
@@ -289,6 +312,7 @@ class RecsysService:
                 diet=cust.diet,
                 recipes=[_recipe_item(rt, row) for row in frame.to_dict("records")],
                 experiment=None if arm is None else arm.tag,
+                degraded=degraded,
             )
             await expose(self, arm, answer, started)
             return answer
@@ -303,9 +327,9 @@ class RecsysService:
         async def call() -> DiscountsResponse:
             started, plan = time.perf_counter(), require(self.discount_plan)  # 404 without a plan
             rt = self.runtime
-            state = (await self._states([req.customer_id]))[req.customer_id]
+            state, degraded = await self._read_state(req.customer_id)
             cust = self._customer(rt, req.customer_id, state, None)
-            arm = None if state.erased else self.experiments.arm("discounts", cust)
+            arm = None if state.erased or degraded else self.experiments.arm("discounts", cust)
             plan = variant_plan(arm, plan)
             answer = holdout_answer(arm) or plan.answer(cust, state.erased, req.k)
             response = DiscountsResponse(
@@ -316,6 +340,7 @@ class RecsysService:
                 discounts=[_discount_item(row) for row in answer.offers],
                 reason=answer.reason,
                 experiment=None if arm is None else arm.tag,
+                degraded=degraded,
             )
             await expose(self, arm, response, started, sum(d.expected_cost for d in response.discounts))
             return response
@@ -360,7 +385,7 @@ class RecsysService:
             keep = [
                 NewEvent(**e.model_dump(exclude_none=False)) for e in req.events if consent[e.customer_id]
             ]
-            stored = await asyncio.to_thread(self.store.add_events, keep)
+            stored = await self.guard.acall(self.store.add_events, keep)
             return FeedbackResponse(stored=stored, skipped_no_consent=len(req.events) - stored)
 
         return await self._guard(ctx, "write", call)
@@ -395,9 +420,10 @@ class RecsysService:
                 exclusions or None,
                 preferences or None,
             )
-            await asyncio.to_thread(self.store.upsert_customer, record)
+            await self.guard.acall(self.store.upsert_customer, record)
             if not req.consent_personalisation:
-                await asyncio.to_thread(self.store.delete_events, req.customer_id)
+                await self.guard.acall(self.store.delete_events, req.customer_id)
+            self.guard.forget(req.customer_id)
             return CustomerResponse(
                 customer_id=req.customer_id,
                 consent_personalisation=req.consent_personalisation,
@@ -412,9 +438,10 @@ class RecsysService:
         """Right to erasure: delete events and profile; the id is unknown from now on (model rows hidden)."""
 
         async def call() -> EraseResponse:
-            await asyncio.to_thread(self.ledger.erase, req.customer_id)  # checkouts, redemptions
-            n_events, had_profile = await asyncio.to_thread(self.store.erase, req.customer_id)
-            await asyncio.to_thread(self.experiments.forget, req.customer_id)
+            await self.guard.acall(self.ledger.erase, req.customer_id)  # checkouts, redemptions
+            n_events, had_profile = await self.guard.acall(self.store.erase, req.customer_id)
+            await self.guard.acall(self.experiments.forget, req.customer_id)
+            self.guard.forget(req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )
@@ -437,27 +464,30 @@ class RecsysService:
 
     async def _profile(self, customer_id: str) -> ProfileResponse:
         rt = self.runtime
-        state = (await self._states([customer_id]))[customer_id]
+        state, _ = await self._read_state(customer_id)  # store out: the fail-closed stand-in
         cust = self._customer(rt, customer_id, state, None)
         return await asyncio.to_thread(profile_answer, rt, self.profiles, cust, state.erased)
 
     # ---- admin ----------------------------------------------------------------------------------
     @bentoml.api(route="/v1/admin/reload")
     async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
-        """Load the current champion (or a given model dir) and swap it in atomically."""
+        """Load the champion, a registry version/alias or a model dir under RECSYS_MODEL_ROOT, validate
+        it (422 when corrupt: the old model keeps serving) and swap it in atomically."""
 
         async def call() -> ReloadResponse:
+            source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
-                old = self.runtime
-                model_dir = Path(req.model_dir) if req.model_dir else None
-                new = await asyncio.to_thread(load_runtime, self.settings, model_dir)
-                plan = await asyncio.to_thread(load_discount_plan, self.settings)
-                if self.settings.warm_up:
-                    await asyncio.to_thread(new.warm)  # ready before it takes traffic
-                self.runtime = new  # the swap: one reference assignment
-                self.discount_plan = plan
-                self._publish_version(old, new)
-            await asyncio.to_thread(freeze_heap)
+                with short_gil_slices():
+                    old = self.runtime
+                    new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
+                    plan = await asyncio.to_thread(load_discount_plan, self.settings)
+                    if self.settings.warm_up:
+                        await asyncio.to_thread(new.warm)  # ready before it takes traffic
+                    await asyncio.to_thread(record_active, self.settings, source)
+                    self.runtime = new  # the swap: one reference assignment
+                    self.discount_plan = plan
+                    self._publish_version(old, new)
+                    await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "admin", call)
@@ -469,24 +499,22 @@ class RecsysService:
 
     @health.get("/ready", response_model=HealthResponse)
     def ready(self) -> HealthResponse | JSONResponse:
-        problem = self._not_ready()
-        if problem:
-            body = HealthResponse(status="unavailable", model_version=self.runtime.version, detail=problem)
+        """503 while warming up; 200 'degraded' without the event store: reads still answer (marked
+        degraded) and every replica shares the store, so taking them all out would only add an outage."""
+        version = self.runtime.version
+        if not self._warm.is_set():
+            body = HealthResponse(status="unavailable", model_version=version, detail="warming up")
             return JSONResponse(body.model_dump(), status_code=503)
+        problem = self.guard.status()
+        if problem:
+            return HealthResponse(
+                status="degraded", model_version=version, detail=problem, event_store=problem
+            )
         detail = None if self.runtime.dataset is not None else NO_CUSTOMER_DATA
-        return HealthResponse(status="ok", model_version=self.runtime.version, detail=detail)
+        return HealthResponse(status="ok", model_version=version, event_store="ok", detail=detail)
 
     def __is_ready__(self) -> bool:
-        return self._not_ready() is None
-
-    def _not_ready(self) -> str | None:
-        if not self._warm.is_set():
-            return "warming up"
-        try:
-            self.store.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return f"event store: {type(exc).__name__}"
-        return None
+        return self._warm.is_set()
 
 
 # 415 / 413 / duplicate keys / documented 400 bodies, before BentoML parses anything
@@ -502,6 +530,22 @@ NO_CUSTOMER_DATA = (
 # ---- small helpers ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def short_gil_slices(seconds: float = 0.0005) -> Iterator[None]:
+    """While a reload computes in a thread, make it hand the GIL over 10x sooner (default 5 ms).
+
+    Each time the event loop wakes on a socket it must wait for the GIL; a busy thread keeps it for
+    the whole switch interval, and a request needs several wake-ups, so a reload in progress
+    otherwise multiplies request latency (the convoy effect). Reloads are serialised by their lock.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def freeze_heap() -> None:
     """Move the loaded model, catalog and caches out of the garbage collector's sight.
 
@@ -513,6 +557,15 @@ def freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _load_candidate(settings: Settings, source: ModelSource, old: Runtime) -> Runtime:
+    """The reload candidate, or ApiError 422 (the current model keeps serving) if it cannot load."""
+    try:
+        return load_runtime(settings, source, previous=old)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the candidate, refuse it
+        logger.warning("reload of %s refused: %s", source, exc)
+        raise ApiError(422, f"model not loaded ({exc}); still serving {old.version}") from exc
 
 
 def _rec_id() -> str:

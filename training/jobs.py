@@ -20,7 +20,7 @@ import pandas as pd
 from recsys.data.progress import Progress
 from recsys.defaults import PROJECT_DIR
 from recsys.models.base import Recommender
-from recsys.models.model_dir import ITEMS_FILE, save_model_dir
+from recsys.models.model_dir import ITEMS_FILE, save_model_dir, write_checksums
 from recsys.ranking.basket import BASKET_FILE, BasketCompleter
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from training.data import PreparedData, prepare, schema_summary
@@ -120,6 +120,7 @@ def log_model_artifacts(
         native = model.save(Path(tmp) / NATIVE_DIR)
         if interactions is not None and "basket_id" in interactions:
             BasketCompleter.from_interactions(interactions, len(model.items_)).save(native)
+            write_checksums(native)
         items_path = Path(tmp) / ITEMS_FILE
         items.to_parquet(items_path, index=False)
         mlflow.log_artifacts(str(native), NATIVE_DIR)
@@ -138,6 +139,7 @@ def log_model_artifacts(
             save_model_dir(model, items, Path(out))
             if (native / BASKET_FILE).exists():
                 shutil.copy(native / BASKET_FILE, Path(out) / BASKET_FILE)
+                write_checksums(Path(out))
 
 
 #: what loading and predicting import (recsys' runtime dependencies); training-only packages stay out

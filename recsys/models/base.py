@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +20,7 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap
+from recsys.models.validate import ModelCorrupt, validate_arrays
 from recsys.ranking.similarity import cooccurrence_cosine
 from recsys.ranking.topk import candidate_top_k, top_k
 
@@ -314,12 +317,27 @@ class Recommender:
         }
         arrays.update({f"state_{k}": v for k, v in self._get_state().items()})
         np.savez_compressed(directory / "arrays.npz", **arrays)
+        from recsys.models.model_dir import write_checksums  # (model_dir builds on this module)
+
+        write_checksums(directory)
         return directory
 
     @classmethod
     def load(cls, directory: Path) -> Recommender:
+        from recsys.models.model_dir import verify_checksums
+
         directory = Path(directory)
-        meta = json.loads((directory / "model.json").read_text())
+        verify_checksums(directory)
+        try:
+            meta = json.loads((directory / "model.json").read_text())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ModelCorrupt(f"{directory / 'model.json'}: not valid JSON ({exc})") from exc
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(meta.get("users"), list)
+            or not isinstance(meta.get("items"), list)
+        ):
+            raise ModelCorrupt(f"{directory / 'model.json'}: users and items lists expected")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{directory}: unsupported model format {meta.get('format_version')}")
         model_cls = Recommender.registry.get(meta["model"])
@@ -327,17 +345,33 @@ class Recommender:
             raise ValueError(f"{directory}: unknown model type {meta['model']!r}")
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise ValueError(f"{directory} holds a {meta['model']} model, not {cls.name}")
-        model = model_cls(**meta["params"])
+        try:
+            model = model_cls(**meta["params"])
+        except TypeError as exc:
+            raise ModelCorrupt(
+                f"{directory / 'model.json'}: parameters do not fit {meta['model']} ({exc})"
+            ) from exc
         model.users_ = IdMap(meta["users"], "customer")
         model.items_ = IdMap(meta["items"], "product")
-        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        try:
+            with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ModelCorrupt(
+                f"{directory / 'arrays.npz'}: unreadable ({type(exc).__name__}: {exc})"
+            ) from exc
         n_users, n_items = len(model.users_), len(model.items_)
+        validate_arrays(arrays, n_users, n_items, str(directory / "arrays.npz"))
         indices = arrays["seen_indices"]
         model.seen_ = sp.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), indices, arrays["seen_indptr"]),
             shape=(n_users, n_items),
         )
         model.item_popularity_ = arrays["item_popularity"]
-        model._set_state({k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")})
+        try:
+            model._set_state({k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelCorrupt(
+                f"{directory / 'arrays.npz'}: state does not fit a {meta['model']} model ({exc})"
+            ) from exc
         return model

@@ -1,15 +1,26 @@
 """A model directory: the native model (model.json + arrays.npz) plus the product table it was
-trained with, so batch commands can build diet masks without the original data directory."""
+trained with, so batch commands can build diet masks without the original data directory.
+
+`checksums.json` records the SHA-256 of every file at save; loading verifies it first, so a
+truncated or bit-flipped file is refused before it is parsed.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recsys.models.base import Recommender
+from recsys.models.validate import ModelCorrupt
+
+if TYPE_CHECKING:
+    from recsys.models.base import Recommender
 
 ITEMS_FILE = "items.parquet"
+CHECKSUMS_FILE = "checksums.json"
 
 
 def save_model_dir(
@@ -23,7 +34,48 @@ def save_model_dir(
         from recsys.ranking.basket import BasketCompleter
 
         BasketCompleter.from_interactions(interactions, len(model.items_)).save(out)
+    write_checksums(out)  # after every file, the basket matrix included
     return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(directory: Path) -> None:
+    """Record the digest of every model file now in `directory` (call after the last file is written)."""
+    directory = Path(directory)
+    names = [n for n in ("model.json", "arrays.npz", ITEMS_FILE, "basket.npz") if (directory / n).exists()]
+    sums = {n: _sha256(directory / n) for n in names}
+    (directory / CHECKSUMS_FILE).write_text(json.dumps({"algorithm": "sha256", "files": sums}, indent=1))
+
+
+def verify_checksums(directory: Path, required: bool = False) -> bool:
+    """Raise ModelCorrupt when a recorded file is missing or differs; False when none were recorded
+    (a model saved before checksums existed), unless `required`."""
+    directory = Path(directory)
+    path = directory / CHECKSUMS_FILE
+    if not path.exists():
+        if required:
+            raise ModelCorrupt(f"{directory}: no {CHECKSUMS_FILE}; save the model again")
+        return False
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelCorrupt(f"{path}: unreadable ({exc})") from exc
+    for name, expected in files.items():
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ModelCorrupt(f"{path}: bad file name {name!r}")
+        target = directory / name
+        if not target.exists():
+            raise ModelCorrupt(f"{target}: missing (listed in {CHECKSUMS_FILE})")
+        if _sha256(target) != expected:
+            raise ModelCorrupt(f"{target}: checksum mismatch (file damaged or changed after save)")
+    return True
 
 
 def load_items_table(model_dir: Path, data_dir: Path | None = None):

@@ -168,6 +168,8 @@ def service_env(
         "RECSYS_DEFAULT_CONSENT": "false",
         "RECSYS_WARM_UP": "false",  # lazy parts on first use: keeps every test's start-up cheap
         "RECSYS_OFFERS_URI": "none",  # no discount plan unless a test gives one (RECSYS_OFFERS_DIR)
+        "RECSYS_MODEL_ROOT": str(world["model"].parent),  # reloads load model dirs under here only
+        "RECSYS_ACTIVE_MODEL_FILE": str(tmp_path / "active-model.json"),
         **extra,
     }
     monkeypatch.delenv("RECSYS_OFFERS_DIR", raising=False)

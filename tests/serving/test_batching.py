@@ -51,3 +51,21 @@ def test_per_item_and_whole_batch_errors():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError):
         MicroBatcher(lambda xs: xs, max_batch_size=0)
+
+
+def test_prepare_is_awaited_once_per_batch_and_handed_to_fn():
+    prepared: list[list[int]] = []
+
+    async def prepare(items: list[int]) -> int:
+        prepared.append(list(items))
+        await asyncio.sleep(0)  # I/O on the loop, e.g. the event-store read
+        return 100
+
+    async def main() -> list[int]:
+        batcher = MicroBatcher(
+            lambda xs, extra: [x + extra for x in xs], max_batch_size=8, inline_max_size=8, prepare=prepare
+        )
+        return await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+
+    assert asyncio.run(main()) == [100, 101, 102]
+    assert prepared == [[0, 1, 2]]

@@ -251,3 +251,15 @@ def test_no_plan_is_a_404_with_a_reason(asgi_app, monkeypatch, offers_world, tmp
         r = client.post("/v1/discounts", json={"customer_id": "c1"})
         assert r.status_code == 404 and "no discount plan" in r.json()["error"]
     assert not (tmp_path / "missing.db").exists()  # looking did not create an MLflow store
+
+
+def test_without_the_event_store_discounts_answer_fail_closed(asgi_app, monkeypatch, offers_world, tmp_path):
+    """Consent and erasure cannot be read: no offers, answered 200 and marked degraded."""
+    root = offers_world["root"]
+    world = {"model": root / "model", "data": root / "data"}
+    closed = "postgresql+psycopg2://postgres@127.0.0.1:9/nowhere"  # nothing listens on port 9
+    service_env(monkeypatch, world, tmp_path, RECSYS_OFFERS_DIR=str(root / "plan"), RECSYS_EVENTS_URL=closed)
+    with TestClient(asgi_app, raise_server_exceptions=False) as c:
+        customer = str(offers_world["tables"]["customers"]["customer_id"].iloc[0])
+        body = _discounts(c, customer)
+        assert body["degraded"] and not body["eligible"] and body["discounts"] == []
