@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +55,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from serving.errors import ApiError
 from serving.events import metadata
@@ -152,6 +153,9 @@ def within_limits(
     return sorted(kept, key=lambda b: b.line), notes
 
 
+logger = logging.getLogger("serving")
+
+
 class CheckoutLedger:
     """The checkout and redemption tables; one per server worker (thread-safe through the pool)."""
 
@@ -163,7 +167,10 @@ class CheckoutLedger:
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        metadata.create_all(self.engine, tables=[checkouts, redemptions])
+        try:  # normally made by the event store's migration; a store that is down makes them later
+            metadata.create_all(self.engine, tables=[checkouts, redemptions])
+        except SQLAlchemyError as exc:
+            logger.warning("checkout tables not checked (event store unavailable: %s)", type(exc).__name__)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -15,6 +15,7 @@ created, migrated and backed up with the events.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic_core import from_json, to_json
 from sqlalchemy import Column, DateTime, Engine, Float, Integer, String, Table, delete, insert
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from recsys.experiments.assignment import assign, is_running
@@ -80,6 +82,9 @@ class Exposure:
     latency_ms: float | None = None
 
 
+logger = logging.getLogger("serving")
+
+
 class Experiments:
     """The running configuration of one server worker (read-only after start-up)."""
 
@@ -95,7 +100,10 @@ class Experiments:
                     self.runtimes[exp.name, v.name] = _load_variant(settings, v.model)
                 if v.discount_plan is not None:
                     self.plans[exp.name, v.name] = _load_plan(settings, v.discount_plan)
-        exposures.create(engine, checkfirst=True)
+        try:  # normally made by the event store's migration; a store that is down makes it later
+            exposures.create(engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            logger.warning("exposure table not checked (event store unavailable: %s)", type(exc).__name__)
         # group commit: exposures of concurrent answers share one transaction (in a worker thread)
         self._writer = MicroBatcher(self._commit, max_batch_size=256)
 
@@ -256,7 +264,10 @@ def observations(events_url: str, experiment: str) -> tuple[pd.DataFrame, pd.Dat
 
     engine = create_engine(events_url)
     try:
-        exposures.create(engine, checkfirst=True)
+        try:  # normally made by the event store's migration; a store that is down makes it later
+            exposures.create(engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            logger.warning("exposure table not checked (event store unavailable: %s)", type(exc).__name__)
         with engine.connect() as conn:
             exp_rows = pd.read_sql(select(exposures).where(exposures.c.experiment == experiment), conn)
             ids = exposures.c.experiment == experiment

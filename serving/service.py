@@ -29,6 +29,7 @@ import bentoml
 import numpy as np
 import prometheus_client
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
 from serving import logs
@@ -76,7 +77,7 @@ from serving.schemas import (
     SimilarRequest,
     SubstitutesRequest,
 )
-from serving.store_guard import GuardedStore
+from serving.store_guard import GuardedStore, StoreUnavailable
 
 logger = logging.getLogger("serving")
 
@@ -357,7 +358,14 @@ class RecsysService:
             rt = self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             cust = self._customer(rt, req.customer_id, state, None)
-            body = await asyncio.to_thread(settle_checkout, self.ledger, plan, rt, cust, state.erased, req)
+            try:
+                body = await asyncio.to_thread(
+                    settle_checkout, self.ledger, plan, rt, cust, state.erased, req
+                )
+            except SQLAlchemyError as exc:  # nothing was recorded: the till retries with the same key
+                raise StoreUnavailable(
+                    f"event store: {type(exc).__name__}", self.settings.store_retry_after
+                ) from exc
             return Response(body, media_type="application/json")
 
         return await self._guard(ctx, "write", call)

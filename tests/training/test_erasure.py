@@ -88,7 +88,7 @@ def _check_erased(prepared, baseline) -> None:
 
 def test_prepare_drops_a_customer_erased_through_the_event_store(data_dir, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'events.db'}"
-    EventStore(f"sqlite:///{tmp_path / 'empty.db'}").close()
+    EventStore(f"sqlite:///{tmp_path / 'empty.db'}").connect()
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     baseline = prepare(_config(data_dir))
     assert baseline.erased_customers == 0
@@ -172,7 +172,7 @@ def test_prepare_reads_erasures_from_postgres(data_dir, tmp_path, monkeypatch):
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        EventStore(f"{PG_SERVER}/{name}").close()
+        EventStore(f"{PG_SERVER}/{name}").connect()
         baseline = prepare(_config(data_dir))
         assert baseline.erased_customers == 0
         _erase(f"{PG_SERVER}/{name}", ERASED)

@@ -65,7 +65,7 @@ def world(tmp_path, store, monkeypatch):
     offers_cfg.write_text(f"budget: 100000\ndata:\n  source: {data}\n  dir: {data}\n")
     url = f"sqlite:///{tmp_path / 'events.db'}"
     monkeypatch.setenv("RECSYS_EVENTS_URL", url)
-    EventStore(url).close()
+    EventStore(url).connect()
     return data, out, offers_cfg, url
 
 

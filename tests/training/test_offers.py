@@ -50,7 +50,7 @@ def test_tracked_job_logs_aggregates_and_registers_the_champion(store, syn_dir, 
 
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
 
-    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).connect()  # an empty store: nothing erased yet
     name = "test-planner-job"
     first = run_offers(_config(syn_dir, budget=5.0), model_name=name, plan_dir=tmp_path / "plan")
     meta = first.artifact.meta
@@ -85,7 +85,7 @@ def test_live_consent_diet_and_erasure_reach_the_plan(syn_dir, tmp_path, monkeyp
 
     url = f"sqlite:///{tmp_path / 'events.db'}"
     monkeypatch.setenv("RECSYS_EVENTS_URL", url)
-    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).connect()  # an empty store: nothing erased yet
     config = _config(syn_dir, budget=1e9)
     tables, erased, overridden = live_tables(syn_dir)
     before, _ = fit_plan(tables, config)
@@ -116,7 +116,7 @@ def test_cli_runs_the_job_from_the_config(store, syn_dir, tmp_path, monkeypatch,
 
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
 
-    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).connect()  # an empty store: nothing erased yet
     config = tmp_path / "offers.yaml"
     config.write_text(f"budget: 4\ndata:\n  source: {syn_dir}\n  dir: {syn_dir}\n")
     args = [

@@ -15,7 +15,7 @@ from tests.training.conftest import tiny_config
 
 def test_pipeline_ends_with_a_champion(store, tiny_dir, tmp_path, model_name, capsys, monkeypatch):
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
-    EventStore(os.environ["RECSYS_EVENTS_URL"]).close()  # an empty store: nothing erased yet
+    EventStore(os.environ["RECSYS_EVENTS_URL"]).connect()  # an empty store: nothing erased yet
     config = tmp_path / "default.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tiny_dir, experiment="pipeline").model_dump(mode="json")))
     planner = f"{model_name}-planner"

@@ -15,6 +15,7 @@ def test_an_erasure_between_two_runs_makes_their_splits_differ(
     store, tiny_dir, tmp_path, monkeypatch, model_name
 ):
     monkeypatch.setenv("RECSYS_EVENTS_URL", f"sqlite:///{tmp_path / 'events.db'}")
+    EventStore(f"sqlite:///{tmp_path / 'events.db'}").connect()  # an empty store: nothing erased yet
     config = tiny_config(tiny_dir, "popularity", experiment="same-split")
     before = register(run_training(config), model_name=model_name)
     again = register(run_training(config), model_name=model_name)
