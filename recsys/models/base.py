@@ -104,7 +104,13 @@ class Recommender:
         return out
 
     def fallback_scores(self) -> np.ndarray:
-        """Non-personalised scores for customers the model does not know (or may not personalise)."""
+        """Non-personalised scores for customers the model does not know (or may not personalise):
+        the share of the model's customers who bought each product, a 0-1 score an app can show
+        beside personalised ones (never a raw count); the order is `_fallback_counts`'."""
+        return np.asarray(self._fallback_counts(), dtype=np.float32) / np.float32(max(len(self.users_), 1))
+
+    def _fallback_counts(self) -> np.ndarray:
+        """Buyers per product (models override with their own non-personalised order)."""
         return self.item_popularity_
 
     def recommend_idx(

@@ -65,7 +65,7 @@ class Popularity(Recommender):
             self.item_cat_ = item_category_codes(dataset)
             self.user_cat_share_ = user_category_share(dataset.user_item_matrix("count"), self.item_cat_)
 
-    def fallback_scores(self) -> np.ndarray:
+    def _fallback_counts(self) -> np.ndarray:
         return self.pop_ if hasattr(self, "pop_") else self.item_popularity_
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:

@@ -323,7 +323,7 @@ class GroceryRanker(Recommender):
         out[rows, block.indices] = block.data
         return out
 
-    def fallback_scores(self) -> np.ndarray:
+    def _fallback_counts(self) -> np.ndarray:
         return self.fallback_
 
     # ---- persistence --------------------------------------------------------------------------

@@ -51,6 +51,9 @@ def test_contract(name, fitted, block_dataset, tmp_path):
 
     recs = model.recommend(users, k=5)
     assert list(recs.columns) == ["user_id", "item_id", "rank", "score"]
+    # an unknown customer's scores are shares of buyers (0-1), never raw counts an app would show
+    stranger = recs.loc[recs["user_id"] == "stranger", "score"]
+    assert stranger.between(0.0, 1.0).all() and stranger.max() > 0.0
     assert recs.groupby("user_id").size().to_dict() == {
         u: 5 for u in users
     }  # k honoured, fallback for stranger
