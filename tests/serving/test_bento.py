@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from cli.bento import export_bundle
+from serving.auth import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -43,11 +44,14 @@ def test_bento_builds_and_serves_its_baked_models(tmp_path, world, plan_dir):
         shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "bentofile.yaml", project)
     meta = export_bundle(project / "bundle", world["model"], plan_dir)
+    key, entry = new_key(["read"])
+    auth = {"Authorization": f"Bearer {key}"}
     assert meta["model"] == str(world["model"])
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "MLFLOW_"))},
         "BENTOML_HOME": str(tmp_path / "bentoml"),
         "RECSYS_STATE_DIR": str(tmp_path / "state"),
+        "RECSYS_API_KEYS": entry,  # reads need a key, in a bento as anywhere
         "PYTHONPATH": "",
     }
     bentoml = str(Path(sys.executable).with_name("bentoml"))
@@ -73,9 +77,9 @@ def test_bento_builds_and_serves_its_baked_models(tmp_path, world, plan_dir):
                 pass
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(0.5)
-        r = httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 3})
+        r = httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 3}, headers=auth)
         assert r.status_code == 200 and len(r.json()["items"]) == 3
-        d = httpx.post(f"{base}/v1/discounts", json={"customer_id": "b1", "k": 3})
+        d = httpx.post(f"{base}/v1/discounts", json={"customer_id": "b1", "k": 3}, headers=auth)
         assert d.status_code == 200 and d.json()["model_version"].startswith("plan-")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
