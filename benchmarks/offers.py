@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -428,10 +427,7 @@ def variant_run(args: argparse.Namespace) -> None:
         "model_over_posterior.min": float(table["model / posterior"].min()),
         "true_cost_over_budget.max": float(table["true cost / budget"].max()),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "offers_variant.csv"
-        table.to_csv(path, index=False)
-        log_run("offers", params, metrics, artifacts=[path])
+    log_run("offers", params, metrics, tables={"offers_variant.csv": table})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -184,10 +183,7 @@ def main() -> None:
         "all.true_cost_over_budget.max": float(table["true cost / budget"].max()),
         "last.hindsight_over_oracle.min": float(last["hindsight: model / oracle"].min()),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "offers_rounds.csv"
-        table.to_csv(path, index=False)
-        log_run("offers_rounds", params, metrics, artifacts=[path])
+    log_run("offers_rounds", params, metrics, tables={"offers_rounds.csv": table})
 
 
 if __name__ == "__main__":

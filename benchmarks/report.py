@@ -57,8 +57,10 @@ def log_run(
     metrics: Mapping[str, float],
     artifacts: list[Path] | None = None,
     tracking_uri: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> str | None:
     """One MLflow run in experiment `benchmark-<name>` (aggregate figures only); returns its run id.
+    `tables` (file name -> frame) are logged as CSV artifacts of the run, not kept as result files.
 
     MLflow being unavailable must not lose a benchmark's printed result, so failures are reported and
     swallowed.
@@ -80,6 +82,8 @@ def log_run(
             for path in artifacts or []:
                 if Path(path).exists():
                     mlflow.log_artifact(str(path))
+            for file_name, frame in (tables or {}).items():
+                mlflow.log_text(frame.to_csv(index=False), file_name)
             return run.info.run_id
     except Exception as exc:  # noqa: BLE001 - reporting must not fail the benchmark
         print(f"warning: benchmark run not logged to MLflow: {exc}")
