@@ -89,10 +89,14 @@ def test_recsys_serve_starts_a_server_with_metrics(tmp_path, world):
         assert r.status_code == 200 and len(r.json()["items"]) == 3
         bad = httpx.post(f"{base}/v1/products", json={"customer_id": "b1", "k": 0}, headers=AUTH)
         assert bad.status_code == 400
-        metrics = httpx.get(f"{base}/metrics").text
+        histogram = 'bentoml_service_request_duration_seconds_bucket{endpoint="/v1/products"'
+        for _ in range(40):  # the duration is recorded after the answer is sent: wait for it
+            metrics = httpx.get(f"{base}/metrics").text
+            if histogram in metrics:
+                break
+            time.sleep(0.25)
         version = r.json()["model_version"]
         assert f'recsys_model_info{{model="als",model_version="{version}"}} 1.0' in metrics
-        histogram = 'bentoml_service_request_duration_seconds_bucket{endpoint="/v1/products"'
         assert histogram in metrics
         assert "recsys_products_batch_size_bucket" in metrics
         proc.send_signal(signal.SIGTERM)  # the `recsys serve` process only, as a supervisor would
