@@ -30,6 +30,7 @@ from recsys.personalize import Personalizer
 from recsys.ranking.basket import BasketCompleter
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
+from serving.errors import ApiError
 from serving.reload import ModelSource
 
 logger = logging.getLogger("serving")
@@ -63,7 +64,9 @@ class Runtime:
         self.stock = self.reuse.stock if same else self._stock()
         data = self.dataset if self.dataset is not None else self.items_table
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
-        self.personalizer = Personalizer(self.model, data, stock=self.stock)
+        self.personalizer = Personalizer(
+            self.model, data, stock=self.stock, same_catalog=self.reuse.personalizer if same else None
+        )
         self.selector: ProductSelector = self.personalizer.selector
         if self.baskets is not None:
             self.selector.baskets = self.baskets
@@ -256,14 +259,21 @@ def download_champion(settings: Settings, ref: str | None = None) -> tuple[Path,
     """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     name, alias = parse_registry_uri(settings.registry_uri)
     alias = ref or alias
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    if alias.isdigit():
-        mv = client.get_model_version(name, alias)
-    else:
-        mv = client.get_model_version_by_alias(name, alias)
+    try:
+        mv = (
+            client.get_model_version(name, alias)
+            if alias.isdigit()
+            else client.get_model_version_by_alias(name, alias)
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ApiError(404, f"no version or alias {alias!r} of {name!r} in the model registry") from exc
     mlflow.set_tracking_uri(settings.tracking_uri)
     dst = Path(tempfile.mkdtemp(prefix=f"recsys-{name}-v{mv.version}-"))
     local = Path(

@@ -29,6 +29,7 @@ import bentoml
 import numpy as np
 import prometheus_client
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
@@ -44,7 +45,7 @@ from serving.erasure_secret import rekey_at_start
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
-from serving.limits import InputLimits
+from serving.limits import InputLimits, flatten_detail
 from serving.openapi import ApiDocs
 from serving.products import ProductJob, check_filters, recommend_batch
 from serving.profiles import ProfileBook, ProfileRequest, ProfileResponse
@@ -101,6 +102,14 @@ BATCH_SIZE = prometheus_client.Histogram(
 
 health = FastAPI(title="health")
 profile_get = FastAPI(title="profile")  # GET /v1/customers/profile (BentoML APIs are POST only)
+
+
+@profile_get.exception_handler(RequestValidationError)
+async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A missing or malformed query parameter: 400 with the body every other route gives, not 422."""
+    return JSONResponse(flatten_detail({"detail": list(exc.errors())}), status_code=400)
+
+
 logs.install()
 
 
@@ -480,22 +489,25 @@ class RecsysService:
     @bentoml.api(route="/v1/admin/reload")
     async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
         """Load the champion, a registry version/alias or a model dir under RECSYS_MODEL_ROOT, validate
-        it (422 when corrupt: the old model keeps serving) and swap it in atomically."""
+        it (422 when corrupt: the old model keeps serving) and swap it in atomically, with the
+        experiment variants' models loaded again from their configured sources."""
 
         async def call() -> ReloadResponse:
             source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
-                with short_gil_slices():
+                with short_gil_slices(), collector_paused():
                     old = self.runtime
-                    new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
+                    new, variants = await asyncio.to_thread(
+                        _load_candidate, self.settings, source, old, self.experiments
+                    )
                     plan = await asyncio.to_thread(load_discount_plan, self.settings)
                     if self.settings.warm_up:
                         await asyncio.to_thread(new.warm)  # ready before it takes traffic
                     await asyncio.to_thread(record_active, self.settings, source)
                     self.runtime = new  # the swap: one reference assignment
+                    self.experiments.runtimes = variants
                     self.discount_plan = plan
                     self._publish_version(old, new)
-                    await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "admin", call)
@@ -554,23 +566,51 @@ def short_gil_slices(seconds: float = 0.0005) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while a reload builds its runtime; what it built is frozen after.
+
+    A collection is one pass over the tracked objects that never lets go of the GIL; one that starts
+    while a reload allocates (or `freeze_heap`'s full collection) stalls every request for its
+    whole length. Afterwards only the young generations are collected (what was allocated meanwhile:
+    a failed candidate's cycles, requests' garbage), then the survivors, the new runtime among them,
+    are frozen like the start-up heap. The replaced runtime is freed by reference counting once its
+    last request finishes; reference cycles inside it, if any, stay frozen: the price of never
+    stalling requests on a full collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect(1)
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def freeze_heap() -> None:
     """Move the loaded model, catalog and caches out of the garbage collector's sight.
 
     A full collection walks every container object; with the runtime loaded that took ~115 ms on
     the benchmark data, an occasional stop-the-world pause in the middle of serving (p99). Frozen
-    objects are never traversed; they are still freed by reference counting. Unfreezing first lets a
-    replaced runtime's cycles be collected after a reload.
+    objects are never traversed; they are still freed by reference counting. Run at start-up, before
+    traffic (a reload uses `collector_paused` instead: this full collection is itself such a pause).
     """
     gc.unfreeze()
     gc.collect()
     gc.freeze()
 
 
-def _load_candidate(settings: Settings, source: ModelSource, old: Runtime) -> Runtime:
-    """The reload candidate, or ApiError 422 (the current model keeps serving) if it cannot load."""
+def _load_candidate(
+    settings: Settings, source: ModelSource, old: Runtime, experiments: Experiments
+) -> tuple[Runtime, dict[tuple[str, str], Runtime]]:
+    """The reload candidate and the experiment variants' models, or ApiError 422 if one cannot load
+    (the current models all keep serving)."""
     try:
-        return load_runtime(settings, source, previous=old)
+        return load_runtime(settings, source, previous=old), experiments.reload_models(settings)
+    except ApiError:  # e.g. 404: no such registry version
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the candidate, refuse it
         logger.warning("reload of %s refused: %s", source, exc)
         raise ApiError(422, f"model not loaded ({exc}); still serving {old.version}") from exc
