@@ -22,7 +22,7 @@ from serving.errors import ApiError
 
 logger = logging.getLogger("serving")
 
-REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a registry version number or alias
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # a registry version number or alias (MLflow's)
 _REF = re.compile(REF_PATTERN)
 
 

@@ -271,6 +271,8 @@ def download_champion(settings: Settings, ref: str | None = None) -> tuple[Path,
             else client.get_model_version_by_alias(name, alias)
         )
     except MlflowException as exc:
+        if exc.error_code == "INVALID_PARAMETER_VALUE":  # e.g. a name MLflow reserves
+            raise ApiError(400, f"registry version or alias {alias!r}: {exc.message}") from exc
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         raise ApiError(404, f"no version or alias {alias!r} of {name!r} in the model registry") from exc

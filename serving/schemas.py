@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from recsys.diet.profiles import VALID_NAMES
 from serving.reload import REF_PATTERN
 
 CustomerId = Field(min_length=1, max_length=128, description="pseudonymous loyalty customer id")
+#: an integer; JSON Schema counts 5.0 as one, so a whole float is taken as the integer (strict types)
+Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
 #: a diet or exclusion name as documented (the service also takes any case, and `_` or ` ` for `-`)
 DietName = Annotated[str, Field(json_schema_extra={"enum": list(VALID_NAMES)})]
 _PREFERENCE = f"({'|'.join(VALID_NAMES)})(:(1(\\.0+)?|0?\\.[0-9]*[1-9][0-9]*))?"
@@ -42,7 +44,7 @@ EXPERIMENT = Field(None, description="the A/B test and variant this answer was s
 
 class ProductsRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(10, ge=1, le=MAX_K, description="number of products")
+    k: Count = Field(10, ge=1, le=MAX_K, description="number of products")
     diet: list[DietName] | None = Field(
         None,
         description="diet override for this request, e.g. ['vegan', 'nuts'] (hard exclusions); "
@@ -51,7 +53,9 @@ class ProductsRequest(_Request):
     categories: list[str] | None = Field(None, description="only products in these categories/departments")
     include: list[str] | None = Field(None, description="only these product ids")
     exclude: list[str] | None = Field(None, description="never these product ids")
-    store: str | None = Field(None, description="only products sold in this store")
+    store: str | None = Field(
+        None, min_length=1, max_length=128, description="only products sold in this store"
+    )
     mode: Literal["mixed", "buy_again", "discover", "complete_basket"] = Field(
         "mixed",
         description="buy_again: only previously bought; discover: only new to the customer; "
@@ -95,13 +99,13 @@ class ProductsResponse(BaseModel):
 
 class SimilarRequest(_Request):
     item_id: str = Field(min_length=1, max_length=128)
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: Count = Field(10, ge=1, le=MAX_K)
     diet: list[DietName] | None = Field(None, description="only items compliant with these exclusions")
 
 
 class SubstitutesRequest(_Request):
     item_id: str = Field(min_length=1, max_length=128)
-    k: int = Field(5, ge=1, le=MAX_K)
+    k: Count = Field(5, ge=1, le=MAX_K)
     customer_id: str | None = Field(None, max_length=128, description="use this customer's stored diet")
     diet: list[DietName] | None = Field(None, description="diet the substitutes must satisfy")
 
@@ -127,12 +131,12 @@ class ItemsResponse(BaseModel):
 
 class RecipesRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(5, ge=1, le=MAX_K)
+    k: Count = Field(5, ge=1, le=MAX_K)
     diet: list[DietName] | None = None
-    max_steps: int | None = Field(None, ge=1, le=100)
-    max_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    max_steps: Count | None = Field(None, ge=1, le=100)
+    max_minutes: Count | None = Field(None, ge=1, le=24 * 60)
     basket: list[str] | None = Field(None, description="product ids in the current basket")
-    store: str | None = None
+    store: str | None = Field(None, min_length=1, max_length=128, description="only what this store sells")
     pantry_at_home: bool = Field(
         False, description="the customer keeps pantry staples (salt, pepper, oils, common spices)"
     )
@@ -184,7 +188,7 @@ class RecipesResponse(BaseModel):
 
 class DiscountsRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(3, ge=1, le=MAX_K, description="at most this many product groups")
+    k: Count = Field(3, ge=1, le=MAX_K, description="at most this many product groups")
 
 
 class DiscountItem(BaseModel):
