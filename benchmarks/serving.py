@@ -56,8 +56,8 @@ class Row:
 # ---- setup --------------------------------------------------------------------------------------
 
 
-def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
-    """Fit `name` (registry name, default parameters) on all of `data_dir` unless already saved."""
+def ensure_model(data_dir: Path, model_dir: Path, name: str, **params: object) -> None:
+    """Fit `name` (registry name, default parameters but `params`) on all of `data_dir` unless saved."""
     if (model_dir / "model.json").exists():
         return
     import recsys.models  # noqa: F401  (registers every model)
@@ -68,7 +68,7 @@ def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
     print(f"fitting {name} on {data_dir} -> {model_dir}", flush=True)
     dataset = Dataset.load(data_dir)
     start = time.perf_counter()
-    model = Recommender.registry[name]().fit(dataset)
+    model = Recommender.registry[name](**params).fit(dataset)
     print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
     save_model_dir(model, dataset.items_table, model_dir, dataset.interactions)
 
@@ -268,12 +268,17 @@ def run_fixed_rate(
             if not idle.empty() or opened >= max_conns:
                 return await idle.get()
             opened += 1
-            return await asyncio.open_connection(host, port)
+            try:
+                return await asyncio.open_connection(host, port)
+            except OSError:
+                opened -= 1
+                raise
 
         async def one(due: float) -> None:
-            nonlocal errors
+            nonlocal errors, opened
+            conn = None
             try:
-                reader, writer = await connection()
+                conn = reader, writer = await connection()
                 writer.write(request_bytes())
                 status = int((await reader.readline()).split()[1])
                 length = 0
@@ -288,6 +293,9 @@ def run_fixed_rate(
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 errors += 1
                 lat.append(time.perf_counter() - due)
+                if conn is not None:  # a broken connection is replaced, never waited for
+                    conn[1].close()
+                    opened -= 1
 
         n = int(rate * duration)
         t0 = time.perf_counter() + 0.05
