@@ -266,12 +266,15 @@ def run_fixed_rate(
         async def connection():
             nonlocal opened
             if not idle.empty() or opened >= max_conns:
-                return await idle.get()
-            opened += 1
+                conn = await idle.get()
+                if conn is not None:
+                    return conn
+            opened += 1  # a new connection, or the one a broken connection left room for (None)
             try:
                 return await asyncio.open_connection(host, port)
             except OSError:
                 opened -= 1
+                idle.put_nowait(None)
                 raise
 
         async def one(due: float) -> None:
@@ -293,9 +296,10 @@ def run_fixed_rate(
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 errors += 1
                 lat.append(time.perf_counter() - due)
-                if conn is not None:  # a broken connection is replaced, never waited for
+                if conn is not None:  # a broken connection is replaced: a waiter opens a new one
                     conn[1].close()
                     opened -= 1
+                    idle.put_nowait(None)
 
         n = int(rate * duration)
         t0 = time.perf_counter() + 0.05
@@ -309,7 +313,9 @@ def run_fixed_rate(
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
         while not idle.empty():
-            idle.get_nowait()[1].close()
+            conn = idle.get_nowait()
+            if conn is not None:
+                conn[1].close()
         return lat, errors, elapsed
 
     lat, errors, elapsed = asyncio.run(main())
