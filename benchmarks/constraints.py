@@ -144,7 +144,7 @@ def undecided_shelves(data: Dataset, top: int = UNDECIDED_TOP) -> pd.DataFrame:
     """The shelves with the most food purchase lines still 'unknown' for the targeted attributes.
 
     Per shelf and attribute: the points of food-line coverage the shelf would add if it were decided.
-    This is where more coverage would have to come from; docs/labels.md says why each stays unknown.
+    This is where more coverage would have to come from; docs/diet.md says why each stays unknown.
     """
     items = data.items_table
     lines = np.bincount(data.interactions["item_idx"], minlength=len(items))
@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"The {UNDECIDED_TOP} shelves holding the most food lines still undecided (current rules); each "
         "column is the points of coverage the shelf would add to that attribute if decided. Why each stays "
-        "unknown: docs/labels.md.",
+        "unknown: docs/diet.md.",
         "",
         markdown_table(shelves, "{:.2f}"),
         "",
