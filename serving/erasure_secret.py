@@ -68,8 +68,9 @@ def rekey_legacy(engine: Engine, secret: bytes, customer_ids: Iterable[str]) -> 
 
 
 def known_customers(runtime: Any) -> set[str]:
-    """Every customer id a serving runtime knows: the model's users and the data set's customers."""
-    return set(map(str, runtime.model.users_.to_list())) | set(runtime.customers)
+    """Every customer id a serving runtime knows: the model's users (the data set's customers are
+    re-keyed when they are published, serving/publish.py)."""
+    return set(map(str, runtime.model.users_.to_list()))
 
 
 def rekey_at_start(store: Any, runtime: Any) -> int:
