@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 
 from recsys.data.io import read_manifest, read_tables
 from serving.erasure_secret import rekey_legacy
@@ -123,6 +123,8 @@ def publish(store: EventStore, data_dir: Path, recent_days: float = RECENT_DAYS)
         erased = set(conn.execute(select(erasures.c.id_hash)).scalars())
     keep = [r for r in rows if store.id_hash(r["customer_id"]) not in erased]
     with store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # replicas starting together publish one at a time
+            conn.execute(text("SELECT pg_advisory_xact_lock(7243002)"))
         conn.execute(delete(customer_base))
         for lo in range(0, len(keep), CHUNK):
             conn.execute(insert(customer_base), keep[lo : lo + CHUNK])

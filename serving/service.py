@@ -534,11 +534,13 @@ class RecsysService:
 
     @health.get("/ready", response_model=HealthResponse)
     def ready(self) -> HealthResponse | JSONResponse:
-        """503 while warming up; 200 'degraded' without the event store: reads still answer (marked
-        degraded) and every replica shares the store, so taking them all out would only add an outage."""
+        """503 while warming up or publishing the data dir's customers; 200 'degraded' without the
+        event store: reads still answer (marked degraded) and every replica shares the store, so
+        taking them all out would only add an outage."""
         version = self.runtime.version
-        if not self._warm.is_set():
-            body = HealthResponse(status="unavailable", model_version=version, detail="warming up")
+        if not self._warm.is_set() or self._publish_lock.locked():
+            why = "warming up" if not self._warm.is_set() else "publishing customer data"
+            body = HealthResponse(status="unavailable", model_version=version, detail=why)
             return JSONResponse(body.model_dump(), status_code=503)
         problem = self.guard.status()
         if problem:
