@@ -155,6 +155,8 @@ class RecsysService:
         connecting = threading.Thread(target=self.guard.connect, name="recsys-store-connect", daemon=True)
         connecting.start()
         connecting.join(timeout=5.0)
+        if self._publish_lock.locked():  # the store answered and the data dir is being published:
+            connecting.join(timeout=300.0)  # serve once customers are known (ready says so meanwhile)
         self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
         self.runtime: Runtime = load_active(self.settings)
         rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
