@@ -6,8 +6,9 @@ fail fast meanwhile), then the next call reconnects and re-runs the schema migra
 that was down, stalled, or dropped and recreated is picked up again without a restart.
 
 Reads that fail fall back per customer to the last state read successfully in this worker (a bounded
-LRU, dropped per customer when any replica writes that customer's state), else to a fail-closed stand-in: not personalised and, unless the request names a diet, the strictest diet
-(every attribute excluded), since the customer's stored allergies cannot be read. Writes that fail
+LRU, dropped per customer when any replica writes that customer's state), else to a fail-closed
+stand-in: not personalised and, unless the request names a diet, the strictest diet (every attribute
+excluded), since the customer's stored allergies cannot be read. Writes that fail
 raise `StoreUnavailable` (-> 503 with Retry-After): nothing is acknowledged that was not committed.
 A write given up on may still commit later; feedback carries client event ids, so a retry is
 stored once.
