@@ -129,6 +129,7 @@ def measure_floor(
     from serving.customers import diet_profile
     from serving.events import EventStore
     from serving.products import ProductJob, recommend_batch
+    from serving.publish import publish
     from serving.runtime import load_runtime
     from serving.schemas import ProductsRequest
 
@@ -136,6 +137,7 @@ def measure_floor(
     settings = Settings(model_dir=model_dir, data_dir=data_dir, events_url=f"sqlite:///{tmp / 'events.db'}")
     rt = load_runtime(settings)
     store = EventStore(settings.events_url)
+    publish(store, data_dir)  # the customers' consent and diets, read by key as the service does
 
     def run(batch: list[str]) -> list[bytes | Exception]:
         jobs = [

@@ -84,8 +84,8 @@ class Personalizer:
     recipe coverage) or just an items table. `recipes` is a recipe catalog for `RecipeRecommender`
     (None loads the shipped one on first use). `stock` maps store id -> item indices in stock.
 
-    `same_catalog`: a personalizer built on the same `data` object and stock (a model reload over
-    an unchanged data set). When its model has the same items, the aligned items table, constraint
+    `same_catalog`: a personalizer built on the same `data` object (Dataset or items table) and
+    stock (a model reload over an unchanged catalog). When its model has the same items, the aligned items table, constraint
     engine and recipe shelves depend on nothing that changed and are shared instead of rebuilt:
     most of a reload's work, done while requests are being answered.
     """
@@ -103,11 +103,11 @@ class Personalizer:
         model._check_fitted()
         self.model = model
         self.dataset = data if isinstance(data, Dataset) else None
+        self._data = data
         shared = (
             same_catalog
             if same_catalog is not None
-            and same_catalog.dataset is not None
-            and same_catalog.dataset is self.dataset
+            and same_catalog._data is data
             and same_catalog.model.items_ == model.items_
             else None
         )
