@@ -134,6 +134,10 @@ def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path
     return 0
 
 
+#: Customers answered and written per block by `recsys recommend`.
+RECOMMEND_BLOCK = 20_000
+
+
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.models.base import Recommender
 
@@ -170,12 +174,16 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             selector.baskets = basket_completer(Path(args.data), selector)
     mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
     query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
-    shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in users]
-    recs = selector.recommend_frame([query] * len(users), shoppers)
-    write_csv(recs, out)
+    written = 0
+    for lo in range(0, max(len(users), 1), RECOMMEND_BLOCK):  # block by block: memory follows the block
+        block = users[lo : lo + RECOMMEND_BLOCK]
+        shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in block]
+        recs = selector.recommend_frame([query] * len(block), shoppers)
+        write_csv(recs, out, append=lo > 0)
+        written += len(recs)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
-        f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"
+        f"Wrote {written:,} recommendations for {len(users):,} users to {args.out}"
         + (f" (diet {args.diet})" if args.diet else "")
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
         + privacy_note(erased, withdrawn)

@@ -52,13 +52,10 @@ def ensure_data_dir(data: DataConfig) -> Path:
 
         prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
     elif data.source == "synthetic":
-        from lab.synthetic import generate, write_synthetic
+        from lab.synthetic import write_synthetic_parts
 
         spec = data.synthetic
-        generated = generate(
-            n_customers=spec.customers, n_products=spec.products, weeks=spec.weeks, seed=spec.seed
-        )
-        write_synthetic(generated, out)
+        write_synthetic_parts(out, spec.customers, spec.products, spec.weeks, spec.seed)
     else:
         source = Path(data.source)
         if (source / MANIFEST).exists():
