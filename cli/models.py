@@ -197,7 +197,7 @@ def basket_completer(data: Path, selector):
     from recsys.data.io import read_tables
     from recsys.ranking.basket import BasketCompleter
 
-    dataset = Dataset.from_tables(read_tables(data, skip=("promotions",)))
+    dataset = Dataset.from_tables(read_tables(data, skip=("promotions", "interactions")), lines=data)
     to_model = selector.item_index(dataset.items.to_list())
     return BasketCompleter.from_interactions(dataset.interactions, selector.n_items, to_model=to_model)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from recsys.data.io import read_manifest, sql_list, table_files, write_tables
+from recsys.data.io import connect, read_manifest, sql_list, table_files, write_tables
 from recsys.data.progress import Progress
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.labeler import attribute_coverage, label_products
@@ -52,7 +51,7 @@ def summarize(data_dir: Path) -> str:
     for name, rows in read_manifest(data_dir)["tables"].items():
         lines.append(f"  {name:<18} {rows:>10,} rows")
     inter = f"read_parquet({sql_list(table_files(data_dir, 'interactions'))})"
-    con = duckdb.connect()
+    con = connect()
     n, customers, products, baskets, first, last, discounted = con.execute(
         "SELECT count(*), count(DISTINCT customer_id), count(DISTINCT product_id), count(DISTINCT basket_id),"
         f" min(timestamp), max(timestamp), avg((discount > 0)::DOUBLE) FROM {inter}"

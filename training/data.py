@@ -79,8 +79,8 @@ def load_without_erased(
     """The data directory's dataset minus every customer erased in the event store, and their count
     (training/privacy.py: an unreadable configured store stops here)."""
     privacy = privacy or read_privacy(url)
-    tables, dropped = privacy.drop_erased(read_tables(data_dir))
-    return Dataset.from_tables(tables), dropped
+    tables, dropped = privacy.drop_erased(read_tables(data_dir, skip=("interactions",)))
+    return Dataset.from_tables(tables, lines=data_dir), dropped
 
 
 def prepare(data: DataConfig) -> PreparedData:

@@ -83,7 +83,7 @@ def table_stats(files: list[Path], table: Table) -> tuple[int, int]:
     """(rows, sum of row hashes mod 2**64) of a table's Parquet files: independent of row order and
     of how the rows are split into files, streamed by DuckDB. Columns are cast to their canonical
     type first, so any writer (pandas, DuckDB, Spark) of the same values gives the same figures."""
-    con = duckdb.connect()
+    con = connect()
     present = set(con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_list(files)})").df()["column_name"])
     cols = [f'"{c.name}"::{_CANONICAL_SQL[c.kind]}' for c in table.columns if c.name in present]
     rows, total = con.execute(
@@ -103,6 +103,18 @@ def digest(data_dir: Path) -> str:
             rows, total = table_stats(files, TABLES[name])
             h.update(f"{name}:{rows}:{total};".encode())
     return h.hexdigest()[:16]
+
+
+#: DuckDB's working memory; beyond it sorts, joins and aggregates spill to a temporary directory.
+DUCKDB_MEMORY = "3GB"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with bounded memory that spills to the system temp directory."""
+    con = duckdb.connect()
+    spill = Path(tempfile.gettempdir()) / "recsys-duckdb"
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'; SET temp_directory = '{spill}'")
+    return con
 
 
 def sql_list(files: list[Path]) -> str:
