@@ -115,18 +115,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
-    from recsys.data.splits import temporal_split
     from recsys.models.model_dir import save_model_dir
     from training.data import load_without_erased
 
     model = make_model(model_name, params)
-    dataset, erased = load_without_erased(data)  # untracked is no excuse to keep erased customers
-    train = temporal_split(dataset, until).train
+    # untracked is no excuse to keep erased customers; the lines from `until` on are never read
+    train, erased = load_without_erased(data, before=until)
     if len(train.interactions) == 0:
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, dataset.items_table, out, train.interactions)
+    save_model_dir(model, train.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"

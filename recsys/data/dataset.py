@@ -36,16 +36,22 @@ class Dataset:
     promotions: pd.DataFrame | None = None
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pd.DataFrame], lines: Path | None = None) -> Dataset:
+    def from_tables(
+        cls, tables: dict[str, pd.DataFrame], lines: Path | None = None, before: pd.Timestamp | None = None
+    ) -> Dataset:
         """From canonical tables; with `lines` (a prepared data directory) the purchase lines are
         read from its Parquet file(s) by DuckDB instead of `tables["interactions"]` (see
-        `_lines_from_parquet`), keeping only lines of the customers in `tables["customers"]`."""
+        `_lines_from_parquet`), keeping only lines of the customers in `tables["customers"]` and,
+        with `before`, only lines strictly before it: a training set read without its test weeks is
+        `temporal_split(full, before).train` without ever holding the full set."""
         customers, products = tables["customers"], tables["products"]
         users = IdMap(customers["customer_id"], "customer")
         items = IdMap(products["product_id"], "product")
         if lines is not None:
-            frame = _lines_from_parquet(table_files(lines, "interactions"), users, items)
+            frame = _lines_from_parquet(table_files(lines, "interactions"), users, items, before)
         else:
+            if before is not None:
+                raise ValueError("`before` needs `lines` (a data directory read by DuckDB)")
             inter = tables["interactions"]
             frame = inter.drop(columns=["customer_id", "product_id"]).assign(
                 user_idx=users.to_internal(inter["customer_id"]).astype(np.int32),
@@ -120,7 +126,9 @@ class Dataset:
         return matrix.astype(np.float32).tocsr()
 
 
-def _lines_from_parquet(files: list[Path], users: IdMap, items: IdMap) -> pd.DataFrame:
+def _lines_from_parquet(
+    files: list[Path], users: IdMap, items: IdMap, before: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Purchase lines in internal indices, straight from Parquet: DuckDB joins the ids to their
     indices and numbers the baskets (in id order) out of core, so pandas only ever holds the compact
     result (integer indices and basket numbers, categorical channel and store), never the id text.
@@ -144,6 +152,7 @@ def _lines_from_parquet(files: list[Path], users: IdMap, items: IdMap) -> pd.Dat
             (dense_rank() OVER (ORDER BY i.basket_id) - 1)::INTEGER AS basket_id, u.user_idx, p.item_idx
         FROM read_parquet({sql_list(files)}, filename = true, file_row_number = true) AS i
         JOIN users AS u USING (customer_id) JOIN items AS p USING (product_id)
+        {"" if before is None else f"WHERE i.timestamp < TIMESTAMP '{pd.Timestamp(before).isoformat()}'"}
         ORDER BY i.timestamp, i.filename, i.file_row_number
         """
     ).to_arrow_table()

@@ -6,6 +6,7 @@ import pytest
 
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap, UnknownIdError
+from recsys.data.io import read_tables
 from recsys.data.splits import last_n_baskets_split, temporal_split
 from recsys.data.validation import validated
 
@@ -87,3 +88,18 @@ def test_lines_read_from_parquet_by_duckdb_match_the_in_memory_path(tmp_path):
         BuyAgain().fit(parquet).recommend_idx(users, k=5)[0],
     )
     assert len(read_tables(tmp_path / "d")["interactions"]) == len(b)
+
+
+def test_training_lines_read_before_a_time_are_the_temporal_split(tmp_path):
+    from lab.synthetic import write_synthetic_parts
+
+    write_synthetic_parts(tmp_path / "d", n_customers=60, n_products=100, weeks=6, seed=5, block=25)
+    cut = pd.Timestamp("2024-01-29")
+    train = temporal_split(Dataset.load(tmp_path / "d"), cut).train
+    before = Dataset.from_tables(
+        {n: t for n, t in read_tables(tmp_path / "d").items() if n != "interactions"}, tmp_path / "d", cut
+    )
+    assert 0 < len(before.interactions) == len(train.interactions)
+    assert (train.user_item_matrix("recency") != before.user_item_matrix("recency")).nnz == 0
+    with pytest.raises(ValueError, match="needs `lines`"):
+        Dataset.from_tables(read_tables(tmp_path / "d"), before=cut)
