@@ -71,6 +71,8 @@ customers = Table(
     Column("diet_exclusions", String(512)),
     Column("diet_preferences", String(512)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # channels offers may use, comma separated; NULL = every channel under consent_marketing (step 3)
+    Column("marketing_channels", String(64)),
 )
 
 # Only a keyed hash of the erased id is kept (recsys.data.erasure): enough to hide the customer's rows
@@ -104,6 +106,7 @@ class CustomerRecord:
     consent_marketing: bool
     diet_exclusions: str | None = None
     diet_preferences: str | None = None
+    marketing_channels: str | None = None  # None: the marketing flag covers every channel
 
 
 @dataclass(frozen=True)
@@ -326,9 +329,9 @@ class EventStore:
         erased: set[str] = set()
         fresh: dict[str, list[str]] = {}
         viewed: dict[str, list[str]] = {}
-        for kind, key, a, b, c, d, _ in rows:
+        for kind, key, a, b, c, d, e, _ in rows:
             if kind == "c":
-                recs[key] = CustomerRecord(key, bool(int(a)), bool(int(b)), c, d)
+                recs[key] = CustomerRecord(key, bool(int(a)), bool(int(b)), c, d, e)
             elif kind == "x":
                 erased.add(hashes[key])
             else:
@@ -345,14 +348,14 @@ class EventStore:
             SELECT 'c' AS kind, customer_id AS key,
                    CAST(CAST(consent_personalisation AS INTEGER) AS VARCHAR(8)) AS a,
                    CAST(CAST(consent_marketing AS INTEGER) AS VARCHAR(8)) AS b,
-                   diet_exclusions AS c, diet_preferences AS d, 0 AS id
+                   diet_exclusions AS c, diet_preferences AS d, marketing_channels AS e, 0 AS id
               FROM customer_overrides WHERE customer_id IN :ids
             UNION ALL
-            SELECT 'x', id_hash, NULL, NULL, NULL, NULL, 0 FROM erasures WHERE id_hash IN :hashes
+            SELECT 'x', id_hash, NULL, NULL, NULL, NULL, NULL, 0 FROM erasures WHERE id_hash IN :hashes
             UNION ALL
-            SELECT 'e', customer_id, event_type, item_id, NULL, NULL, id
+            SELECT 'e', customer_id, event_type, item_id, NULL, NULL, NULL, id
               FROM events WHERE customer_id IN :ids AND item_id IS NOT NULL
-            ORDER BY 7
+            ORDER BY 8
             """
         ).bindparams(bindparam("ids", expanding=True), bindparam("hashes", expanding=True))
 

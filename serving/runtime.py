@@ -41,6 +41,7 @@ class CustomerRow:
     consent_marketing: bool
     diet_exclusions: str | None
     diet_preferences: str | None
+    marketing_channels: str | None = None  # None: the marketing flag covers every channel
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Runtime:
             get("consent_marketing"),
             get("diet_exclusions"),
             get("diet_preferences"),
+            get("marketing_channels"),
             strict=True,
         )
         return {
@@ -113,8 +115,9 @@ class Runtime:
                 bool(cm) if cm is not None else False,
                 _str(ex),
                 _str(pr),
+                _str(mc),
             )
-            for cid, cp, cm, ex, pr in rows
+            for cid, cp, cm, ex, pr, mc in rows
         }
 
     def history(self, user_idx: int) -> np.ndarray:

@@ -11,14 +11,14 @@ from recsys.offers.channels import CHANNELS, ChannelTimingModel
 
 def test_a_customer_who_acts_on_morning_app_pushes_gets_one():
     rows = []
-    for cust, good_channel, good_hour in (("A", "app_push", 8), ("B", "email", 20)):
+    for cust, good_channel, good_hour in (("A", "app", 8), ("B", "email", 20)):
         for ch in CHANNELS:
             for hour in (8, 14, 20):
                 for i in range(10):
                     rows.append((cust, ch, hour, ch == good_channel and hour == good_hour and i < 8))
     log = pd.DataFrame(rows, columns=["customer_id", "channel", "hour", "responded"])
     picks = ChannelTimingModel(prior_strength=2.0).fit(log).choose(["A", "B"], np.ones((2, 3), dtype=bool))
-    assert list(picks["channel"]) == ["app_push", "email"]
+    assert list(picks["channel"]) == ["app", "email"]
     assert abs(picks["send_hour"].iloc[0] - 8) <= 1 and abs(picks["send_hour"].iloc[1] - 20) <= 1
 
 

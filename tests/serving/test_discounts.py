@@ -8,6 +8,7 @@ unconstrained, so the budget binds.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -225,13 +226,7 @@ def test_a_plan_over_its_budget_is_refused(offers_world, tmp_path):
     from recsys.offers.artifact import PlanArtifact
 
     artifact = offers_world["artifact"]
-    broken = PlanArtifact(
-        {**artifact.meta, "budget": 1.0},
-        artifact.plan,
-        artifact.no_offer,
-        artifact.groups,
-        artifact.diet_patterns,
-    )
+    broken = dataclasses.replace(artifact, meta={**artifact.meta, "budget": 1.0})
     broken.save(tmp_path / "over")
     with pytest.raises(ValueError, match="over the budget 1.00"):
         PlanArtifact.load(tmp_path / "over")
