@@ -42,3 +42,63 @@ def test_an_unknown_channel_in_the_log_is_named():
     log = pd.DataFrame({"customer_id": ["A"], "channel": ["fax"], "hour": [9], "responded": [True]})
     with pytest.raises(ValueError, match="row 0: unknown channel 'fax'"):
         ChannelTimingModel().fit(log)
+
+
+def test_consent_per_channel_and_the_old_flag_meaning_every_channel():
+    from recsys.offers.channels import consent_matrix
+
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["flag", "listed", "none-listed", "no-flag", "old"],
+            "consent_marketing": [True, True, True, False, True],
+            "marketing_channels": [None, "email, store", "", "email", None],
+        }
+    )
+    assert consent_matrix(customers).tolist() == [
+        [True, True, True],
+        [False, True, True],
+        [False, False, False],
+        [False, False, False],
+        [True, True, True],
+    ]
+    # data from before channels: the flag alone
+    assert consent_matrix(customers.drop(columns="marketing_channels")).all(axis=1).tolist() == [
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
+    bad = customers.assign(marketing_channels=[None, "email,fax", None, None, None])
+    with pytest.raises(ValueError, match=r"customers row 1: field 'marketing_channels' value 'email,fax'"):
+        consent_matrix(bad)
+
+
+def test_the_saved_model_chooses_as_the_fitted_one():
+    world = channel_world(200, seed=5)
+    model = ChannelTimingModel().fit(offer_log(world, 6, seed=6))
+    again = ChannelTimingModel.from_frame(model.to_frame(), model.get_params())
+    ids, consent = world.customers["customer_id"], consent_matrix(world)
+    pd.testing.assert_frame_equal(model.choose(ids, consent), again.choose(ids, consent))
+
+
+def test_the_plan_gets_consented_channels_and_drops_customers_without_one():
+    from recsys.offers.channels import plan_channels
+
+    log = pd.DataFrame(
+        [("A", "app", 9, True)] * 5 + [("A", "email", 9, False)] * 5 + [("B", "store", 18, True)] * 5,
+        columns=["customer_id", "channel", "hour", "responded"],
+    )
+    model = ChannelTimingModel(prior_strength=2.0).fit(log)
+    plan = pd.DataFrame({"customer_id": ["A", "A", "B", "C"], "product_group": ["x", "y", "x", "x"]})
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C"],
+            "consent_marketing": [True, True, False],
+            "marketing_channels": ["email", None, None],
+        }
+    )
+    out = plan_channels(plan, model, customers, pd.Series({"A": "Mon", "B": "Sat", "C": "Sun"}))
+    assert list(out["customer_id"]) == ["A", "A", "B"]  # C consented to nothing: no offer
+    assert list(out["channel"]) == ["email", "email", "store"]  # A's app responses do not matter
+    assert out["best_send_time"].iloc[2] == "Sat 18:00"
