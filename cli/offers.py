@@ -20,6 +20,7 @@ COLUMNS = (
     "expected_profit",
     "reason",
     "best_send_time",
+    "channel",
 )
 
 

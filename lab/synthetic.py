@@ -10,6 +10,12 @@ What a caller can score against (``SyntheticData.truth``):
 - ``response``: per customer x product group, the parameters of the true discount-response curve;
   ``true_response_probability`` turns them into P(buy from the group within a week | level), the
   oracle for any discount policy. Logged offers were drawn from it under ``logging_policy``.
+- ``channels``: per customer, the true channel affinity (app push, email, in-store display) and
+  active hours (`lab.channels`, the one channel truth). Logged offers go out on a consented channel at
+  an hour drawn uniformly, and the channel and hour scale the discount's uplift
+  (`lab.channels.uplift_factor`, 1 on average over logged sends, so ``response`` is that of a logged
+  send). Baskets are shopped around the customer's active hours; consent per channel is published as
+  ``customers.marketing_channels``.
 
 The discount response (see ``_response``) is driven mostly by traits that leave traces in behaviour:
 - baseline: P(a basket holds the group) x the visit rate of the week -> visible as the customer's
@@ -42,6 +48,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lab.channels import ChannelWorld, channel_world, consent_matrix, truth_table, uplift_factor
+from lab.channels import logging_policy as channel_logging_policy
 from lab.synthetic_catalog import (
     AGE_BANDS,
     ATTR_KEYS,
@@ -53,6 +61,7 @@ from lab.synthetic_catalog import (
     PERSONAS,
 )
 from recsys.data.schema import CHANNELS, DIET_ATTRIBUTES, TABLES
+from recsys.offers.channels import CHANNELS as OFFER_CHANNELS
 
 #: The discount ladder a policy chooses from (fraction off).
 DISCOUNT_LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])
@@ -614,6 +623,7 @@ class _World:
     allowed_group: np.ndarray  # profile x group: anything the profile may buy there
     prefs: np.ndarray  # customer x group weights
     items: _Segments  # (profile, group) -> allowed products by popularity
+    channels: ChannelWorld  # channel affinity, active hours, consent per channel (lab.channels)
 
     def favourite(self, cust: np.ndarray, group: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """A customer's slot-th favourite product in a group: stable over time, always diet-safe."""
@@ -621,14 +631,16 @@ class _World:
         return self.items.draw(seg, _hash_uniform(self.seed, cust, group, slot))
 
 
-def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generator) -> _World:
+def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generator, ids: pa.Array) -> _World:
     G = len(GROUPS)
     profile, allowed = _profiles(cust, cat["true_attr"])
     allowed_group = np.stack([np.bincount(cat["group"], weights=a, minlength=G) > 0 for a in allowed])
     prefs = _preferences(cust, allowed_group, profile, rng)
     pp, prod = np.nonzero(allowed)
     items = _Segments.build(pp * G + cat["group"][prod], cat["popularity"][prod], prod, len(allowed) * G)
-    return _World(seed, weeks, cat, cust, profile, allowed_group, prefs, items)
+    # its own random stream: the channel world leaves every other draw of the generator as it was
+    channels = channel_world(len(profile), [seed, 1], cust["consent_marketing"], _str(ids).to_numpy())
+    return _World(seed, weeks, cat, cust, profile, allowed_group, prefs, items, channels)
 
 
 def _lines(
@@ -646,7 +658,8 @@ def _lines(
     reps = visits[b_cust, b_week]
     b_cust, b_week = np.repeat(b_cust, reps), np.repeat(b_week, reps).astype(np.int32)
     nb = len(b_cust)
-    hour = np.clip(rng.normal(14.5, 3.0, nb), 7, 22)
+    peak = w.channels.customers["peak_hour"].to_numpy()[lo + b_cust]
+    hour = np.clip(peak + rng.normal(0.0, 1.0, nb), 7, 22)
     b_sec = b_week * _WEEK_S + rng.integers(0, 7, nb) * 86400 + (hour * 3600).astype(np.int64)
     b_channel = np.where(
         rng.random(nb) < cust["online_share"][b_cust], np.where(rng.random(nb) < 0.6, 1, 2), 0
@@ -737,8 +750,12 @@ def _offers(w: _World, noise: _ResponseNoise, rng: np.random.Generator, per_cust
     o_week = rng.integers(0, w.weeks - 1, n)
     o_resp = pd.DataFrame(_response(w, noise, o_cust, o_group, o_week))
     p_buy = true_response_probability(o_resp, DISCOUNT_LEVELS)[np.arange(n), level]
+    # the channel and hour of the send scale the discount's uplift (lab.channels.uplift_factor)
+    channel, hour = channel_logging_policy(w.channels, o_cust, np.random.default_rng([w.seed, 2]))
+    p_none = true_response_probability(o_resp, DISCOUNT_LEVELS[:1])[:, 0]
+    p_buy = np.clip(p_none + uplift_factor(w.channels, o_cust, channel, hour) * (p_buy - p_none), 0.0, 1.0)
     redeemed = (rng.random(n) < p_buy) & w.allowed_group[w.profile[o_cust], o_group]
-    sent = o_week * _WEEK_S + rng.integers(0, 7, n) * 86400 + 9 * 3600
+    sent = o_week * _WEEK_S + rng.integers(0, 7, n) * 86400 + hour * 3600
     return dict(
         customer=o_cust,
         group=o_group,
@@ -747,7 +764,7 @@ def _offers(w: _World, noise: _ResponseNoise, rng: np.random.Generator, per_cust
         sent=sent,
         redeemed=redeemed,
         redeemed_sec=sent + rng.integers(0, _WEEK_S, n),
-        channel=rng.random(n) < 0.6,
+        channel=channel,
     )
 
 
@@ -872,7 +889,7 @@ def _synthesise(
     product_ids, customer_ids = _ids("P", n_products), _ids("C", n_customers)
     products, truth_products = _products_table(cat, product_ids)
     customers, members, truth_customers = _customer_tables(cust, customer_ids)
-    w = _world(seed, weeks, cat, cust, rng)
+    w = _world(seed, weeks, cat, cust, rng, customer_ids)
     first, promo = _lines(w, rng, promo_share, slice(0, min(block, n_customers)))
     noise = _ResponseNoise.draw(n_customers, G, response_noise, rng)
     off = _offers(w, noise, rng, offers_per_customer)
@@ -889,7 +906,7 @@ def _synthesise(
             "discount_level": off["level"],
             "sent_at": sent.astype("datetime64[ns]"),
             "expires_at": (sent + np.timedelta64(7, "D")).astype("datetime64[ns]"),
-            "channel": _str(np.where(off["channel"], "email", "app")),
+            "channel": _str(_take(list(OFFER_CHANNELS), off["channel"])),
             "redeemed_at": np.where(off["redeemed"], redeemed_at, np.datetime64("NaT")).astype(
                 "datetime64[ns]"
             ),
@@ -914,7 +931,11 @@ def _synthesise(
             }
         ),
     }
-    truth = {"customers": truth_customers, "products": truth_products}
+    consent = consent_matrix(w.channels)
+    listed = [",".join(c for c, ok in zip(OFFER_CHANNELS, row, strict=True) if ok) for row in consent]
+    listed = pa.array(np.where(consent.any(axis=1), listed, None), type=pa.string())
+    customers.insert(customers.columns.get_loc("consent_marketing") + 1, "marketing_channels", _str(listed))
+    truth = {"customers": truth_customers, "products": truth_products, "channels": truth_table(w.channels)}
     return _Synthesis(
         tables, truth, w, noise, first, promo, _redemption_lines(w, off), customer_ids, product_ids, t0, block
     )

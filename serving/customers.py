@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile, parse_profile
+from recsys.offers.channels import consented_channels
 from recsys.ranking.selection import Shopper
 from serving.events import CustomerState
 from serving.runtime import Runtime
@@ -43,13 +44,13 @@ def resolve(
     record = state.record
     base = None if state.erased else state.base
     if record is not None:
-        consent, marketing = record.consent_personalisation, record.consent_marketing
-        excl, prefs = record.diet_exclusions, record.diet_preferences
+        consent, excl, prefs = record.consent_personalisation, record.diet_exclusions, record.diet_preferences
+        marketing = _channels(record.consent_marketing, record.marketing_channels)
     elif base is not None:
-        consent, marketing = base.consent_personalisation, base.consent_marketing
-        excl, prefs = base.diet_exclusions, base.diet_preferences
+        consent, excl, prefs = base.consent_personalisation, base.diet_exclusions, base.diet_preferences
+        marketing = _channels(base.consent_marketing, base.marketing_channels)
     else:
-        consent, marketing, excl, prefs = default_consent, False, None, None
+        consent, marketing, excl, prefs = default_consent, frozenset(), None, None
     # The diet is applied with or without consent to personalise: it is a safety rule.
     profile = override if override is not None else _stored_profile(excl, prefs)
     empty = np.empty(0, dtype=np.int64)
@@ -64,6 +65,15 @@ def resolve(
     fresh = np.setdiff1d(fresh[fresh >= 0], model_hist)
     history = np.union1d(model_hist, fresh) if len(fresh) else model_hist
     return Shopper(customer_id, True, user_idx, history, fresh, profile, marketing)
+
+
+@lru_cache(maxsize=256)
+def _channels(marketing: bool, channels: str | None) -> frozenset[str]:
+    """The channels offers may use; a stored list we cannot read allows none (fail-closed)."""
+    try:
+        return consented_channels(marketing, channels)
+    except ValueError:
+        return frozenset()
 
 
 @lru_cache(maxsize=4096)

@@ -7,7 +7,8 @@ Without a plan the endpoint answers 404 with the reason; nothing else in the ser
 
 The answer for one customer, the first rule that applies deciding:
 1. erased through the service: no offers (a plan made before the erasure is never used for them);
-2. no marketing consent (the live record: event store, else the data set, else the server default);
+2. no marketing consent on any channel (the live record: event store, else the data set, else the
+   server default; the single marketing flag alone means every channel);
 3. no personalisation consent: the offers are chosen from their purchase history;
 4. not in the plan: no offers, with the plan's reason for leaving them out (no discount pays for
    itself, below the campaign's cut-off, ...) or, for customers the plan never considered (no
@@ -15,6 +16,9 @@ The answer for one customer, the first rule that applies deciding:
 5. the plan's offers, best expected profit first, at most k, minus every offer whose product group
    does not comply with the customer's LIVE diet profile (`recsys.offers.eligibility`, at the share the
    plan was made with; an unknown attribute counts as forbidden). All removed: no offers, and why.
+   Each offer goes out on the customer's best channel among those they consent to NOW, by the plan's
+   channel model (recsys.offers.channels), at the plan's send time (its hour does not depend on the
+   channel); never on a channel without consent.
 Every rule only removes planned offers, so all served offers together cost at most the plan's expected
 cost, which is at most its budget (checked when the plan is loaded).
 """
@@ -44,6 +48,7 @@ OFFER_FIELDS: tuple[str, ...] = (
     "expected_profit",
     "reason",
     "best_send_time",
+    "channel",
 )
 
 
@@ -75,6 +80,7 @@ class DiscountPlan:
             zip(no_offer["customer_id"].astype(str), no_offer["reason"].astype(str), strict=True)
         )
         self.min_share = float(self.artifact.meta["min_compliant_share"])
+        self.channel_model = self.artifact.channel_model()
         self.as_of = str(self.artifact.meta.get("as_of", "?"))
 
     def compliant(self, exclusions: frozenset[str]) -> frozenset[str]:
@@ -116,7 +122,12 @@ class DiscountPlan:
                 f"({', '.join(sorted(exclusions))})",
                 True,
             )
-        return Answer(offers[:k], None, True)
+        model = self.channel_model
+        consent = [[c in customer.consent_channels for c in model.channels]]
+        channel = model.choose([customer.customer_id], consent)["channel"].iloc[0]
+        if channel is None:  # consent only to channels the model does not send on
+            return Answer([], "no marketing consent on a channel offers are sent on", False)
+        return Answer([{**o, "channel": channel} for o in offers[:k]], None, True)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ customers = Table(
     Column("diet_exclusions", String(512)),
     Column("diet_preferences", String(512)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # channels offers may use, comma separated; NULL = every channel under consent_marketing (step 3)
+    Column("marketing_channels", String(64)),
 )
 
 # The data set's word on each customer, published from a prepared data directory (serving/publish.py);
@@ -91,6 +93,7 @@ customer_base = Table(
     Column("consent_marketing", Boolean, nullable=False),
     Column("diet_exclusions", String(512)),
     Column("diet_preferences", String(512)),
+    Column("marketing_channels", String(64)),  # as in customer_overrides
     Column("recent_items", Text),  # JSON list of product ids bought in the data's last weeks
     Column("lifecycle", Text),  # JSON lifecycle profile (serving/profiles.py), NULL: no purchases
 )
@@ -134,6 +137,7 @@ class CustomerRecord:
     consent_marketing: bool
     diet_exclusions: str | None = None
     diet_preferences: str | None = None
+    marketing_channels: str | None = None  # None: the marketing flag covers every channel
 
 
 @dataclass(frozen=True)
@@ -421,12 +425,12 @@ class EventStore:
         erased: set[str] = set()
         fresh: dict[str, list[str]] = {}
         viewed: dict[str, list[str]] = {}
-        for kind, key, a, b, c, d, e, f, _ in rows:
+        for kind, key, a, b, c, d, e, f, g, _ in rows:
             if kind == "c":
-                recs[key] = CustomerRecord(key, bool(int(a)), bool(int(b)), c, d)
+                recs[key] = CustomerRecord(key, bool(int(a)), bool(int(b)), c, d, g)
             elif kind == "b":
                 recent = tuple(json.loads(e)) if e else ()
-                base[key] = (CustomerRecord(key, bool(int(a)), bool(int(b)), c, d), recent, f)
+                base[key] = (CustomerRecord(key, bool(int(a)), bool(int(b)), c, d, g), recent, f)
             elif kind == "x":
                 erased.add(hashes[key])
             else:
@@ -453,20 +457,21 @@ class EventStore:
                    CAST(CAST(consent_personalisation AS INTEGER) AS VARCHAR(8)) AS a,
                    CAST(CAST(consent_marketing AS INTEGER) AS VARCHAR(8)) AS b,
                    diet_exclusions AS c, diet_preferences AS d,
-                   CAST(NULL AS TEXT) AS e, CAST(NULL AS TEXT) AS f, 0 AS id
+                   CAST(NULL AS TEXT) AS e, CAST(NULL AS TEXT) AS f, marketing_channels AS g, 0 AS id
               FROM customer_overrides WHERE customer_id IN :ids
             UNION ALL
             SELECT 'b', customer_id,
                    CAST(CAST(consent_personalisation AS INTEGER) AS VARCHAR(8)),
                    CAST(CAST(consent_marketing AS INTEGER) AS VARCHAR(8)),
-                   diet_exclusions, diet_preferences, recent_items, lifecycle, 0
+                   diet_exclusions, diet_preferences, recent_items, lifecycle, marketing_channels, 0
               FROM customer_base WHERE customer_id IN :ids
             UNION ALL
-            SELECT 'x', id_hash, NULL, NULL, NULL, NULL, NULL, NULL, 0 FROM erasures WHERE id_hash IN :hashes
+            SELECT 'x', id_hash, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0
+              FROM erasures WHERE id_hash IN :hashes
             UNION ALL
-            SELECT 'e', customer_id, event_type, item_id, NULL, NULL, NULL, NULL, id
+            SELECT 'e', customer_id, event_type, item_id, NULL, NULL, NULL, NULL, NULL, id
               FROM events WHERE customer_id IN :ids AND item_id IS NOT NULL
-            ORDER BY 9
+            ORDER BY 10
             """
         ).bindparams(bindparam("ids", expanding=True), bindparam("hashes", expanding=True))
 

@@ -40,9 +40,17 @@ def _event_ids(conn: Connection) -> None:
     )
 
 
+def _marketing_channels(conn: Connection) -> None:
+    if not inspect(conn).has_table("customer_overrides"):  # create_all makes it at its latest shape
+        return
+    if "marketing_channels" not in {c["name"] for c in inspect(conn).get_columns("customer_overrides")}:
+        conn.execute(text("ALTER TABLE customer_overrides ADD COLUMN marketing_channels VARCHAR(64)"))
+
+
 STEPS: list[Step] = [
     Step(1, "events, customer_overrides, erasures", None),
     Step(2, "events.event_id: client event ids, stored once", _event_ids),
+    Step(3, "customer_overrides.marketing_channels: consent per channel", _marketing_channels),
 ]
 
 

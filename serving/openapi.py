@@ -68,7 +68,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "/v1/customers/consent": {
         "customer_id": "1013",
         "consent_personalisation": True,
-        "consent_marketing": False,
+        "marketing_channels": ["email", "store"],
         "diet": ["vegan"],
     },
     "/v1/customers/erase": {"customer_id": "1013"},

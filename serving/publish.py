@@ -89,12 +89,13 @@ def customer_rows(data_dir: Path, recent_days: float = RECENT_DAYS) -> list[dict
             )
     get = lambda c: users[c] if c in users else pd.Series([None] * len(users))  # noqa: E731
     out = []
-    for cid, cp, cm, ex, pr in zip(
+    for cid, cp, cm, ex, pr, ch in zip(
         users["customer_id"].astype(str),
         get("consent_personalisation"),
         get("consent_marketing"),
         get("diet_exclusions"),
         get("diet_preferences"),
+        get("marketing_channels"),
         strict=True,
     ):
         items = recent.get(cid)
@@ -105,6 +106,7 @@ def customer_rows(data_dir: Path, recent_days: float = RECENT_DAYS) -> list[dict
                 "consent_marketing": _flag(cm),
                 "diet_exclusions": _text(ex),
                 "diet_preferences": _text(pr),
+                "marketing_channels": _text(ch),
                 "recent_items": json.dumps(items) if items else None,
                 "lifecycle": lifecycle.get(cid),
             }

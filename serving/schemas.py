@@ -202,7 +202,10 @@ class DiscountItem(BaseModel):
         description="expected incremental margin: extra margin from the uplift minus the discount paid"
     )
     reason: str
-    best_send_time: str | None = None
+    best_send_time: str | None = Field(None, description="the customer's usual weekday at the best hour")
+    channel: str | None = Field(
+        None, description="app (push), email or store (in-store display): the best channel consented to"
+    )
 
 
 class DiscountsResponse(BaseModel):
@@ -295,7 +298,12 @@ class FeedbackResponse(BaseModel):
 class ConsentRequest(_Request):
     customer_id: str = CustomerId
     consent_personalisation: bool
-    consent_marketing: bool = False
+    consent_marketing: bool | None = Field(
+        None, description="offers on every channel; false or omitted (without marketing_channels): none"
+    )
+    marketing_channels: list[Literal["app", "email", "store"]] | None = Field(
+        None, description="consent per channel (replaces the flag's every channel); [] withdraws all"
+    )
     diet: list[DietName] | None = Field(None, description="hard exclusions to store as the profile")
     diet_preferences: str | None = Field(
         None, max_length=512, pattern=PREFERENCES_PATTERN, description="e.g. 'sugar:0.5'"
@@ -306,6 +314,7 @@ class CustomerResponse(BaseModel):
     customer_id: str
     consent_personalisation: bool
     consent_marketing: bool
+    marketing_channels: list[str] = Field(default_factory=list, description="channels offers may use")
     diet: list[str] = Field(default_factory=list)
 
 

@@ -447,10 +447,16 @@ class RecsysService:
 
         async def call() -> CustomerResponse:
             from recsys.diet.profiles import parse_exclusions, parse_preferences
+            from recsys.offers.channels import consented_channels
 
             diet_profile(req.diet)  # validates names before anything is stored
             if req.diet_preferences:
                 parse_preferences(req.diet_preferences)
+            if req.consent_marketing is False and req.marketing_channels:
+                raise ApiError(400, "consent_marketing is false but marketing_channels lists channels")
+            # channels listed: consent on exactly those; none listed: the flag means every channel
+            listed = None if req.marketing_channels is None else ",".join(sorted(set(req.marketing_channels)))
+            marketing = bool(req.consent_marketing) if listed is None else bool(listed)
             state = (await self._states([req.customer_id]))[req.customer_id]
             # No diet in the request keeps the current one: a consent update must never silently
             # drop a vegan's or a coeliac's exclusions. An explicit [] clears it.
@@ -466,9 +472,10 @@ class RecsysService:
             record = CustomerRecord(
                 req.customer_id,
                 req.consent_personalisation,
-                req.consent_marketing,
+                marketing,
                 exclusions or None,
                 preferences or None,
+                listed,
             )
             await self.guard.acall(self.store.upsert_customer, record)
             if not req.consent_personalisation:
@@ -476,7 +483,8 @@ class RecsysService:
             return CustomerResponse(
                 customer_id=req.customer_id,
                 consent_personalisation=req.consent_personalisation,
-                consent_marketing=req.consent_marketing,
+                consent_marketing=marketing,
+                marketing_channels=sorted(consented_channels(marketing, listed)),
                 diet=sorted(parse_exclusions(exclusions)),
             )
 
@@ -722,6 +730,7 @@ def _discount_item(row: dict[str, Any]) -> DiscountItem:
         expected_profit=float(row["expected_profit"]),
         reason=str(row.get("reason") or ""),
         best_send_time=None if send is None else str(send),
+        channel=row.get("channel"),
     )
 
 

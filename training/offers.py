@@ -1,7 +1,9 @@
 """The discount planner as a trained, versioned artifact: fit, plan within the budget, log, register.
 
     tables (minus erased customers, with the consent and diet customers last gave the service)
-      -> DiscountPlanner(rules from the config).fit -> plan(budget) -> PlanArtifact (recsys.offers.artifact)
+      -> DiscountPlanner(rules from the config).fit -> plan(budget)
+      -> channel and send hour per customer (recsys.offers.channels, fitted here on the offer log)
+      -> PlanArtifact (recsys.offers.artifact: the plan and the channel model together)
       -> MLflow run (params, aggregate metrics, the plan directory) -> registry version @champion
 
 The service loads that plan read-only and answers from it (serving/discounts.py), so what is served is
@@ -172,9 +174,12 @@ def plan_artifact(
     planner, tables: dict[str, pd.DataFrame], config: OffersConfig, data_digest: str = "unknown"
 ) -> PlanArtifact:
     """The plan of a fitted planner for `config.budget`, with everything serving needs."""
+    from recsys.offers.channels import plan_channels
     from recsys.offers.eligibility import diet_patterns, group_table
 
+    channels = fit_channels(tables, planner.lifecycle_)
     plan = planner.plan(config.budget, config.max_per_customer)
+    plan = plan_channels(plan, channels, tables["customers"], planner.lifecycle_["preferred_weekday"])
     no_offer = planner.no_offer_reasons(plan).rename_axis("customer_id").reset_index()
     groups = group_table(tables["products"], planner.rules).reset_index()
     ratio = getattr(planner, "cost_ratio_", None) or {}
@@ -199,6 +204,8 @@ def plan_artifact(
         "budget_promise_supported": bool(planner.budget_promise_["supported"]),
         "shadow_price": float(planner.lam_),
         "levels": [float(x) for x in planner.levels],
+        "channel_model": channels.get_params(),
+        "channel_log_offers": int(channels.log_offers_),
         "config_digest": config.digest(),
         "data_digest": data_digest,
     }
@@ -208,7 +215,22 @@ def plan_artifact(
         no_offer=no_offer,
         groups=groups,
         diet_patterns=diet_patterns(tables["products"]),
+        channels=channels.to_frame(),
     )
+
+
+def fit_channels(tables: dict[str, pd.DataFrame], lifecycle: pd.DataFrame):
+    """The channel and send-hour model (recsys.offers.channels) fitted on the offer log's sends on
+    its channels, with each customer's usual shopping hour (the lifecycle's) as the hour prior."""
+    from recsys.offers.channels import ChannelTimingModel, offer_log
+
+    signals = pd.DataFrame(
+        {
+            "customer_id": lifecycle.index.astype(str),
+            "usual_hour": lifecycle["preferred_hour"].to_numpy(float),
+        }
+    )
+    return ChannelTimingModel().fit(offer_log(tables.get("offers")), signals)
 
 
 def plan_summary(artifact: PlanArtifact) -> dict[str, Any]:
@@ -226,6 +248,10 @@ def plan_summary(artifact: PlanArtifact) -> dict[str, Any]:
             f"{k:.2f}": int(v) for k, v in plan["discount_level"].value_counts().sort_index().items()
         },
         "per_department": {str(k): int(v) for k, v in department.fillna("?").value_counts().items()},
+        "per_channel": {
+            str(k): int(v) for k, v in plan.drop_duplicates("customer_id")["channel"].value_counts().items()
+        },
+        "channel_log_offers": int(meta.get("channel_log_offers", 0)),
     }
 
 
@@ -235,6 +261,8 @@ def _metrics(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, float]:
     }
     out["budget_used"] = summary["expected_cost"] / summary["budget"] if summary["budget"] > 0 else 0.0
     out.update({f"offers_tier_{t.replace(' ', '_')}": float(n) for t, n in summary["per_tier"].items()})
+    out.update({f"customers_channel_{c}": float(n) for c, n in summary["per_channel"].items()})
+    out["channel_log_offers"] = float(summary["channel_log_offers"])
     out.update(
         {
             "candidate_customers": float(meta["candidate_customers"]),

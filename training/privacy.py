@@ -37,6 +37,7 @@ OVERRIDE_COLUMNS: tuple[str, ...] = (
     "consent_marketing",
     "diet_exclusions",
     "diet_preferences",
+    "marketing_channels",  # consent per channel; NULL (and stores from before it): every channel
 )
 
 
@@ -128,9 +129,9 @@ def read_privacy(url: str | None = None, env: Mapping[str, str] | None = None) -
                 legacy = {str(k) for k in conn.execute(text("SELECT id_hash FROM erasures_legacy")).scalars()}
             overrides = _empty_overrides()
             if "customer_overrides" in tables:
-                rows = conn.execute(
-                    text(f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM customer_overrides")
-                ).all()
+                present = {c["name"] for c in inspect(conn).get_columns("customer_overrides")}
+                columns = [c if c in present else f"NULL AS {c}" for c in OVERRIDE_COLUMNS]
+                rows = conn.execute(text(f"SELECT {', '.join(columns)} FROM customer_overrides")).all()
                 if rows:
                     overrides = pd.DataFrame([tuple(r) for r in rows], columns=list(OVERRIDE_COLUMNS))
     except SQLAlchemyError as exc:

@@ -74,6 +74,14 @@ CUSTOMERS = Table(
         Column("consent_personalisation", "bool", doc="may we personalise recommendations"),
         Column("consent_marketing", "bool", doc="may we send offers"),
         Column(
+            "marketing_channels",
+            "str",
+            required=False,
+            nullable=True,
+            doc="channels offers may use, comma separated (app, email, store); empty = every channel "
+            "when consent_marketing is true",
+        ),
+        Column(
             "diet_exclusions",
             "str",
             required=False,

@@ -10,6 +10,8 @@ by the service at start-up:
     groups.parquet        per product group: department, age_restricted, excluded, exclusion, ...
     diet_patterns.parquet per product group, the diet-attribute value combinations and their product
                           counts: what the service needs to check a group against a live diet profile
+    channels.parquet      the channel and send-hour model (recsys.offers.channels.ChannelTimingModel):
+                          the service picks each customer's channel under their LIVE channel consent
 
 `load` refuses a directory whose plan costs more than its budget: the service answers from the plan,
 so the budget a plan was made for is a promise the files themselves must keep.
@@ -27,8 +29,9 @@ from typing import Any
 import pandas as pd
 
 from recsys.data.schema import DIET_ATTRIBUTES
+from recsys.offers.channels import ChannelTimingModel
 
-FORMAT = "discount-plan/1"
+FORMAT = "discount-plan/2"  # /2: channel per offer and the channel model
 META_FILE = "planner.json"
 
 PLAN_COLUMNS: tuple[str, ...] = (
@@ -41,6 +44,7 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "propensity",
     "reason",
     "best_send_time",
+    "channel",
     "tier",
 )
 REQUIRED_META: tuple[str, ...] = (
@@ -55,6 +59,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "no_offer": ("customer_id", "reason"),
     "groups": ("product_group", "department", "age_restricted", "excluded", "exclusion"),
     "diet_patterns": ("product_group", *DIET_ATTRIBUTES, "products"),
+    "channels": ("customer_id",),
 }
 
 
@@ -65,7 +70,12 @@ class PlanArtifact:
     no_offer: pd.DataFrame
     groups: pd.DataFrame
     diet_patterns: pd.DataFrame
+    channels: pd.DataFrame  # ChannelTimingModel.to_frame()
     source: str = field(default="", compare=False)
+
+    def channel_model(self) -> ChannelTimingModel:
+        """The channel and send-hour model the plan was made with."""
+        return ChannelTimingModel.from_frame(self.channels, self.meta.get("channel_model"))
 
     def save(self, path: str | Path) -> Path:
         """Write the directory all-or-nothing (a temporary sibling renamed into place)."""
@@ -126,6 +136,6 @@ class PlanArtifact:
                 f"{path / 'plan.parquet'}: customer {worst!r} has {int(per_customer.max())} offers, more "
                 f"than max_per_customer {meta['max_per_customer']} in {META_FILE}"
             )
-        for name in ("plan", "no_offer"):
+        for name in ("plan", "no_offer", "channels"):
             tables[name] = tables[name].assign(customer_id=tables[name]["customer_id"].astype(str))
         return cls(meta=meta, source=str(path), **tables)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.profiles import parse_profile, tristate_column
+from recsys.offers.channels import consent_matrix
 from recsys.offers.groups import product_groups
 
 #: Words that make a group age-restricted wherever they stand in its name or department (whole words,
@@ -242,8 +243,9 @@ def adult_customers(customers: pd.DataFrame, adult_age: int) -> pd.Index:
 
 
 def may_receive_offers(customers: pd.DataFrame, rules: OfferRules | None = None) -> pd.Index:
-    """Customers with marketing consent (and personalisation consent when the rules require it)."""
-    ok = customers["consent_marketing"].fillna(False).astype(bool)
+    """Customers with marketing consent on at least one channel (`recsys.offers.channels`) and
+    personalisation consent when the rules require it."""
+    ok = pd.Series(consent_matrix(customers).any(axis=1), index=customers.index)
     if rules is not None and rules.require_personalisation_consent and "consent_personalisation" in customers:
         ok &= customers["consent_personalisation"].fillna(False).astype(bool)
     return pd.Index(customers.loc[ok.to_numpy(), "customer_id"].astype(str).unique())

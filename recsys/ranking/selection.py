@@ -60,8 +60,13 @@ class Shopper:
     history: np.ndarray = field(default_factory=lambda: _EMPTY)
     fresh: np.ndarray = field(default_factory=lambda: _EMPTY)
     profile: DietProfile = EMPTY_PROFILE
-    consent_marketing: bool = False
+    consent_channels: frozenset[str] = frozenset()  # channels offers may use (recsys.offers.channels)
     known: bool = True  # a consent record exists for this id (store or data set)
+
+    @property
+    def consent_marketing(self) -> bool:
+        """Offers may reach the customer on at least one channel."""
+        return bool(self.consent_channels)
 
     @property
     def fallback(self) -> str | None:

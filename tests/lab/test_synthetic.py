@@ -208,6 +208,31 @@ def test_logged_offers_follow_the_true_curve(data):
     assert abs(observed - p.mean()) < 4 * np.sqrt(p.mean() * (1 - p.mean()) / len(offers))
 
 
+def test_offers_go_on_consented_channels_and_their_uplift_follows_channel_and_hour(data):
+    """One channel truth (lab.channels): the truth table is the world's, every logged offer went out on
+    a channel the customer consented to at an active hour, and sends the truth favours redeem more."""
+    from lab.channels import HOURS, channel_world, truth_table, uplift_factor
+    from recsys.offers.channels import CHANNELS, consent_matrix
+
+    customers = data.tables["customers"]
+    world = channel_world(
+        len(customers), [data.seed, 1], customers["consent_marketing"].to_numpy(), customers["customer_id"]
+    )
+    pd.testing.assert_frame_equal(truth_table(world), data.truth["channels"])
+    offers = data.tables["offers"]
+    rows = customers.reset_index().set_index("customer_id").loc[offers["customer_id"], "index"].to_numpy()
+    channel = pd.Index(CHANNELS).get_indexer(offers["channel"])
+    hour = offers["sent_at"].dt.hour.to_numpy()
+    assert (channel >= 0).all() and np.isin(hour, HOURS).all()
+    assert consent_matrix(customers)[rows, channel].all()  # zero offers without consent
+    factor = uplift_factor(world, rows, channel, hour)
+    assert abs(factor.mean() - 1.0) < 0.1  # the discount truth is that of a logged send
+    paid = offers["discount_level"].to_numpy() > 0
+    redeemed = offers["redeemed_at"].notna().to_numpy()
+    good, bad = paid & (factor > 1.3), paid & (factor < 0.7)
+    assert redeemed[good].mean() > redeemed[bad].mean() + 0.05
+
+
 def test_deal_proneness_shows_in_history(data):
     inter = data.tables["interactions"]
     on_deal = inter["value"].where(inter["discount"] > 0, 0.0).groupby(inter["customer_id"]).sum()

@@ -189,6 +189,7 @@ def test_cli_writes_plan(tmp_path, data, capsys):
         "expected_profit",
         "reason",
         "best_send_time",
+        "channel",
     ]
     assert (plan["propensity"] == 1.0).all()
     explored = tmp_path / "explored.csv"

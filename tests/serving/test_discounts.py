@@ -8,6 +8,8 @@ unconstrained, so the budget binds.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -162,6 +164,75 @@ def test_consent_withdrawal_and_erasure_end_the_offers(offers_client, offers_wor
     assert answer["discounts"] == [] and not answer["eligible"]
 
 
+def _consent(client: TestClient, customer_id: str, **body) -> dict:
+    r = client.post(
+        "/v1/customers/consent",
+        json={"customer_id": customer_id, "consent_personalisation": True, **body},
+        headers=AUTH,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_offers_go_only_on_channels_consented_to_live(offers_client, offers_world):
+    """HTTP: consent per channel through the consent endpoint decides the channel of every served
+    offer, at once; zero offers on a channel without consent; the old flag alone means every channel."""
+    plan = offers_world["artifact"].plan
+    choices = (["email"], ["app"], ["store"], ["app", "store"], ["email", "store"], [])
+    sent = 0
+    for i, cid in enumerate(plan["customer_id"].unique()[:12]):
+        channels = choices[i % len(choices)]
+        assert _consent(offers_client, cid, marketing_channels=channels)["marketing_channels"] == sorted(
+            channels
+        )
+        answer = _discounts(offers_client, cid)
+        assert {d["channel"] for d in answer["discounts"]} <= set(channels)  # never without consent
+        assert bool(answer["discounts"]) == bool(channels)
+        sent += len(answer["discounts"])
+        if not channels:
+            assert answer["reason"] == "no marketing consent on record" and not answer["eligible"]
+    assert sent
+    cid = plan["customer_id"].unique()[0]
+    flag = _consent(offers_client, cid, consent_marketing=True)  # an older app: the flag alone
+    assert flag["consent_marketing"] and flag["marketing_channels"] == ["app", "email", "store"]
+    answer = _discounts(offers_client, cid)
+    assert answer["discounts"] and all(d["channel"] and d["best_send_time"] for d in answer["discounts"])
+    bad = offers_client.post(
+        "/v1/customers/consent",
+        json={"customer_id": cid, "consent_personalisation": True, "marketing_channels": ["fax"]},
+        headers=AUTH,
+    )
+    assert bad.status_code == 400 and "marketing_channels.0" in bad.text
+    contradiction = offers_client.post(
+        "/v1/customers/consent",
+        json={
+            "customer_id": cid,
+            "consent_personalisation": True,
+            "consent_marketing": False,
+            "marketing_channels": ["email"],
+        },
+        headers=AUTH,
+    )
+    assert contradiction.status_code == 400 and "marketing_channels" in contradiction.text
+
+
+def test_erasure_removes_the_channel_consent(offers_client, offers_world, tmp_path):
+    from serving.events import EventStore
+
+    cid = offers_world["artifact"].plan["customer_id"].unique()[1]
+    _consent(offers_client, cid, marketing_channels=["email"])
+    assert (
+        offers_client.post("/v1/customers/erase", json={"customer_id": cid}, headers=AUTH).status_code == 200
+    )
+    store = EventStore(os.environ["RECSYS_EVENTS_URL"])
+    try:
+        state = store.states([cid])[cid]
+    finally:
+        store.close()
+    assert state.erased and state.record is None  # the consent row, channels included, is gone
+    assert _discounts(offers_client, cid)["discounts"] == []
+
+
 def test_customers_not_in_the_plan_get_the_reason(offers_client, offers_world):
     artifact = offers_world["artifact"]
     customers = offers_world["tables"]["customers"]
@@ -225,13 +296,7 @@ def test_a_plan_over_its_budget_is_refused(offers_world, tmp_path):
     from recsys.offers.artifact import PlanArtifact
 
     artifact = offers_world["artifact"]
-    broken = PlanArtifact(
-        {**artifact.meta, "budget": 1.0},
-        artifact.plan,
-        artifact.no_offer,
-        artifact.groups,
-        artifact.diet_patterns,
-    )
+    broken = dataclasses.replace(artifact, meta={**artifact.meta, "budget": 1.0})
     broken.save(tmp_path / "over")
     with pytest.raises(ValueError, match="over the budget 1.00"):
         PlanArtifact.load(tmp_path / "over")

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from lab.corrupt import corrupt_copy
 from serving.events import EventStore, events
+from serving.migrations import STEPS
 from tests.serving.conftest import AUTH, PRODUCTS, service_env
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -114,10 +115,31 @@ def test_a_store_from_before_event_ids_is_migrated(tmp_path):
     legacy.create_all(engine)
     engine.dispose()
     store = EventStore(url)
-    assert store.connect() == 2
+    assert store.connect() == STEPS[-1].version
     assert "event_id" in {c["name"] for c in sa.inspect(store.engine).get_columns("events")}
-    assert store.connect() == 2  # idempotent
+    assert store.connect() == STEPS[-1].version  # idempotent
     store.close()
+
+
+def test_a_store_from_before_channel_consent_is_migrated_and_keeps_its_consent(tmp_path):
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    store = EventStore(url)
+    store.connect()
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # back to version 2: customer_overrides without marketing_channels
+        conn.execute(sa.text("ALTER TABLE customer_overrides DROP COLUMN marketing_channels"))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (2, '2026-01-01')"))
+        conn.execute(sa.text("INSERT INTO customer_overrides VALUES ('old', 1, 1, NULL, NULL, '2026-01-01')"))
+    engine.dispose()
+    store = EventStore(url)
+    try:
+        assert store.connect() == 3
+        record = store.states(["old"])["old"].record
+        assert record.consent_marketing and record.marketing_channels is None  # the flag: every channel
+    finally:
+        store.close()
 
 
 def _version(c: TestClient) -> str:

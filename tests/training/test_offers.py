@@ -60,6 +60,8 @@ def test_tracked_job_logs_aggregates_and_registers_the_champion(store, syn_dir, 
     assert run.data.metrics["budget"] == 5.0 and run.data.metrics["offers"] == meta["offers"]
     assert run.data.metrics["expected_cost"] <= 5.0
     assert any(k.startswith("offers_tier_") for k in run.data.metrics)
+    assert any(k.startswith("customers_channel_") for k in run.data.metrics)  # the channel model's
+    assert run.data.metrics["channel_log_offers"] > 0
     assert run.data.params["budget"] == "5.0" and run.data.params["diet.min_compliant_share"] == "1.0"
     # aggregates only: no customer id in any param, metric or the summary
     ids = set(first.artifact.plan["customer_id"])
@@ -109,6 +111,65 @@ def test_live_consent_diet_and_erasure_reach_the_plan(syn_dir, tmp_path, monkeyp
     )
     assert set(after.plan.loc[after.plan["customer_id"] == vegan, "product_group"]) <= allowed
     assert set(before.plan.loc[before.plan["customer_id"] == vegan, "product_group"]) - allowed  # it mattered
+
+
+def test_consent_per_channel_reaches_the_plan_and_no_offer_goes_without_it(syn_dir, tmp_path, monkeypatch):
+    """Batch: per-channel consent recorded through the service (and the data set's own) decides each
+    offer's channel; not one planned offer goes out on a channel without consent."""
+    import numpy as np
+
+    from recsys.offers.channels import CHANNELS, consent_matrix
+    from training.offers import fit_plan, live_tables
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    monkeypatch.setenv("RECSYS_EVENTS_URL", url)
+    EventStore(url).connect()
+    config = _config(syn_dir, budget=1e9)
+    before, _ = fit_plan(live_tables(syn_dir)[0], config)
+    email_only, nothing, flag_only = before.plan["customer_id"].value_counts().index[:3]
+    store = EventStore(url)
+    try:
+        store.upsert_customer(CustomerRecord(email_only, True, True, marketing_channels="email"))
+        store.upsert_customer(CustomerRecord(nothing, True, False, marketing_channels=""))
+        store.upsert_customer(CustomerRecord(flag_only, True, True))  # the old flag: every channel
+    finally:
+        store.close()
+    tables, _, overridden = live_tables(syn_dir)
+    assert overridden == 3
+    after, _ = fit_plan(tables, config)
+    plan = after.plan
+    assert set(plan.loc[plan["customer_id"] == email_only, "channel"]) == {"email"}
+    assert nothing not in set(plan["customer_id"]) and flag_only in set(plan["customer_id"])
+    customers = tables["customers"].set_index("customer_id")
+    consent = consent_matrix(customers.loc[plan["customer_id"]].reset_index())
+    column = [CHANNELS.index(c) for c in plan["channel"]]
+    assert len(plan) and consent[np.arange(len(plan)), column].all()  # zero offers without consent
+    assert plan["best_send_time"].str.match(r"^[A-Z][a-z]{2} \d{2}:00$").all()
+
+
+def test_an_override_store_from_before_channels_means_every_channel(syn_dir, tmp_path):
+    """A store whose customer_overrides has no marketing_channels column (older service): the flag
+    alone, read as every channel, instead of failing or reading nobody."""
+    import sqlalchemy as sa
+
+    from training.privacy import read_privacy
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE customer_overrides (customer_id VARCHAR PRIMARY KEY, consent_personalisation "
+                "BOOLEAN, consent_marketing BOOLEAN, diet_exclusions VARCHAR, diet_preferences VARCHAR, "
+                "updated_at TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO customer_overrides VALUES ('C001', 1, 1, NULL, NULL, '2026-01-01')")
+        )
+    engine.dispose()
+    overrides = read_privacy(url).overrides
+    assert list(overrides["customer_id"]) == ["C001"] and overrides["marketing_channels"].isna().all()
 
 
 def test_cli_runs_the_job_from_the_config(store, syn_dir, tmp_path, monkeypatch, capsys):
