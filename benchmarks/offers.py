@@ -389,6 +389,8 @@ def main() -> None:
     ap.add_argument(
         "--kinds", nargs="+", default=["verify", "target"], help="runs to make: verify and/or target"
     )
+    ap.add_argument("--note", default="", help="what this run left out or reused, printed under the title")
+    ap.add_argument("--only-weeks", type=int, nargs="+", default=None, help="runs with these weeks only")
     ap.add_argument("--variant", action="store_true", help="a variant (see the flags below): MLflow only")
     ap.add_argument("--customers", type=int, default=CUSTOMERS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -402,7 +404,7 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     tasks = [("verify", c, w, s) for c, w, s in VERIFY_RUNS]
     tasks += [("target", CUSTOMERS, w, s) for w, _, run, _, _ in TARGETS for s in run]
-    tasks = [t for t in tasks if t[0] in args.kinds]
+    tasks = [t for t in tasks if t[0] in args.kinds and (args.only_weeks is None or t[2] in args.only_weeks)]
     if args.finished_only:  # assemble what the cache holds (a run cut short)
         tasks = [t for t in tasks if (cache / "{}_{}_{}_{}.csv".format(*t)).exists()]
     from functools import partial
@@ -416,6 +418,7 @@ def main() -> None:
         "curves) and the posterior reference (`lab/posterior.py`: the Bayes plan given the same tables), "
         "profit and cost scored with the TRUE response curves, budgets 25/50/100% of the oracle's "
         "unconstrained expected discount cost. Decisions and what was tried: `docs/offers.md`.\n",
+        *([f"**This run**: {args.note}\n"] if args.note else []),
         *target_sections(table),
         *c_md,
     ]

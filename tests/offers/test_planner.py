@@ -183,7 +183,7 @@ def test_cli_writes_plan(tmp_path, data, capsys):
     assert main([*base, "--out", str(out)]) == 0
     printed = capsys.readouterr()
     promise_line = printed.out.split("budget promise: planned cost")[1].splitlines()[0]
-    assert "held-out logged offers" in promise_line
+    assert "held-out logged offers" in promise_line and "plan's own cost bound" in promise_line
     # a small log: the check rests on few offers, so the planner promises nothing and says so
     assert "no promise: the cost check rests on" in promise_line
     assert "warning: no promise: the cost check rests on" in printed.err
