@@ -370,6 +370,22 @@ def target_sections(table: pd.DataFrame) -> list[str]:
             "{:.3f}",
         )
         + "\n",
+        "Every cell:\n",
+        markdown_table(
+            ver[
+                [
+                    "seed",
+                    "weeks",
+                    "budget share",
+                    "true cost / budget",
+                    "cost factor",
+                    "promise supported",
+                    "model / oracle",
+                ]
+            ],
+            "{:.3f}",
+        )
+        + "\n",
         "Cells over budget:\n",
         markdown_table(
             over[["seed", "weeks", "budget share", "true cost / budget", "cost factor", "promise supported"]],
