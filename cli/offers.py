@@ -92,10 +92,12 @@ def _cmd_offers(args: argparse.Namespace) -> int:
     ratio = getattr(planner, "cost_ratio_", None)
     if ratio:
         promise = planner.budget_promise_
+        own = promise["plan_cost_bound"] or {}
         print(
-            f"budget promise: planned cost = expected cost x {planner.cost_factor_:.3f}, from realised / "
-            f"predicted discount cost {ratio['ratio']:.3f} +- {ratio['se']:.3f} on {ratio['offers']:,} "
-            f"{ratio['source']}; {promise['statement']}"
+            f"budget promise: planned cost = expected cost x {planner.cost_factor_:.3f}, the larger of the "
+            f"plan's own cost bound {own.get('upper', float('nan')):.3f} (bootstrap refits and redemptions) "
+            f"and realised / predicted discount cost {ratio['ratio']:.3f} +- {ratio['se']:.3f} on "
+            f"{ratio['offers']:,} {ratio['source']}; {promise['statement']}"
         )
         if not promise["supported"]:
             print(

@@ -1,13 +1,21 @@
 """The budget promise: plan so that a campaign's TRUE discount cost exceeds its budget with
-probability at most BUDGET_RISK, as far as the model's own checks can tell.
+probability at most BUDGET_RISK, as far as the model's own uncertainty can tell.
 
 A plan buys the options whose predicted profit per cost is highest, which are the ones whose cost the
 model most under-estimates (winner's curse), so a plan priced at the predicted cost overruns its
-budget in truth. The planner therefore prices every option at expected cost x a factor: a one-sided
-bound on realised / predicted discount cost (a chance constraint: ratio + z(1 - risk) x se), measured
-on logged offers the model did not see, among those a plan of the same size would buy. Where the
-check rests on too few offers to promise anything, the plan says so and spends only the part of the
-budget its evidence covers.
+budget in truth. The planner therefore prices every option at expected cost x a factor, the larger of
+two one-sided bounds at z(1 - risk) (a chance constraint):
+
+- the plan's own cost under the model's uncertainty (`plan_cost_bound`): the response model refitted
+  on customer-bootstrap resamples of the logged offers prices the plan's chosen offers; their spread
+  (parameter uncertainty) and the Bernoulli spread of the redemptions give the distribution of the
+  plan's cost over its predicted cost. It sees the plan's own selection and widens by itself where
+  the base is small;
+- realised / predicted discount cost on logged offers the model did not see, among those a plan of
+  the same size would buy (`promise_factor`).
+
+Where the held-out check rests on too few offers to promise anything, the plan says so and spends
+only the part of the budget its evidence covers.
 """
 
 from __future__ import annotations
@@ -43,6 +51,14 @@ FIXED_COST_FACTOR = 1.15
 
 #: A check on fewer offers than this says nothing about a ratio: the selection takes at least these.
 MIN_SELECTED = 50
+
+#: Response-model refits on customer-bootstrap resamples behind the plan's cost distribution.
+BOOTSTRAP_FITS = 20
+
+#: A plan is re-priced with its own cost bound until the bound moves less than this (or after
+#: PROMISE_ROUNDS re-plans): a larger factor buys a different, usually safer, selection.
+PROMISE_TOLERANCE = 0.005
+PROMISE_ROUNDS = 4
 
 CAMPAIGN_CHECKS = ("max", "instead", "off")
 
@@ -204,8 +220,8 @@ def promise_factor(checks: CostChecks, share: float, risk: float = BUDGET_RISK) 
     part, so a factor below 1 would spend more than they can vouch for.
 
     The promise holds only when the held-out check rests on MIN_COST_CHECK_OFFERS offers at the
-    whole selection (`supported`); below that the factor is divided by offers / MIN_COST_CHECK_OFFERS:
-    the plan spends only the part of the budget its evidence covers.
+    whole selection (`supported`); below that the factor is multiplied by the `caution`
+    MIN_COST_CHECK_OFFERS / offers: the plan spends only the part of the budget its evidence covers.
     """
     z = float(norm.ppf(1.0 - risk))
     found = {}
@@ -220,9 +236,8 @@ def promise_factor(checks: CostChecks, share: float, risk: float = BUDGET_RISK) 
     else:
         evidence = ratio_bound(checks.held_out, 1.0, z)["offers"]
     supported = evidence >= MIN_COST_CHECK_OFFERS
-    factor = max(1.0, float(found[source]["upper"]))
-    if not supported:
-        factor /= max(evidence, 1) / MIN_COST_CHECK_OFFERS
+    caution = 1.0 if supported else MIN_COST_CHECK_OFFERS / max(evidence, 1)
+    factor = max(1.0, float(found[source]["upper"])) * caution
     ratio = {
         **found[source],
         "source": source,
@@ -230,5 +245,69 @@ def promise_factor(checks: CostChecks, share: float, risk: float = BUDGET_RISK) 
         "share": share,
         "evidence": int(evidence),
         "supported": bool(supported),
+        "caution": caution,
     }
     return factor, ratio
+
+
+def bootstrap_curves(
+    model: StructuralResponse,
+    frame: pd.DataFrame,
+    features: pd.DataFrame,
+    levels: np.ndarray,
+    baseline: pd.DataFrame | None = None,
+    fits: int = BOOTSTRAP_FITS,
+    seed: int = 0,
+) -> np.ndarray:
+    """fits x rows x levels: `model` refitted on customer-bootstrap resamples of the logged offers
+    `frame` (whole customers drawn with replacement: their offers are not independent), each predicting
+    the response curves of `features` (the candidates). The spread over the fits is the model's
+    parameter uncertainty about each candidate's curve; float32 to keep a large base in memory."""
+    frame = frame.reset_index(drop=True)
+    cust = pd.factorize(frame["customer_id"])[0]
+    n = int(cust.max()) + 1
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(frame))
+    out = np.empty((fits, len(features), len(levels)), dtype=np.float32)
+    for b in range(fits):
+        draws = np.bincount(rng.integers(0, n, n), minlength=n)
+        f = frame.iloc[np.repeat(rows, draws[cust])]
+        if f["bought"].nunique() < 2:
+            raise ValueError("a bootstrap resample of the logged offers has a single outcome: too few offers")
+        m = clone(model).fit(f, f["level"], f["bought"], f["propensity"], baseline=baseline)
+        out[b] = m.predict_curve(features, levels)
+    return out
+
+
+def plan_cost_bound(
+    choice: np.ndarray,
+    curves: np.ndarray,
+    boots: np.ndarray,
+    levels: np.ndarray,
+    value: np.ndarray,
+    risk: float = BUDGET_RISK,
+) -> dict[str, float]:
+    """The distribution of a plan's discount cost over its predicted cost, from the model's own
+    uncertainty: `choice` (ladder column per candidate, -1 none) priced by the planning `curves` and
+    by every bootstrap refit in `boots`. The ratio's mean and spread over the refits (parameter
+    uncertainty) and the Bernoulli spread of the redemptions around the predicted cost combine into
+    the one-sided bound mean + z(1 - risk) x sqrt(sd^2 + redemption_sd^2)."""
+    rows = np.flatnonzero(choice >= 0)
+    if rows.size == 0:
+        return {"mean": 1.0, "parameter_sd": 0.0, "redemption_sd": 0.0, "upper": 1.0}
+    col = choice[rows]
+    unit = np.asarray(levels, dtype=float)[col] * np.asarray(value, dtype=float)[rows]
+    p = curves[rows, col]
+    predicted = float(np.sum(unit * p))
+    if predicted <= 0:
+        return {"mean": 1.0, "parameter_sd": 0.0, "redemption_sd": 0.0, "upper": 1.0}
+    ratios = (boots[:, rows, col].astype(float) @ unit) / predicted
+    redemption_sd = float(np.sqrt(np.sum(unit**2 * p * (1.0 - p)))) / predicted
+    mean, sd = float(ratios.mean()), float(ratios.std(ddof=1)) if len(ratios) > 1 else 0.0
+    z = float(norm.ppf(1.0 - risk))
+    return {
+        "mean": mean,
+        "parameter_sd": sd,
+        "redemption_sd": redemption_sd,
+        "upper": mean + z * float(np.hypot(sd, redemption_sd)),
+    }

@@ -25,7 +25,11 @@ from recsys.offers.budget_margin import (
     BUDGET_RISK,
     CAMPAIGN_CHECKS,
     FIXED_COST_FACTOR,
+    PROMISE_ROUNDS,
+    PROMISE_TOLERANCE,
+    bootstrap_curves,
     cost_checks,
+    plan_cost_bound,
     promise_factor,
 )
 from recsys.offers.candidates import candidate_table
@@ -59,8 +63,9 @@ class DiscountPlanner(BaseEstimator):
     no-discount control), logged with its propensity, so a campaign's outcomes can train the next fit.
     campaign_cost_check: how offers of past campaigns enter the budget margin ('max', 'instead',
     'off'; `recsys.offers.budget_margin.promise_factor`).
-    budget_risk: the budget promise, P(true cost > budget) at most this from the model's own checks;
-    each `plan` states whether its evidence supports it (`budget_promise_`).
+    budget_risk: the budget promise, P(true cost > budget) at most this from the model's own
+    uncertainty (`recsys.offers.budget_margin`); each `plan` states whether its evidence supports it
+    (`budget_promise_`).
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class DiscountPlanner(BaseEstimator):
         self.curves_ = self.response_.predict_curve(self.features_, np.asarray(self.levels))
         self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
         self.cost_checks_ = None
+        self.bootstrap_curves_ = None
         if isinstance(self.response_, StructuralResponse):
             self.cost_checks_ = cost_checks(
                 self.response_,
@@ -135,19 +141,51 @@ class DiscountPlanner(BaseEstimator):
                 self.baseline_frame_,
                 self.campaign_cost_check,
             )
+            self.bootstrap_curves_ = bootstrap_curves(
+                self.response_,
+                self.training_frame_,
+                self.features_,
+                np.asarray(self.levels, dtype=float),
+                self.baseline_frame_,
+            )
+            # plan on the mean over the refits (bagging), not the plug-in fit: the heights are convex
+            # in the parameters, so the plug-in understates the uplift where the model is least sure
+            # (the most deal-prone customers, whose offers a plan buys first)
+            self.curves_ = self.bootstrap_curves_.mean(axis=0, dtype=float)
         # what the plan would spend with no budget: a budget's share of it sizes the cost check
         self.free_cost_ = self.plan_on_curves(self.curves_, 1e12).cost
         self._price(1e12)
         return self
 
-    def _price(self, budget: float) -> None:
-        """The budget promise for `budget` (`cost_factor_`, `cost_ratio_`, `budget_promise_`) and the
-        options priced with it (`options_`)."""
+    def _price(self, budget: float, cap: int | None = None) -> None:
+        """The budget promise for `budget` (`cost_factor_`, `cost_ratio_`, `cost_bound_`,
+        `budget_promise_`) and the options priced with it (`options_`): the held-out check's factor,
+        raised to the bound on the plan's own cost (`plan_cost_bound`) and re-planned until that bound
+        holds. Without enough held-out evidence both are scaled up alike (the check's caution)."""
+        self.cost_bound_ = None
         if self.cost_checks_ is None:  # no logged levels to measure the margin on
             self.cost_factor_, self.cost_ratio_ = FIXED_COST_FACTOR, None
         else:
             share = min(1.0, budget / self.free_cost_) if self.free_cost_ > 0 else 1.0
             self.cost_factor_, self.cost_ratio_ = promise_factor(self.cost_checks_, share, self.budget_risk)
+        self.options_ = price_options(
+            self.curves_, self.candidates_, self.levels, self.tiers_, self.cost_factor_
+        )
+        if self.bootstrap_curves_ is not None:
+            value, levels = self.candidates_["value"].to_numpy(), np.asarray(self.levels, dtype=float)
+            caution = self.cost_ratio_["caution"]
+            for _ in range(PROMISE_ROUNDS):
+                alloc = self._allocate(self.options_, budget, cap)
+                self.cost_bound_ = plan_cost_bound(
+                    alloc.choice, self.curves_, self.bootstrap_curves_, levels, value, self.budget_risk
+                )
+                needed = self.cost_bound_["upper"] * caution
+                if needed <= self.cost_factor_ * (1.0 + PROMISE_TOLERANCE):
+                    break
+                self.cost_factor_ = needed
+                self.options_ = price_options(
+                    self.curves_, self.candidates_, self.levels, self.tiers_, self.cost_factor_
+                )
         ratio = self.cost_ratio_ or {}
         supported = bool(ratio.get("supported", False))
         self.budget_promise_ = {
@@ -155,18 +193,16 @@ class DiscountPlanner(BaseEstimator):
             "supported": supported,
             "cost_factor": float(self.cost_factor_),
             "evidence_offers": int(ratio.get("evidence", 0)),
+            "plan_cost_bound": None if self.cost_bound_ is None else dict(self.cost_bound_),
             "statement": (
-                f"P(true discount cost > budget) <= {self.budget_risk:.0%} by the model's own checks "
-                f"({ratio.get('evidence', 0):,} held-out offers)"
+                f"P(true discount cost > budget) <= {self.budget_risk:.0%} by the model's own uncertainty "
+                f"({ratio.get('evidence', 0):,} held-out offers, {len(self.bootstrap_curves_)} bootstrap refits)"
                 if supported
                 else "no promise: the cost check rests on "
                 f"{ratio.get('evidence', 0):,} offers (fewer than the {budget_margin.MIN_COST_CHECK_OFFERS:,} a promise needs); the plan "
                 "spends only the part of the budget its evidence covers"
             ),
         }
-        self.options_ = price_options(
-            self.curves_, self.candidates_, self.levels, self.tiers_, self.cost_factor_
-        )
 
     def _check_params(self) -> None:
         lookback = self.lookback_weeks
@@ -246,7 +282,7 @@ class DiscountPlanner(BaseEstimator):
         if budget < 0:
             raise ValueError(f"budget must be >= 0, got {budget}")
         cap = self.max_per_customer if max_per_customer is None else max_per_customer
-        self._price(budget)
+        self._price(budget, cap)
         if self.explore == 0.0:
             alloc = self._allocate(self.options_, budget, cap)
             propensity, explored = np.where(alloc.choice >= 0, 1.0, np.nan), None

@@ -1,11 +1,12 @@
 """The budget promise: a one-sided bound on realised / predicted cost, sized to the plan's budget share,
-and no promise (a more cautious plan) where the check rests on too few offers."""
+the plan's own cost over bootstrap refits, and no promise (a more cautious plan) where the check rests
+on too few offers."""
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from recsys.offers.budget_margin import CostChecks, HeldOutCheck, promise_factor, ratio_bound
+from recsys.offers.budget_margin import CostChecks, HeldOutCheck, plan_cost_bound, promise_factor, ratio_bound
 
 
 def _check(n: int, bought: np.ndarray, return_on_cost: np.ndarray | None = None) -> HeldOutCheck:
@@ -49,3 +50,21 @@ def test_too_few_offers_give_no_promise_and_a_more_cautious_plan():
     bound = max(1.0, ratio_bound(check, 1.0, z=norm.ppf(0.98))["upper"])
     assert not info["supported"] and info["evidence"] == n
     assert factor == pytest.approx(bound / (n / 500))  # spends only what the evidence covers
+    assert info["caution"] == pytest.approx(500 / n)
+
+
+def test_the_plan_cost_bound_adds_parameter_and_redemption_spread():
+    levels = np.array([0.0, 0.1, 0.2])
+    curves = np.array([[0.1, 0.5, 0.6], [0.2, 0.4, 0.5], [0.3, 0.5, 0.9]])
+    choice = np.array([1, -1, 2])  # two offers: 10% to the first, 20% to the third
+    value = np.array([10.0, 10.0, 5.0])
+    boots = np.stack([curves * 0.9, curves * 1.1]).astype(np.float32)  # the refits: -10% and +10%
+    b = plan_cost_bound(choice, curves, boots, levels, value, risk=0.02)
+    unit = np.array([0.1 * 10.0, 0.2 * 5.0])
+    p = np.array([0.5, 0.9])
+    assert b["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert b["parameter_sd"] == pytest.approx(np.std([0.9, 1.1], ddof=1), rel=1e-5)
+    assert b["redemption_sd"] == pytest.approx(np.sqrt(np.sum(unit**2 * p * (1 - p))) / np.sum(unit * p))
+    spread = np.hypot(b["parameter_sd"], b["redemption_sd"])
+    assert b["upper"] == pytest.approx(1.0 + norm.ppf(0.98) * spread, rel=1e-5)
+    assert plan_cost_bound(np.full(3, -1), curves, boots, levels, value)["upper"] == 1.0  # no offers

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lab.synthetic import generate
+from recsys.offers import budget_margin
 from recsys.offers.economics import price_options
 from recsys.offers.explain import no_offer_reason
 from recsys.offers.lifecycle import TierRule
@@ -61,6 +62,17 @@ def test_response_model_is_monotone_in_level(planner):
     assert type(planner.response_).__name__ == "StructuralResponse"  # logged levels: the fitted model
     assert np.all(np.diff(planner.curves_, axis=1) >= 0)
     assert planner.cost_factor_ >= 1.0 and planner.cost_ratio_["source"] == "held-out logged offers"
+
+
+def test_the_plan_is_priced_so_its_own_cost_bound_holds(planner):
+    planner.plan(25.0)
+    boots = planner.bootstrap_curves_
+    assert boots.shape[1:] == planner.curves_.shape and len(boots) >= 2
+    assert np.allclose(planner.curves_, boots.mean(axis=0, dtype=float))  # plans on the bagged curves
+    bound = planner.cost_bound_["upper"] * planner.cost_ratio_["caution"]
+    assert planner.cost_factor_ >= max(1.0, planner.cost_ratio_["upper"])
+    assert planner.cost_factor_ * (1 + budget_margin.PROMISE_TOLERANCE) >= bound
+    assert planner.budget_promise_["plan_cost_bound"]["parameter_sd"] > 0
 
 
 def test_without_logged_levels_the_prior_plans(data):
@@ -171,7 +183,7 @@ def test_cli_writes_plan(tmp_path, data, capsys):
     assert main([*base, "--out", str(out)]) == 0
     printed = capsys.readouterr()
     promise_line = printed.out.split("budget promise: planned cost")[1].splitlines()[0]
-    assert "held-out logged offers" in promise_line
+    assert "held-out logged offers" in promise_line and "plan's own cost bound" in promise_line
     # a small log: the check rests on few offers, so the planner promises nothing and says so
     assert "no promise: the cost check rests on" in promise_line
     assert "warning: no promise: the cost check rests on" in printed.err
