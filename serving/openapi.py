@@ -82,6 +82,8 @@ WRITE_ROUTES = (
     "/v1/admin/reload",
 )
 NOT_FOUND_ROUTES = (
+    "/v1/products",  # an unknown store
+    "/v1/recipes",
     "/v1/items/similar",
     "/v1/items/substitutes",
     "/v1/discounts",
@@ -108,7 +110,7 @@ ERRORS = {
     "400": "bad input: malformed JSON, a field out of range, an unknown diet, category or product id",
     "401": "no API key",
     "403": "wrong API key or scope, or the server has no keys configured",
-    "404": "unknown id (item, customer without a history, or no discount plan loaded)",
+    "404": "unknown id (item, store, customer without a history, or no discount plan loaded)",
     "409": "the idempotency key was used for another request",
     "413": "request body larger than RECSYS_MAX_BODY_BYTES",
     "415": "request body is not application/json",

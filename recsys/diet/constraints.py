@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.cache import LRUCache
+from recsys.data.idmap import UnknownIdError
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.profiles import DietProfile, as_profile, tristate_column
 
@@ -152,7 +153,7 @@ class ConstraintEngine:
             return self._all
         key = str(store)
         if key not in self._stock:
-            raise ValueError(f"unknown store {key!r}; stock is known for {len(self._stock)} store(s)")
+            raise UnknownIdError("store", [key])  # an id like any other: the caller's 404
         return self._stock[key]
 
     def mask(

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.cache import LRUCache
+from recsys.data.idmap import UnknownIdError
 from recsys.diet.constraints import ConstraintEngine, ItemFilters
 from recsys.diet.profiles import EMPTY_PROFILE, DietProfile
 from recsys.ranking.basket import DEFAULT_WEIGHT, BasketCompleter, blend
@@ -379,7 +380,10 @@ class ProductSelector:
         for i in rows:
             try:
                 masks[i] = self.mask(queries[i], shoppers[i])
-            except ValueError as exc:  # e.g. an unknown store: this caller's 400, not the batch's
+            except (
+                ValueError,
+                UnknownIdError,
+            ) as exc:  # e.g. an unknown store: this caller's, not the batch's
                 out[i] = exc
         rows = [i for i in rows if i in masks]
         model = self.model

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
+from recsys.data.idmap import UnknownIdError
 from recsys.diet.constraints import ConstraintEngine, ItemFilters, allowed_mask_for_diet
 from recsys.diet.profiles import DietProfile, parse_profile
 from tests.diet.catalogs import catalogs, product_row, profiles, violates
@@ -58,7 +59,7 @@ def test_filters_categories_items_and_stock():
     f = ItemFilters.make(exclude_categories=["BEEF"], store="s1")
     assert np.flatnonzero(engine.mask("gluten-free", f)).tolist() == [1]
     assert np.flatnonzero(engine.mask(None, ItemFilters.make(include_items=["beef", "nope"]))).tolist() == [5]
-    with pytest.raises(ValueError, match="unknown store"):
+    with pytest.raises(UnknownIdError, match="unknown store"):
         engine.mask(None, ItemFilters.make(store="s9"))
 
 

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
+from recsys.data.idmap import UnknownIdError
 from recsys.diet.profiles import as_profile
 from recsys.models.base import Recommender
 from recsys.models.popularity import Popularity
@@ -66,7 +67,7 @@ def test_a_bad_store_fails_that_request_only(dataset):
     sel = selector(Popularity().fit(dataset), dataset, stock=stock)
     shoppers = [sel.shopper(BREAD_BUYERS[0]), sel.shopper(MEAT_BUYERS[0])]
     bad, good = sel.select([ProductQuery(k=3, store="nowhere"), ProductQuery(k=3, store="s1")], shoppers)
-    assert isinstance(bad, ValueError) and "unknown store" in str(bad)
+    assert isinstance(bad, UnknownIdError) and "unknown store" in str(bad)
     assert set(good.items.tolist()) <= set(range(5))
 
 
