@@ -1,7 +1,8 @@
 """Reading and writing a data directory of canonical tables, all-or-nothing.
 
-A data directory holds `<table>.parquet` for each canonical table plus `manifest.json`; extra,
-source-specific tables (synthetic ground truth, say) live under `extra/`.
+A data directory holds each canonical table as `<table>.parquet` or as a directory of parts
+`<table>/part-*.parquet` (what a distributed writer such as Spark produces), plus `manifest.json`;
+extra, source-specific tables (synthetic ground truth, say) live under `extra/`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from recsys.data.schema import TABLES
 from recsys.data.validation import Problem, ValidationError, validated
 
 MANIFEST = "manifest.json"
+PARTS = "part-*.parquet"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -63,6 +65,26 @@ def _digest(tables: dict[str, pd.DataFrame]) -> str:
         h.update(name.encode())
         h.update(pd.util.hash_pandas_object(tables[name], index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def table_files(data_dir: Path, name: str) -> list[Path]:
+    """The Parquet file(s) holding table `name` in a data directory: `<name>.parquet` or its parts."""
+    single = Path(data_dir) / f"{name}.parquet"
+    return [single] if single.exists() else sorted((Path(data_dir) / name).glob(PARTS))
+
+
+def _read_files(files: list[Path]) -> pd.DataFrame:
+    if len(files) == 1:
+        return pd.read_parquet(files[0])
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def digest(data_dir: Path) -> str:
+    """Digest of the canonical tables written in a data directory, whoever wrote them (pandas here,
+    Spark parts elsewhere): the tables read back and typed like `write_tables` types them, so it
+    equals the manifest digest `write_tables` records for the same rows in the same order."""
+    tables = {name: _read_files(files) for name in TABLES if (files := table_files(data_dir, name))}
+    return _digest(validated(tables))
 
 
 def write_tables(
@@ -118,9 +140,9 @@ def read_tables(data_dir: Path, skip: tuple[str, ...] = ()) -> dict[str, pd.Data
             f"{data_dir} is not a prepared data directory (no {MANIFEST}); run 'recsys data prepare' first"
         )
     return {
-        p.stem: pd.read_parquet(p)
-        for p in sorted(data_dir.glob("*.parquet"))
-        if p.stem in TABLES and p.stem not in skip
+        name: _read_files(files)
+        for name in TABLES
+        if name not in skip and (files := table_files(data_dir, name))
     }
 
 
