@@ -43,7 +43,16 @@ def build_world(root: Path) -> tuple[Path, Path]:
     write_synthetic(generate(n_customers=300, n_products=400, weeks=12, seed=0), data)
     dataset = Dataset.load(data)
     model_dir = save_model_dir(BuyAgain().fit(dataset), dataset.items_table, root / "model")
+    from mlflow import MlflowClient
+
+    # an empty registry of the world's own, created now: reloads by version ask it (404), and never
+    # wait for its tables to be made nor touch the project's mlflow.db
+    MlflowClient(tracking_uri=tracking_uri(root)).search_registered_models()
     return data, model_dir
+
+
+def tracking_uri(root: Path) -> str:
+    return f"sqlite:///{root / 'mlflow.db'}"
 
 
 def free_port() -> int:
@@ -58,6 +67,7 @@ def start_server(root: Path, data: Path, model: Path, port: int) -> subprocess.P
     env = {
         **os.environ,
         "RECSYS_EVENTS_URL": f"sqlite:///{root / 'events.db'}",
+        "MLFLOW_TRACKING_URI": tracking_uri(root),
         "RECSYS_API_KEYS": config_entry(KEY, ["read", "write", "admin"]),
         "RECSYS_OFFERS_URI": "none",
         "RECSYS_ACCESS_LOG": "false",
@@ -109,6 +119,8 @@ def fetch_spec(base: str, out: Path, version: str | None) -> tuple[Path, str]:
 
 def run_schemathesis(spec: Path, base: str, out: Path, max_examples: int, seed: int) -> str:
     st = Path(sys.executable).with_name("st")
+    if not st.exists():  # or its own virtualenv on PATH: its pins need not fit the project's
+        st = Path(shutil.which("st") or st)
     if not st.exists():
         raise SystemExit("schemathesis is not installed: .venv/bin/pip install schemathesis")
     cmd = [

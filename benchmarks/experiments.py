@@ -1,7 +1,7 @@
 """Experiment-analysis benchmark: 1,000 seeded simulated experiments per scenario with a known truth
 (lab/experiments.py), and Complete Journey for CUPED on real spend.
 
-    .venv/bin/python benchmarks/experiments.py [--sims 1000] [--cj /work/shared-data/cj]
+    .venv/bin/python benchmarks/experiments.py [--sims 1000] [--cj data/cj]
 
 Checks (targets from issue 20): A/A false-positive rate with daily peeking 5% +- 1.5 points (the
 group-sequential test; naive peeking at 1.96 is printed as the baseline it fixes); coverage of the
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--customers", type=int, default=4000)
     ap.add_argument("--days", type=int, default=14)
-    ap.add_argument("--cj", type=Path, default=Path("/work/shared-data/cj"))
+    ap.add_argument("--cj", type=Path, default=Path("data/cj"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     base = SimSpec(customers=args.customers, days=args.days)

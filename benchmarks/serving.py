@@ -56,8 +56,8 @@ class Row:
 # ---- setup --------------------------------------------------------------------------------------
 
 
-def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
-    """Fit `name` (registry name, default parameters) on all of `data_dir` unless already saved."""
+def ensure_model(data_dir: Path, model_dir: Path, name: str, **params: object) -> None:
+    """Fit `name` (registry name, default parameters but `params`) on all of `data_dir` unless saved."""
     if (model_dir / "model.json").exists():
         return
     import recsys.models  # noqa: F401  (registers every model)
@@ -68,7 +68,7 @@ def ensure_model(data_dir: Path, model_dir: Path, name: str) -> None:
     print(f"fitting {name} on {data_dir} -> {model_dir}", flush=True)
     dataset = Dataset.load(data_dir)
     start = time.perf_counter()
-    model = Recommender.registry[name]().fit(dataset)
+    model = Recommender.registry[name](**params).fit(dataset)
     print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
     save_model_dir(model, dataset.items_table, model_dir, dataset.interactions)
 
@@ -129,6 +129,7 @@ def measure_floor(
     from serving.customers import diet_profile
     from serving.events import EventStore
     from serving.products import ProductJob, recommend_batch
+    from serving.publish import publish
     from serving.runtime import load_runtime
     from serving.schemas import ProductsRequest
 
@@ -136,6 +137,7 @@ def measure_floor(
     settings = Settings(model_dir=model_dir, data_dir=data_dir, events_url=f"sqlite:///{tmp / 'events.db'}")
     rt = load_runtime(settings)
     store = EventStore(settings.events_url)
+    publish(store, data_dir)  # the customers' consent and diets, read by key as the service does
 
     def run(batch: list[str]) -> list[bytes | Exception]:
         jobs = [
@@ -266,14 +268,22 @@ def run_fixed_rate(
         async def connection():
             nonlocal opened
             if not idle.empty() or opened >= max_conns:
-                return await idle.get()
-            opened += 1
-            return await asyncio.open_connection(host, port)
+                conn = await idle.get()
+                if conn is not None:
+                    return conn
+            opened += 1  # a new connection, or the one a broken connection left room for (None)
+            try:
+                return await asyncio.open_connection(host, port)
+            except OSError:
+                opened -= 1
+                idle.put_nowait(None)
+                raise
 
         async def one(due: float) -> None:
-            nonlocal errors
+            nonlocal errors, opened
+            conn = None
             try:
-                reader, writer = await connection()
+                conn = reader, writer = await connection()
                 writer.write(request_bytes())
                 status = int((await reader.readline()).split()[1])
                 length = 0
@@ -288,6 +298,10 @@ def run_fixed_rate(
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 errors += 1
                 lat.append(time.perf_counter() - due)
+                if conn is not None:  # a broken connection is replaced: a waiter opens a new one
+                    conn[1].close()
+                    opened -= 1
+                    idle.put_nowait(None)
 
         n = int(rate * duration)
         t0 = time.perf_counter() + 0.05
@@ -301,7 +315,9 @@ def run_fixed_rate(
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
         while not idle.empty():
-            idle.get_nowait()[1].close()
+            conn = idle.get_nowait()
+            if conn is not None:
+                conn[1].close()
         return lat, errors, elapsed
 
     lat, errors, elapsed = asyncio.run(main())

@@ -11,7 +11,7 @@ from cli.common import EXIT_BAD_INPUT, output_path
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
-    from recsys.data.io import import_dir, read_tables
+    from recsys.data.io import import_dir
     from recsys.data.progress import Progress
     from recsys.prepare import summarize
 
@@ -24,25 +24,21 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
             from training.spark.prepare import SPARK_STEPS, prepare_completejourney_spark
 
             _, report = prepare_completejourney_spark(out, args.raw, Progress(SPARK_STEPS))
-            tables = read_tables(out)
         else:
             from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
 
-            tables, report = prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
+            _, report = prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
         print("Complete Journey raw sizes: " + ", ".join(f"{k} {v:,}" for k, v in report.raw_sizes.items()))
         for reason, n in report.dropped.items():
             print(f"Dropped {n:,} {reason}")
     elif args.source == "synthetic":
-        from lab.synthetic import generate, write_synthetic
+        from lab.synthetic import write_synthetic_parts
 
-        progress = Progress(2)
-        with progress.step(f"generating {args.customers:,} customers x {args.products:,} products"):
-            data = generate(
-                n_customers=args.customers, n_products=args.products, weeks=args.weeks, seed=args.seed
-            )
-        with progress.step(f"validating and writing {out}"):
-            write_synthetic(data, out)
-        tables = data.tables
+        progress = Progress(1)
+        with progress.step(
+            f"generating and writing {args.customers:,} customers x {args.products:,} products"
+        ):
+            write_synthetic_parts(out, args.customers, args.products, args.weeks, args.seed)
     else:
         if not Path(args.source).is_dir():
             raise ValueError(
@@ -51,8 +47,7 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
         progress = Progress(1)
         with progress.step(f"importing {args.source}"):
             import_dir(Path(args.source), out)
-        tables = read_tables(out)
-    print(summarize(tables))
+    print(summarize(out))
     print(f"\nWrote {out} in {time.perf_counter() - start:.1f}s")
     return 0
 

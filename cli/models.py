@@ -115,23 +115,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
-    from recsys.data.splits import temporal_split
     from recsys.models.model_dir import save_model_dir
     from training.data import load_without_erased
 
     model = make_model(model_name, params)
-    dataset, erased = load_without_erased(data)  # untracked is no excuse to keep erased customers
-    train = temporal_split(dataset, until).train
+    # untracked is no excuse to keep erased customers; the lines from `until` on are never read
+    train, erased = load_without_erased(data, before=until)
     if len(train.interactions) == 0:
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, dataset.items_table, out, train.interactions)
+    save_model_dir(model, train.items_table, out, train.interactions)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"
     )
     return 0
+
+
+#: Customers answered and written per block by `recsys recommend`.
+RECOMMEND_BLOCK = 20_000
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
@@ -171,13 +174,19 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         from training.spark.score import recommend_spark
 
         recs = recommend_spark(model_dir, users, query, profile, withdrawn, data).toPandas()
+        write_csv(recs, out)
+        written = len(recs)
     else:
-        shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in users]
-        recs = selector.recommend_frame([query] * len(users), shoppers)
-    write_csv(recs, out)
+        written = 0
+        for lo in range(0, max(len(users), 1), RECOMMEND_BLOCK):  # block by block: memory follows the block
+            block = users[lo : lo + RECOMMEND_BLOCK]
+            shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in block]
+            recs = selector.recommend_frame([query] * len(block), shoppers)
+            write_csv(recs, out, append=lo > 0)
+            written += len(recs)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
-        f"Wrote {len(recs):,} recommendations for {len(users):,} users to {args.out}"
+        f"Wrote {written:,} recommendations for {len(users):,} users to {args.out}"
         + (f" (diet {args.diet})" if args.diet else "")
         + (f" ({unknown} unknown users got the non-personalised list)" if unknown else "")
         + privacy_note(erased, withdrawn)
@@ -191,7 +200,7 @@ def basket_completer(data: Path, selector):
     from recsys.data.io import read_tables
     from recsys.ranking.basket import BasketCompleter
 
-    dataset = Dataset.from_tables(read_tables(data, skip=("promotions",)))
+    dataset = Dataset.from_tables(read_tables(data, skip=("promotions", "interactions")), lines=data)
     to_model = selector.item_index(dataset.items.to_list())
     return BasketCompleter.from_interactions(dataset.interactions, selector.n_items, to_model=to_model)
 

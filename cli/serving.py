@@ -82,7 +82,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from recsys.defaults import DEFAULT_EVENTS_URL
+    from serving.events import EventStore
+    from serving.publish import publish
+    from serving.state_cache import make_bus
+
+    url = args.events_url or os.environ.get("RECSYS_EVENTS_URL") or DEFAULT_EVENTS_URL
+    bus = make_bus(os.environ.get("RECSYS_CACHE_BUS_URL"), os.environ.get("RECSYS_CACHE_CHANNEL"))
+    store = EventStore(url, bus=bus)
+    try:
+        done = publish(store, Path(args.data), recent_days=args.recent_days)
+    finally:
+        store.close()
+    print(
+        f"published {done.customers:,} customers ({done.with_profile:,} with a lifecycle profile; "
+        f"{done.erased_left_out:,} erased left out) of data set {done.digest} into the event store"
+    )
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    pub = sub.add_parser(
+        "publish",
+        help="put a data dir's customer state (consent, diet, recent purchases, lifecycle) into the "
+        "event store, where serving reads it by key",
+    )
+    pub.add_argument("--data", required=True, help="prepared data directory")
+    pub.add_argument(
+        "--events-url", help="event store URL (default $RECSYS_EVENTS_URL or sqlite:///events.db)"
+    )
+    pub.add_argument("--recent-days", type=float, default=28.0, help="purchases counted as at home (recipes)")
+    pub.set_defaults(func=_cmd_publish)
     p = sub.add_parser("serve", help="start the HTTP service (bentoml serve serving.service:RecsysService)")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="0.0.0.0")
@@ -90,7 +121,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model-dir", help="native model directory (default: the registry champion)")
     src.add_argument("--registry-uri", help="registry alias, default models:/grocery-recommender@champion")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--data-dir", help="prepared data directory: customers, consent, diets, stock, recipes")
+    p.add_argument(
+        "--data-dir",
+        help="prepared data directory: the catalog and stock; its customers are published into the "
+        "event store at start unless already there (recsys publish)",
+    )
     p.add_argument(
         "--offers-dir",
         help="discount plan directory (recsys offers --plan-dir); default the registry's "

@@ -33,6 +33,7 @@ to a retailer-sized customer base.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,6 +361,11 @@ def visit_multiplier(drift: np.ndarray, factor: np.ndarray, churn_week: np.ndarr
     return np.where(np.asarray(drift)[:, None] == "stable", 1.0, np.asarray(factor)[:, None] ** steps)
 
 
+def _customer_rows(cust: dict, rows: slice | np.ndarray) -> dict:
+    """The traits of some customers (the persona name list is shared)."""
+    return {k: v if k == "persona_names" else v[rows] for k, v in cust.items()}
+
+
 def _weekly_rate(cust: dict, weeks: int) -> np.ndarray:
     """customers x weeks visit rate after drift."""
     mult = visit_multiplier(cust["drift"], cust["drift_rate"], cust["churn_week"], weeks)
@@ -487,12 +493,14 @@ def _response(
     Hidden: the lognormal noise in `noise`.
     """
     cust = w.cust
+    rows, at = np.unique(c, return_inverse=True)  # the weekly curves of the customers asked about only
+    some = _customer_rows(cust, rows)
     base, umax, half = response_parameters(
-        _weekly_rate(cust, w.weeks)[c, week],
+        _weekly_rate(some, w.weeks)[at, week],
         cust["basket_mean"][c],
         w.prefs[c, g],
         cust["deal"][c],
-        _visit_drop(cust, w.weeks)[c, week],
+        _visit_drop(some, w.weeks)[at, week],
         noise.uplift_c[c] + noise.uplift_cg[c, g],
         noise.half_cg[c, g],
     )
@@ -623,9 +631,15 @@ def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generato
     return _World(seed, weeks, cat, cust, profile, allowed_group, prefs, items)
 
 
-def _lines(w: _World, rng: np.random.Generator, promo_share: float) -> dict[str, np.ndarray]:
-    """Purchase lines in time order: Poisson visits at the drifting rate, groups by taste, items by habit."""
-    cust, G, n_products = w.cust, len(GROUPS), len(w.cat["group"])
+def _lines(
+    w: _World, rng: np.random.Generator, promo: np.ndarray | float, block: slice
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Purchase lines of the customers in `block`, in time order: Poisson visits at the drifting rate,
+    groups by taste, items by habit. `promo` is the product x week shelf-promotion calendar, or the
+    share of products on promotion to draw it with (first block); returned for the next blocks."""
+    G, n_products = len(GROUPS), len(w.cat["group"])
+    cust = _customer_rows(w.cust, block)  # local rows; `lc + lo` is the global customer
+    lo = block.start
     # baskets, customer-major (so the per-customer draws below hit memory in order)
     visits = rng.poisson(_weekly_rate(cust, w.weeks))
     b_cust, b_week = np.nonzero(visits)
@@ -643,23 +657,23 @@ def _lines(w: _World, rng: np.random.Generator, promo_share: float) -> dict[str,
     basket = np.repeat(np.arange(nb), b_size)
     n = len(basket)
     lc = b_cust[basket]
-    rows = np.repeat(np.arange(len(w.prefs)), G)
-    taste = _Segments.build(
-        rows, w.prefs.ravel(), np.tile(np.arange(G, dtype=np.int8), len(w.prefs)), len(w.prefs)
-    )
+    prefs = w.prefs[block]
+    rows = np.repeat(np.arange(len(prefs)), G)
+    taste = _Segments.build(rows, prefs.ravel(), np.tile(np.arange(G, dtype=np.int8), len(prefs)), len(prefs))
     group = taste.draw(lc, rng.random(n)).astype(np.int64)
     # a personal favourite ("buy again") with the persona's repeat rate, else a popularity draw (discovery)
     slot = np.searchsorted(np.cumsum(_FAVOURITE_SLOTS), rng.random(n) * _FAVOURITE_SLOTS.sum(), side="right")
     fav = rng.random(n) < cust["repeat"][lc]
-    u = np.where(fav, _hash_uniform(w.seed, lc, group, slot), rng.random(n))
-    seg = w.profile[lc] * G + group
+    u = np.where(fav, _hash_uniform(w.seed, lc + lo, group, slot), rng.random(n))
+    seg = w.profile[lc + lo] * G + group
     product = w.items.draw(seg, u)
     week = b_week[basket]
-    promo = np.where(
-        rng.random((n_products, w.weeks)) < promo_share,
-        rng.choice([0.1, 0.2, 0.3], (n_products, w.weeks)),
-        0.0,
-    )
+    if not isinstance(promo, np.ndarray):
+        promo = np.where(
+            rng.random((n_products, w.weeks)) < promo,
+            rng.choice([0.1, 0.2, 0.3], (n_products, w.weeks)),
+            0.0,
+        )
     # deal seeking, in proportion to the trait: the line goes to a promoted alternative in the group when
     # one is on the shelf this week, else to a personal markdown/coupon on the usual product
     seek = np.flatnonzero(rng.random(n) < DEAL_LINE_SHARE * cust["deal"][lc])
@@ -688,8 +702,8 @@ def _lines(w: _World, rng: np.random.Generator, promo_share: float) -> dict[str,
     starts = np.cumsum(b_size) - b_size
     new_starts = np.cumsum(size_sorted) - size_sorted
     perm = np.repeat(starts[border] - new_starts, size_sorted) + np.arange(n)
-    return dict(
-        customer=lc[perm].astype(np.int32),
+    lines = dict(
+        customer=(lc[perm] + lo).astype(np.int32),
         product=product[perm].astype(np.int32),
         sec=b_sec[border][np.repeat(np.arange(nb), size_sorted)],
         quantity=quantity[perm],
@@ -699,6 +713,7 @@ def _lines(w: _World, rng: np.random.Generator, promo_share: float) -> dict[str,
         basket=np.repeat(np.arange(nb), size_sorted),
         store=np.repeat(b_store[border].astype(np.int8), size_sorted),
     )
+    return lines, promo
 
 
 def _offers(w: _World, noise: _ResponseNoise, rng: np.random.Generator, per_customer: float) -> dict:
@@ -756,40 +771,96 @@ def _redemption_lines(w: _World, off: dict) -> dict[str, np.ndarray]:
     )
 
 
-def _interactions_table(parts: list[dict], customer_ids: pa.Array, product_ids: pa.Array, t0) -> pd.DataFrame:
-    offset = np.cumsum([0] + [len(p["basket"]) and int(p["basket"].max()) + 1 for p in parts])[:-1]
-    # each part is in time order; a stable sort of the concatenation is a linear merge (timsort runs)
-    order = np.argsort(np.concatenate([p["sec"] for p in parts]), kind="stable")
-    col = {k: np.concatenate([p[k] for p in parts])[order] for k in parts[0] if k != "basket"}
-    basket = np.concatenate([p["basket"] + o for p, o in zip(parts, offset, strict=True)])[order]
+#: Customers drawn per block: what memory holds at once when synthetic data is written in parts.
+BLOCK_CUSTOMERS = 10_000
+_BASKET_DIGITS = 10  # fixed width, so basket ids sort like their numbers whatever the block count
+
+
+def _interactions_table(
+    part: dict[str, np.ndarray], basket_offset: int, customer_ids: pa.Array, product_ids: pa.Array, t0
+) -> pd.DataFrame:
+    digits = pc.utf8_lpad(pa.array(part["basket"] + basket_offset).cast(pa.string()), _BASKET_DIGITS, "0")
     return pd.DataFrame(
         {
-            "customer_id": _str(_take(customer_ids, col["customer"])),
-            "product_id": _str(_take(product_ids, col["product"])),
-            "timestamp": (t0 + col["sec"].astype("timedelta64[s]")).astype("datetime64[ns]"),
-            "quantity": col["quantity"],
-            "value": np.round(col["gross"] - col["discount"], 2),
-            "discount": np.round(col["discount"], 2),
-            "channel": _str(_take(list(CHANNELS), col["channel"])),
-            "basket_id": _str(_take(_ids("B", int(basket.max()) + 1 if basket.size else 0), basket)),
-            "store_id": _str(_take([f"S{i + 1}" for i in range(_STORES)], col["store"])),
+            "customer_id": _str(_take(customer_ids, part["customer"])),
+            "product_id": _str(_take(product_ids, part["product"])),
+            "timestamp": (t0 + part["sec"].astype("timedelta64[s]")).astype("datetime64[ns]"),
+            "quantity": part["quantity"],
+            "value": np.round(part["gross"] - part["discount"], 2),
+            "discount": np.round(part["discount"], 2),
+            "channel": _str(_take(list(CHANNELS), part["channel"])),
+            "basket_id": _str(pc.binary_join_element_wise("B", digits, "")),
+            "store_id": _str(_take([f"S{i + 1}" for i in range(_STORES)], part["store"])),
         }
     )
 
 
-def generate(
-    n_customers: int = 2000,
-    n_products: int = 3000,
-    weeks: int = 26,
-    seed: int = 0,
+@dataclass(frozen=True)
+class _Synthesis:
+    """Small tables and truth, plus what the large ones are drawn from block by block of customers:
+    the first block's lines come from the main random stream (before the offers), every later block
+    from its own seeded stream, so a block never needs its neighbours."""
+
+    tables: dict[str, pd.DataFrame]  # every table but interactions
+    truth: dict[str, pd.DataFrame]  # customers, products
+    w: _World
+    noise: _ResponseNoise
+    first: dict[str, np.ndarray]
+    promo: np.ndarray
+    redemptions: dict[str, np.ndarray]
+    customer_ids: pa.Array
+    product_ids: pa.Array
+    t0: np.datetime64
+    block: int
+
+    def blocks(self) -> list[slice]:
+        n = len(self.w.prefs)
+        return [slice(lo, min(lo + self.block, n)) for lo in range(0, n, self.block)]
+
+    def interaction_parts(self) -> Iterator[pd.DataFrame]:
+        """Purchase lines block by block (each in time order), then the offer redemptions."""
+        offset = 0
+        for i, blk in enumerate(self.blocks()):
+            rng = np.random.default_rng([self.w.seed, i])
+            lines = self.first if i == 0 else _lines(self.w, rng, self.promo, blk)[0]
+            yield _interactions_table(lines, offset, self.customer_ids, self.product_ids, self.t0)
+            offset += int(lines["basket"].max()) + 1 if len(lines["basket"]) else 0
+        yield _interactions_table(self.redemptions, offset, self.customer_ids, self.product_ids, self.t0)
+
+    def response_parts(self) -> Iterator[pd.DataFrame]:
+        """Truth: the response of every customer x group at the end of the period (when a policy acts)."""
+        G, margin = len(GROUPS), np.array([g.margin for g in GROUPS])
+        for blk in self.blocks():
+            c, g = np.repeat(np.arange(blk.start, blk.stop), G), np.tile(np.arange(G), blk.stop - blk.start)
+            resp = _response(self.w, self.noise, c, g, np.full(c.size, self.w.weeks - 1))
+            yield pd.DataFrame({**self._keys(c, g), **resp, "margin": margin[g]})
+
+    def preference_parts(self) -> Iterator[pd.DataFrame]:
+        G = len(GROUPS)
+        for blk in self.blocks():
+            c, g = np.repeat(np.arange(blk.start, blk.stop), G), np.tile(np.arange(G), blk.stop - blk.start)
+            yield pd.DataFrame({**self._keys(c, g), "weight": self.w.prefs[blk].ravel()})
+
+    def _keys(self, c: np.ndarray, g: np.ndarray) -> dict[str, pd.Series]:
+        return {
+            "customer_id": _str(_take(self.customer_ids, c)),
+            "product_group": _str(_take([x.category for x in GROUPS], g)),
+        }
+
+
+def _synthesise(
+    n_customers: int,
+    n_products: int,
+    weeks: int,
+    seed: int,
     start: str = "2024-01-01",
     hidden_share: float = 0.10,
     undeclared_share: float = 0.20,
     offers_per_customer: float = 8.0,
     promo_share: float = PROMO_SHARE,
     response_noise: float = RESPONSE_NOISE,
-) -> SyntheticData:
-    """Canonical tables plus the ground truth that produced them; identical for identical arguments."""
+    block: int = BLOCK_CUSTOMERS,
+) -> _Synthesis:
     if n_products < len(GROUPS) or weeks < 2 or n_customers < 1:
         raise ValueError(f"need n_products >= {len(GROUPS)}, weeks >= 2 and n_customers >= 1")
     rng = np.random.default_rng(seed)
@@ -802,14 +873,10 @@ def generate(
     products, truth_products = _products_table(cat, product_ids)
     customers, members, truth_customers = _customer_tables(cust, customer_ids)
     w = _world(seed, weeks, cat, cust, rng)
-    lines = _lines(w, rng, promo_share)
+    first, promo = _lines(w, rng, promo_share, slice(0, min(block, n_customers)))
     noise = _ResponseNoise.draw(n_customers, G, response_noise, rng)
-    cg_cust, cg_group = np.repeat(np.arange(n_customers), G), np.tile(np.arange(G), n_customers)
-    resp = _response(w, noise, cg_cust, cg_group, np.full(cg_cust.size, weeks - 1))  # when a policy acts
     off = _offers(w, noise, rng, offers_per_customer)
     truth_customers["visit_drop_end"] = _visit_drop(cust, weeks)[:, -1]
-    interactions = _interactions_table([lines, _redemption_lines(w, off)], customer_ids, product_ids, t0)
-    del lines
 
     group_names = [g.category for g in GROUPS]
     sent = t0 + off["sent"].astype("timedelta64[s]")
@@ -830,28 +897,12 @@ def generate(
             "campaign_id": _str(pa.nulls(len(sent), pa.string())),
         }
     )
-    campaign_products = pd.DataFrame({"campaign_id": _str([]), "product_id": _str([])})
-
-    margin = np.array([g.margin for g in GROUPS])
-    cg_ids, cg_names = _str(_take(customer_ids, cg_cust)), _str(_take(group_names, cg_group))
-    truth_response = pd.DataFrame(
-        {
-            "customer_id": cg_ids,
-            "product_group": cg_names,
-            **resp,
-            "margin": margin[cg_group],
-        }
-    )
-    truth_preferences = pd.DataFrame(
-        {"customer_id": cg_ids, "product_group": cg_names, "weight": w.prefs.ravel()}
-    )
     tables = {
         "customers": customers,
         "household_members": members,
         "products": products,
-        "interactions": interactions,
         "offers": offers,
-        "campaign_products": campaign_products,
+        "campaign_products": pd.DataFrame({"campaign_id": _str([]), "product_id": _str([])}),
         # the generator's deals are per line, not a store calendar: an empty (valid) calendar
         "promotions": pd.DataFrame(
             {
@@ -863,11 +914,51 @@ def generate(
             }
         ),
     }
+    truth = {"customers": truth_customers, "products": truth_products}
+    return _Synthesis(
+        tables, truth, w, noise, first, promo, _redemption_lines(w, off), customer_ids, product_ids, t0, block
+    )
+
+
+def generate(
+    n_customers: int = 2000,
+    n_products: int = 3000,
+    weeks: int = 26,
+    seed: int = 0,
+    start: str = "2024-01-01",
+    hidden_share: float = 0.10,
+    undeclared_share: float = 0.20,
+    offers_per_customer: float = 8.0,
+    promo_share: float = PROMO_SHARE,
+    response_noise: float = RESPONSE_NOISE,
+    block: int = BLOCK_CUSTOMERS,
+) -> SyntheticData:
+    """Canonical tables plus the ground truth that produced them, in memory; identical for identical
+    arguments (`write_synthetic_parts` writes the same data without holding it)."""
+    syn = _synthesise(
+        n_customers,
+        n_products,
+        weeks,
+        seed,
+        start,
+        hidden_share,
+        undeclared_share,
+        offers_per_customer,
+        promo_share,
+        response_noise,
+        block,
+    )
+    interactions = pd.concat(list(syn.interaction_parts()), ignore_index=True)
+    order = np.argsort(interactions["timestamp"].to_numpy(), kind="stable")  # one time-ordered table
+    tables = {
+        name: df for name, df in syn.tables.items() if name in ("customers", "household_members", "products")
+    }
+    tables["interactions"] = interactions.iloc[order].reset_index(drop=True)
+    tables.update(syn.tables)
     truth = {
-        "customers": truth_customers,
-        "products": truth_products,
-        "response": truth_response,
-        "preferences": truth_preferences,
+        **syn.truth,
+        "response": pd.concat(list(syn.response_parts()), ignore_index=True),
+        "preferences": pd.concat(list(syn.preference_parts()), ignore_index=True),
     }
     return SyntheticData(
         tables=tables,
@@ -883,25 +974,51 @@ def generate(
 # --------------------------------------------------------------------------------------------- writing
 
 
-def write_synthetic(data: SyntheticData, out: Path) -> dict:
-    """Validated, atomic write: tables as `<table>.parquet`, truth as `extra/truth_<name>.parquet`."""
+def _write(
+    out: Path,
+    seed: int,
+    tables: dict[str, pd.DataFrame],
+    truth: dict[str, pd.DataFrame],
+    interactions: Iterable[pd.DataFrame],
+    truth_parts: dict[str, Iterable[pd.DataFrame]],
+) -> dict:
     from recsys.data.io import write_tables
 
-    manifest = {
-        "source": "synthetic",
-        "seed": data.seed,
-        "sizes": {name: len(df) for name, df in data.tables.items()},
-        "truth": sorted(data.truth),
-    }
-    extra = {f"truth_{name}": df for name, df in data.truth.items()}
+    manifest = {"source": "synthetic", "seed": seed, "truth": sorted([*truth, *truth_parts])}
     # empty optional tables (campaign_products) are left out: absent and empty mean the same
-    tables = {name: df for name, df in data.tables.items() if len(df) or TABLES[name].required}
-    return write_tables(tables, Path(out), manifest, extra=extra)
+    tables = {name: df for name, df in tables.items() if len(df) or TABLES[name].required}
+    return write_tables(
+        tables,
+        Path(out),
+        manifest,
+        extra={f"truth_{name}": df for name, df in truth.items()},
+        parts={"interactions": interactions},
+        extra_parts={f"truth_{name}": parts for name, parts in truth_parts.items()},
+    )
+
+
+def write_synthetic(data: SyntheticData, out: Path) -> dict:
+    """Validated, atomic write of generated data: tables as `<table>.parquet` (purchase lines as
+    `interactions/part-*.parquet`), truth as `extra/truth_<name>.parquet`."""
+    tables = {name: df for name, df in data.tables.items() if name != "interactions"}
+    return _write(out, data.seed, tables, data.truth, [data.tables["interactions"]], {})
+
+
+def write_synthetic_parts(
+    out: Path, n_customers: int, n_products: int, weeks: int, seed: int = 0, block: int = BLOCK_CUSTOMERS
+) -> dict:
+    """Generate and write block by block of `block` customers (the same data `generate` makes): purchase
+    lines and the customer x group truth go to Parquet parts as they are drawn, so memory follows the
+    block, the catalog and the per-customer traits, not the number of purchase lines."""
+    syn = _synthesise(n_customers, n_products, weeks, seed, block=block)
+    parts = {"response": syn.response_parts(), "preferences": syn.preference_parts()}
+    return _write(out, seed, syn.tables, syn.truth, syn.interaction_parts(), parts)
 
 
 def read_truth(data_dir: Path) -> dict[str, pd.DataFrame]:
     """The ground-truth tables written next to a synthetic data directory."""
-    return {
-        p.stem.removeprefix("truth_"): pd.read_parquet(p)
-        for p in sorted(Path(data_dir, "extra").glob("truth_*.parquet"))
-    }
+    from recsys.data.io import read_extra
+
+    extra = Path(data_dir, "extra")
+    names = {p.name.removesuffix(".parquet") for p in extra.glob("truth_*")}
+    return {name.removeprefix("truth_"): read_extra(data_dir, name) for name in sorted(names)}

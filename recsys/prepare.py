@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.data.io import write_tables
+from recsys.data.io import connect, read_manifest, sql_list, table_files, write_tables
 from recsys.data.progress import Progress
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.diet.labeler import attribute_coverage, label_products
@@ -44,20 +44,27 @@ def prepare_completejourney(out: Path, progress: Progress | None = None):
     return tables, report
 
 
-def summarize(tables: dict[str, pd.DataFrame]) -> str:
-    """Human-readable summary of prepared tables (printed by `recsys data prepare`)."""
-    inter = tables["interactions"]
+def summarize(data_dir: Path) -> str:
+    """Human-readable summary of a prepared data directory (printed by `recsys data prepare`); the
+    purchase lines are aggregated by DuckDB over their Parquet file(s), never loaded whole."""
     lines = ["Tables:"]
-    for name, df in tables.items():
-        lines.append(f"  {name:<18} {len(df):>10,} rows")
-    if len(inter):
+    for name, rows in read_manifest(data_dir)["tables"].items():
+        lines.append(f"  {name:<18} {rows:>10,} rows")
+    inter = f"read_parquet({sql_list(table_files(data_dir, 'interactions'))})"
+    con = connect()
+    n, customers, products, baskets, first, last, discounted = con.execute(
+        "SELECT count(*), count(DISTINCT customer_id), count(DISTINCT product_id), count(DISTINCT basket_id),"
+        f" min(timestamp), max(timestamp), avg((discount > 0)::DOUBLE) FROM {inter}"
+    ).fetchone()
+    if n:
         lines += [
             "",
-            f"Interactions: {inter['customer_id'].nunique():,} customers with purchases, "
-            f"{inter['product_id'].nunique():,} products bought, {inter['basket_id'].nunique():,} baskets, "
-            f"{inter['timestamp'].min():%Y-%m-%d} .. {inter['timestamp'].max():%Y-%m-%d}",
-            f"Lines bought on discount: {(inter['discount'] > 0).mean():.1%}",
+            f"Interactions: {customers:,} customers with purchases, {products:,} products bought, "
+            f"{baskets:,} baskets, {first:%Y-%m-%d} .. {last:%Y-%m-%d}",
+            f"Lines bought on discount: {discounted:.1%}",
         ]
-    coverage = attribute_coverage(tables["products"], inter)
+    per_product = con.execute(f"SELECT product_id, count(*) AS n FROM {inter} GROUP BY product_id").df()
+    products_table = pd.read_parquet(table_files(data_dir, "products")[0])
+    coverage = attribute_coverage(products_table, per_product.set_index("product_id")["n"])
     lines += ["", "Diet-attribute coverage (products | purchase lines):", coverage.to_string()]
     return "\n".join(lines)

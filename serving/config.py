@@ -66,6 +66,12 @@ class Settings:
     model_root: Path | None = None
     #: where the model a reload activated is recorded, read at start so a restarted worker keeps it
     active_model_file: Path | None = None
+    #: customers whose state a worker keeps (LRU); bounds its memory whatever the number of customers
+    state_cache_size: int = 20_000
+    #: redis:// URL of the cache bus that drops a changed customer's state on every replica (unset:
+    #: this process only; with PostgreSQL and no bus nothing is cached), and its channel
+    cache_bus_url: str | None = None
+    cache_channel: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -109,4 +115,7 @@ class Settings:
             active_model_file=(
                 Path(env["RECSYS_ACTIVE_MODEL_FILE"]) if env.get("RECSYS_ACTIVE_MODEL_FILE") else None
             ),
+            state_cache_size=int(env.get("RECSYS_STATE_CACHE_SIZE") or 20_000),
+            cache_bus_url=env.get("RECSYS_CACHE_BUS_URL") or None,
+            cache_channel=env.get("RECSYS_CACHE_CHANNEL") or None,
         )

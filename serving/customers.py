@@ -1,8 +1,9 @@
 """Who is asking: consent, diet profile, model row and fresh history of one customer.
 
 Precedence, most recent word first: the event store's override (what the app told us since the
-data was prepared) > the customers table of the data set > the server default. An erased id keeps
-only what was recorded after the erasure; its rows in the model are never used again.
+data was prepared) > the customers table of the data set (published into the store,
+serving/publish.py) > the server default. An erased id keeps only what was recorded after the
+erasure; its rows in the model are never used again.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def resolve(
     default_consent: bool,
 ) -> Shopper:
     record = state.record
-    base = None if state.erased else rt.customers.get(customer_id)
+    base = None if state.erased else state.base
     if record is not None:
         consent, marketing = record.consent_personalisation, record.consent_marketing
         excl, prefs = record.diet_exclusions, record.diet_preferences

@@ -5,8 +5,8 @@ opens a store records the secret's fingerprint and, in the same transaction, mov
 before keyed hashes (unkeyed SHA-256) to `erasures_legacy`. A process opening the store with another
 secret stops: its keys would match nobody, and erased customers would come back.
 
-`rekey_legacy` turns legacy rows of known customers (the model's and the data's, at service start)
-into keyed rows; the rest stay in `erasures_legacy`, where batch jobs still match them.
+`rekey_legacy` turns legacy rows of known customers (the model's at service start, the data set's when
+it is published: serving/publish.py) into keyed rows; the rest stay in `erasures_legacy`, where batch jobs still match them.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def rekey_legacy(engine: Engine, secret: bytes, customer_ids: Iterable[str]) -> 
 
 
 def known_customers(runtime: Any) -> set[str]:
-    """Every customer id a serving runtime knows: the model's users and the data set's customers."""
-    return set(map(str, runtime.model.users_.to_list())) | set(runtime.customers)
+    """Every customer id a serving runtime knows: the model's users (the data set's customers are
+    re-keyed when they are published, serving/publish.py)."""
+    return set(map(str, runtime.model.users_.to_list()))
 
 
 def rekey_at_start(store: Any, runtime: Any) -> int:

@@ -1,7 +1,8 @@
 """Experiments in serving: which variant answers, its model next to the champion, exposure logging.
 
 The configs are read once at start-up from RECSYS_EXPERIMENTS_DIR (YAML, recsys.experiments.config);
-a variant with its own `model` is loaded beside the champion at the same time. For every products,
+a variant with its own `model` is loaded beside the champion at the same time, and again by every
+`/v1/admin/reload` (a registry alias may name a newer version by then). For every products,
 recipes or discounts answer the first running experiment of that surface whose population admits the
 customer picks the variant (sticky hash, recsys.experiments.assignment); the answer carries
 `{"experiment", "variant"}`, and ONE exposure row is committed before the answer is returned (the
@@ -86,7 +87,8 @@ logger = logging.getLogger("serving")
 
 
 class Experiments:
-    """The running configuration of one server worker (read-only after start-up)."""
+    """The running configuration of one server worker (read-only after start-up but `runtimes`,
+    which a reload replaces whole)."""
 
     def __init__(self, settings: Settings, engine: Engine, directory: str | Path | None = None) -> None:
         directory = directory or os.environ.get("RECSYS_EXPERIMENTS_DIR") or None
@@ -106,6 +108,15 @@ class Experiments:
             logger.warning("exposure table not checked (event store unavailable: %s)", type(exc).__name__)
         # group commit: exposures of concurrent answers share one transaction (in a worker thread)
         self._writer = MicroBatcher(self._commit, max_batch_size=256)
+
+    def reload_models(self, settings: Settings) -> dict[tuple[str, str], Runtime]:
+        """Every variant model loaded again from its configured source, each built beside the one it
+        replaces (an unchanged data set and catalog are reused, so this is cheap); raises when one
+        cannot load, and the caller keeps the current ones."""
+        return {
+            key: _load_variant(settings, self.configs[key[0]].variant(key[1]).model, previous=rt)
+            for key, rt in self.runtimes.items()
+        }
 
     def arm(self, surface: str, shopper: Shopper, now: datetime | None = None) -> Arm | None:
         """The first running experiment on `surface` that admits the customer, or None."""
@@ -152,10 +163,10 @@ def _row(arm: Arm, exposure: Exposure) -> dict:
     }
 
 
-def _load_variant(settings: Settings, model: str) -> Runtime:
+def _load_variant(settings: Settings, model: str, previous: Runtime | None = None) -> Runtime:
     if model.startswith("models:/"):
-        return load_runtime(replace(settings, model_dir=None, registry_uri=model))
-    return load_runtime(settings, Path(model))
+        return load_runtime(replace(settings, model_dir=None, registry_uri=model), previous=previous)
+    return load_runtime(settings, Path(model), previous=previous)
 
 
 def _load_plan(settings: Settings, where: str) -> DiscountPlan:

@@ -2,13 +2,16 @@
 
 BentoML generates the document from the pydantic models, but with its own title, version `None`, a
 boilerplate description, no security scheme, no request examples and its own error schemas; its
-index page loads a third-party tag manager. `ApiDocs` (an ASGI middleware) answers three paths
-itself and leaves every other request to BentoML:
+index page loads a third-party tag manager; it writes optional fields without their null and lists
+one method of a path served both by a mounted app and an API. `ApiDocs` (an ASGI middleware)
+answers three paths itself, and methods a documented path does not have with a 405 whose `Allow`
+lists the document's; it leaves every other request to BentoML:
 
 - `/docs.json`: BentoML's document with the project's title, version and description, an example
   for every request body, the bearer security scheme, the error responses the routes really give
-  (`{"error": reason}`), and each health route once (BentoML's /livez, /healthz, /readyz stay
-  served for orchestrators but are not listed next to /v1/health/*);
+  (`{"error": reason}`), optional fields that admit null, both methods of /v1/customers/profile,
+  and each health route once (BentoML's /livez, /healthz, /readyz stay served for orchestrators but
+  are not listed next to /v1/health/*);
 - `/docs`: Swagger UI from BentoML's bundled static files (no script from another host);
 - `/`: a redirect to `/docs`.
 """
@@ -78,7 +81,16 @@ WRITE_ROUTES = (
     "/v1/customers/erase",
     "/v1/admin/reload",
 )
-NOT_FOUND_ROUTES = ("/v1/items/similar", "/v1/items/substitutes", "/v1/discounts", "/v1/feedback")
+NOT_FOUND_ROUTES = (
+    "/v1/items/similar",
+    "/v1/items/substitutes",
+    "/v1/discounts",
+    "/v1/feedback",
+    "/v1/checkout",
+    "/v1/customers/profile",
+)
+#: routes answered by a mounted app AND a BentoML API: BentoML lists only the mounted app's method
+BOTH_METHODS = {"/v1/customers/profile": ("ProfileRequestIODescriptor", "ProfileResponseIODescriptor")}
 HIDDEN = ("/healthz", "/livez", "/readyz")
 SECURITY = {"bearer": {"type": "http", "scheme": "bearer", "description": "an API key (RECSYS_API_KEYS)"}}
 ERROR_SCHEMA = {
@@ -96,10 +108,11 @@ ERRORS = {
     "400": "bad input: malformed JSON, a field out of range, an unknown diet, category or product id",
     "401": "no API key",
     "403": "wrong API key or scope, or the server has no keys configured",
-    "404": "unknown id (item, or no discount plan loaded)",
+    "404": "unknown id (item, customer without a history, or no discount plan loaded)",
     "409": "the idempotency key was used for another request",
     "413": "request body larger than RECSYS_MAX_BODY_BYTES",
     "415": "request body is not application/json",
+    "422": "the model did not load (damaged or inconsistent files): the current model keeps serving",
     "503": "not ready (warming up, event store unavailable)",
 }
 
@@ -140,10 +153,68 @@ def patch_spec(spec: dict[str, Any]) -> dict[str, Any]:
     schemas["Error"] = ERROR_SCHEMA
     for path in HIDDEN:
         spec["paths"].pop(path, None)
+    for path, (request, response) in BOTH_METHODS.items():
+        if path in spec["paths"] and "post" not in spec["paths"][path]:
+            spec["paths"][path]["post"] = _post_operation(path, request, response)
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             _patch_operation(path, method, op)
+    _nullable(spec)
+    if "FeedbackEvent" in schemas:
+        _needs_an_item(schemas["FeedbackEvent"])
     return spec
+
+
+def _needs_an_item(schema: dict[str, Any]) -> None:
+    """The service's rule for a feedback event: an item_id, except that an offer_redeemed event may
+    name the offer or the product group instead (BentoML's schema model has no if/then/else)."""
+    named = lambda field: {"required": [field], "properties": {field: {"type": "string", "minLength": 1}}}  # noqa: E731
+    schema["if"] = {"properties": {"event_type": {"const": "offer_redeemed"}}}
+    schema["then"] = {"anyOf": [named("item_id"), named("offer_id"), named("product_group")]}
+    schema["else"] = named("item_id")
+
+
+def _post_operation(path: str, request: str, response: str) -> dict[str, Any]:
+    ref = lambda name: {"schema": {"$ref": f"#/components/schemas/{name}"}}  # noqa: E731
+    return {
+        "summary": path.rsplit("/", 1)[-1],
+        "operationId": f"post{path.replace('/', '_')}",
+        "requestBody": {"content": {"application/json": ref(request)}},
+        "responses": {
+            "200": {"description": "Successful Response", "content": {"application/json": ref(response)}}
+        },
+    }
+
+
+def _nullable(node: Any) -> None:
+    """BentoML writes an optional field (`X | None = None`) as plain X with `default: null`, so null,
+    which the field accepts and answers carry, would break the document: make each such schema admit
+    null again (OpenAPI 3.1: a "null" type, or anyOf with null around a reference)."""
+    if isinstance(node, list):
+        for x in node:
+            _nullable(x)
+        return
+    if not isinstance(node, dict):
+        return
+    for key in ("properties", "$defs"):
+        for schema in (node.get(key) or {}).values():
+            if isinstance(schema, dict) and "default" in schema and schema["default"] is None:
+                _admit_null(schema)
+    for value in node.values():
+        _nullable(value)
+
+
+def _admit_null(schema: dict[str, Any]) -> None:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        schema["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        kind.append("null")
+    elif "$ref" in schema or "allOf" in schema:
+        inner = {"$ref": schema.pop("$ref")} if "$ref" in schema else {"allOf": schema.pop("allOf")}
+        schema["anyOf"] = [inner, {"type": "null"}]
+    elif "anyOf" in schema and {"type": "null"} not in schema["anyOf"]:
+        schema["anyOf"].append({"type": "null"})
 
 
 def _patch_operation(path: str, method: str, op: dict[str, Any]) -> None:
@@ -152,19 +223,24 @@ def _patch_operation(path: str, method: str, op: dict[str, Any]) -> None:
         op["tags"] = ["Operations"]
     else:
         op["tags"] = ["Customers and feedback" if write else "Recommendations"]
-    if method != "post":
+    if method != "post" and path not in EXAMPLES:
         return
     # every route needs a key with its scope (reads can be opened with RECSYS_READ_REQUIRES_KEY=false)
     op["security"] = [{"bearer": []}]
     if "requestBody" in op:
-        op["requestBody"]["required"] = True
+        # reload: no body means `{}` (the configured default); every other body has required fields
+        op["requestBody"]["required"] = path != "/v1/admin/reload"
     body = op.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None and path in EXAMPLES:
         body["example"] = EXAMPLES[path]
     responses = {str(k): v for k, v in op.get("responses", {}).items() if not str(k).startswith(("4", "5"))}
-    codes = ["400", "401", "403", *(["404"] if path in NOT_FOUND_ROUTES else []), "413", "415", "503"]
+    codes = ["400", "401", "403", *(["404"] if path in NOT_FOUND_ROUTES else [])]
+    codes += ["413", "415", "503"] if method == "post" else ["503"]
     if path == "/v1/checkout":
         codes.insert(3, "409")
+    if path == "/v1/admin/reload":
+        codes.insert(3, "404")  # a registry version or model dir that does not exist
+        codes.insert(4, "422")
     responses.update({code: _error(ERRORS[code]) for code in codes})
     op["responses"] = responses
 
@@ -194,23 +270,44 @@ class ApiDocs:
     def __init__(self, app: Any, service: Any) -> None:
         self.app = app
         self.service = service
-        self._spec: bytes | None = None
+        self._spec: dict[str, Any] | None = None
+        self._allowed: dict[str, tuple[str, ...]] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
+        path, method = scope.get("path", ""), scope.get("method", "")
+        allowed = None if method in ("GET", "HEAD", "POST") else self._methods().get(path)
+        if allowed:  # e.g. OPTIONS: 405 naming what the document lists, not just BentoML's route
+            allow = [(b"allow", ", ".join(allowed).encode())]
+            await _send(send, 405, b"Method Not Allowed", "text/plain", allow)
+            return
+        if method not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
         if path == "/":
             await _send(send, 307, b"", "text/plain", [(b"location", b"/docs")])
         elif path in ("/docs", "/docs/"):
             await _send(send, 200, SWAGGER_PAGE.format(title=TITLE).encode(), "text/html; charset=utf-8")
         elif path == "/docs.json":
-            if self._spec is None:
-                self._spec = json.dumps(patch_spec(self.service.openapi_spec.asdict())).encode()
-            await _send(send, 200, self._spec, "application/json")
+            await _send(send, 200, json.dumps(self._document()).encode(), "application/json")
         else:
             await self.app(scope, receive, send)
+
+    def _document(self) -> dict[str, Any]:
+        if self._spec is None:
+            self._spec = patch_spec(self.service.openapi_spec.asdict())
+        return self._spec
+
+    def _methods(self) -> dict[str, tuple[str, ...]]:
+        """Path -> the methods the document lists (GET brings HEAD)."""
+        if self._allowed is None:
+            self._allowed = {}
+            for path, ops in self._document()["paths"].items():
+                methods = sorted(m.upper() for m in ops)
+                self._allowed[path] = tuple(methods + (["HEAD"] if "GET" in methods else []))
+        return self._allowed
 
 
 async def _send(

@@ -1,14 +1,14 @@
 """`/v1/customers/profile` (GET and POST): a customer's lifecycle profile, consent-aware.
 
 The figures come from the library (`recsys.offers.profiles`, the planner's own lifecycle metrics),
-computed once per loaded runtime from its data directory's purchase history, on the first request
-(seconds on Complete Journey), then answered from memory. A customer without personalisation consent,
+computed from a data directory's purchase history when it is published into the event store
+(serving/publish.py) and read by key with the rest of the customer's state. A customer without personalisation consent,
 or erased, gets `profiled: false` and the reason: profiling is personalisation.
 """
 
 from __future__ import annotations
 
-import threading
+import json
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.ranking.selection import Shopper
 from serving.errors import ApiError
-from serving.runtime import Runtime
+from serving.events import CustomerState
 
 
 class ProfileRequest(BaseModel):
@@ -44,51 +44,22 @@ class ProfileResponse(BaseModel):
     best_send_time: str | None = Field(None, description="weekday and hour to send an offer")
 
 
-class ProfileBook:
-    """Profiles of one runtime's customers, computed on first use (one at a time), keyed by model row."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._for: Runtime | None = None
-        self._table: pd.DataFrame | None = None
-        self._as_of: str | None = None
-
-    def table(self, rt: Runtime) -> tuple[pd.DataFrame, str]:
-        from recsys.offers.profiles import customer_profiles
-
-        if rt.dataset is None:
-            raise ApiError(404, "no customer data loaded (RECSYS_DATA_DIR): profiles need purchase history")
-        with self._lock:
-            if self._for is not rt:
-                inter = rt.dataset.interactions
-                frame = inter[["user_idx", "basket_id", "timestamp", "value", "discount"]].rename(
-                    columns={"user_idx": "customer_id"}
-                )
-                as_of = frame["timestamp"].max().normalize() + pd.Timedelta(days=1)
-                self._table, self._as_of, self._for = customer_profiles(frame, as_of), str(as_of.date()), rt
-            return self._table, self._as_of  # type: ignore[return-value]
-
-
-def answer(rt: Runtime, book: ProfileBook, cust: Shopper, erased: bool) -> ProfileResponse:
-    if erased:
+def answer(cust: Shopper, state: CustomerState) -> ProfileResponse:
+    """The published lifecycle profile of a resolved customer, or why there is none."""
+    if state.erased:
         return ProfileResponse(customer_id=cust.customer_id, profiled=False, reason="customer erased")
     if not cust.personalised:
         reason = "no personalisation consent on record"
         return ProfileResponse(customer_id=cust.customer_id, profiled=False, reason=reason)
-    table, as_of = book.table(rt)
-    users = rt.dataset.users  # type: ignore[union-attr]
-    if cust.customer_id not in users:
-        raise ApiError(404, f"unknown customer id {cust.customer_id!r}: no purchase history")
-    idx = int(users.to_internal([cust.customer_id])[0])
-    if idx not in table.index:
-        return ProfileResponse(
-            customer_id=cust.customer_id, profiled=False, reason="no purchases to profile", as_of=as_of
-        )
-    row: dict[str, Any] = table.loc[idx].to_dict()
+    if state.base is None:
+        raise ApiError(404, f"unknown customer id {cust.customer_id!r}: no purchase history published")
+    if state.lifecycle is None:
+        return ProfileResponse(customer_id=cust.customer_id, profiled=False, reason="no purchases to profile")
+    row: dict[str, Any] = json.loads(state.lifecycle)
     return ProfileResponse(
         customer_id=cust.customer_id,
         profiled=True,
-        as_of=as_of,
+        as_of=row.get("as_of"),
         segment=str(row["segment"]),
         churn_risk=_num(row["churn_risk"]),
         churn_tier=str(row["churn_tier"]),

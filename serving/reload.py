@@ -22,7 +22,8 @@ from serving.errors import ApiError
 
 logger = logging.getLogger("serving")
 
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # a registry version number or alias (MLflow's)
+_REF = re.compile(REF_PATTERN)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ from one version with an item table or masks from another.
 
 Sources: a native model directory (RECSYS_MODEL_DIR) or the MLflow registry alias
 `models:/grocery-recommender@champion`, whose pyfunc model carries the native directory and the
-items table as artifacts. A data directory (RECSYS_DATA_DIR) adds customers (consent, diet),
-interactions (stock per store) and what recipes need. The discount plan is a separate artifact
-(serving/discounts.py).
+items table as artifacts. A data directory (RECSYS_DATA_DIR) adds the catalog: the products table and
+stock per store. Customer state (consent, diet, recent purchases, lifecycle) is NOT loaded here: it
+is read by key from the event store (serving/events.py, published by serving/publish.py), so the
+memory of a worker does not grow with the number of customers. The discount plan is a separate
+artifact (serving/discounts.py).
 """
 
 from __future__ import annotations
@@ -23,24 +25,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Dataset
 from recsys.data.io import read_tables
+from recsys.data.schema import TABLES
 from recsys.models.base import Recommender
 from recsys.personalize import Personalizer
 from recsys.ranking.basket import BasketCompleter
 from recsys.ranking.selection import ProductSelector
 from serving.config import Settings
+from serving.errors import ApiError
 from serving.reload import ModelSource
 
 logger = logging.getLogger("serving")
 
 
 @dataclass(frozen=True)
-class CustomerRow:
-    consent_personalisation: bool
-    consent_marketing: bool
-    diet_exclusions: str | None
-    diet_preferences: str | None
+class Catalog:
+    """What a data directory adds to a model for serving: the item table and which store sells what.
+
+    Catalog-sized only: customer state is read by key from the event store (serving/publish.py puts
+    it there), so a worker's memory follows the catalog and the model, not the customers."""
+
+    items_table: pd.DataFrame
+    store_items: dict[str, np.ndarray] | None = None  # store id -> rows of items_table sold there
+    data_dir: Path | None = None
+    key: tuple | None = None  # data_key(data_dir) when read
 
 
 @dataclass
@@ -50,29 +58,31 @@ class Runtime:
     model: Recommender
     version: str
     source: str
-    items_table: pd.DataFrame  # row i describes model item i
-    dataset: Dataset | None = None
+    catalog: Catalog
     baskets: BasketCompleter | None = None  # basket co-occurrence saved with the model
-    data_key: object = None  # identifies the data directory's contents the dataset was read from
-    #: a runtime on the same dataset: its dataset-only parts (stock, customers) are taken, not rebuilt
-    reuse: Runtime | None = field(default=None, repr=False)
+    #: the runtime this one replaces; its catalog parts are shared when the catalog is the same
+    same_catalog: Runtime | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        same = self.reuse is not None and self.dataset is not None and self.reuse.dataset is self.dataset
-        self.stock = self.reuse.stock if same else self._stock()
-        data = self.dataset if self.dataset is not None else self.items_table
+        # products-table row -> model row (-1: a product the model does not know)
+        position = {str(u): i for i, u in enumerate(self.model.items_.to_list())}
+        product_ids = self.catalog.items_table["product_id"].astype(str)
+        to_model = np.fromiter((position.get(p, -1) for p in product_ids), np.int64, len(product_ids))
+        self.stock = _stock(self.catalog.store_items, to_model)
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
-        self.personalizer = Personalizer(self.model, data, stock=self.stock)
+        # a reload over the same catalog: the catalog's parts of the selection layer are shared
+        shared = self.same_catalog
+        shared = shared.personalizer if shared is not None and shared.catalog is self.catalog else None
+        self.personalizer = Personalizer(
+            self.model, self.catalog.items_table, stock=self.stock, same_catalog=shared
+        )
         self.selector: ProductSelector = self.personalizer.selector
+        if self.baskets is None and self.catalog.data_dir is not None:
+            # an older model dir without basket.npz: build it from the data at load (ranking/basket.py)
+            self.baskets = _data_baskets(self.catalog.data_dir, product_ids, to_model, self.selector.n_items)
         if self.baskets is not None:
             self.selector.baskets = self.baskets
-        elif self.dataset is not None and "basket_id" in self.dataset.interactions:
-            # an older model dir without basket.npz: build it from the data at load (ranking/basket.py)
-            to_model = self.selector.item_index(self.dataset.items.to_list())  # data -> model rows
-            self.selector.baskets = BasketCompleter.from_interactions(
-                self.dataset.interactions, self.selector.n_items, to_model=to_model
-            )
         self.items_table = self.personalizer.items_table
         self.engine = self.selector.engine
         self.n_items = self.selector.n_items
@@ -80,42 +90,7 @@ class Runtime:
         self.names = self.selector.names
         self.categories = self.selector.categories
         self.co2e = self.selector.co2e
-        self.customers = self.reuse.customers if same else self._customers()
-        self.reuse = None  # never keep the previous snapshot alive
-
-    # ---- derived data ---------------------------------------------------------------------------
-    def _stock(self) -> dict[str, np.ndarray] | None:
-        """Items sold per store: the in-stock proxy when no stock feed exists."""
-        if self.dataset is None or "store_id" not in self.dataset.interactions:
-            return None
-        inter = self.dataset.interactions[["store_id", "item_idx"]].dropna()
-        if inter.empty:
-            return None
-        inter = inter.drop_duplicates()
-        return {str(s): g.to_numpy() for s, g in inter.groupby(inter["store_id"].astype(str))["item_idx"]}
-
-    def _customers(self) -> dict[str, CustomerRow]:
-        if self.dataset is None:
-            return {}
-        users = self.dataset.users_table
-        get = lambda c: users[c] if c in users else pd.Series([None] * len(users))  # noqa: E731
-        rows = zip(
-            users["customer_id"].astype(str),
-            get("consent_personalisation"),
-            get("consent_marketing"),
-            get("diet_exclusions"),
-            get("diet_preferences"),
-            strict=True,
-        )
-        return {
-            cid: CustomerRow(
-                bool(cp) if cp is not None else False,
-                bool(cm) if cm is not None else False,
-                _str(ex),
-                _str(pr),
-            )
-            for cid, cp, cm, ex, pr in rows
-        }
+        self.same_catalog = None  # never keep the previous snapshot alive
 
     def history(self, user_idx: int) -> np.ndarray:
         return self.selector.history(user_idx)
@@ -143,15 +118,55 @@ class Runtime:
                 logger.exception("warming %s failed", name)
 
 
-def _str(value: object) -> str | None:
-    if value is None:
+def _stock(store_items: dict[str, np.ndarray] | None, to_model: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Model items sold per store: the in-stock proxy when no stock feed exists."""
+    if not store_items:
         return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
+    out = {}
+    for store, rows in store_items.items():
+        idx = to_model[rows]
+        out[store] = np.unique(idx[idx >= 0])
+    return out
+
+
+def _interaction_columns(data_dir: Path, wanted: tuple[str, ...]) -> pd.DataFrame | None:
+    """Only these columns of the purchase lines (those that exist), read and dropped by the caller."""
+    import pyarrow.dataset as ds
+
+    path = Path(data_dir) / "interactions.parquet"
+    if not path.exists():
+        return None
+    present = [c for c in wanted if c in ds.dataset(path).schema.names]
+    return pd.read_parquet(path, columns=present) if "product_id" in present else None
+
+
+def read_catalog(data_dir: Path) -> Catalog:
+    """The products table and which store sold what (the purchase lines are read column-wise and
+    not kept)."""
+    skip = tuple(t for t in TABLES if t != "products")
+    items = read_tables(data_dir, skip=skip)["products"]
+    store_items = None
+    lines = _interaction_columns(data_dir, ("store_id", "product_id"))
+    if lines is not None and "store_id" in lines:
+        lines = lines.dropna().drop_duplicates()
+        rows = pd.Index(items["product_id"].astype(str)).get_indexer(lines["product_id"].astype(str))
+        lines = lines.assign(row=rows)[rows >= 0]
+        if not lines.empty:
+            store_items = {
+                str(s): g.to_numpy(np.int64) for s, g in lines.groupby(lines["store_id"].astype(str))["row"]
+            }
+    return Catalog(items.reset_index(drop=True), store_items, Path(data_dir), data_key(data_dir))
+
+
+def _data_baskets(
+    data_dir: Path, product_ids: pd.Series, to_model: np.ndarray, n_items: int
+) -> BasketCompleter | None:
+    lines = _interaction_columns(data_dir, ("basket_id", "product_id"))
+    if lines is None or "basket_id" not in lines:
+        return None
+    rows = pd.Index(product_ids).get_indexer(lines["product_id"].astype(str))
+    lines = pd.DataFrame({"basket_id": lines["basket_id"].to_numpy(), "item_idx": rows})[rows >= 0]
+    return BasketCompleter.from_interactions(lines, n_items, to_model=to_model)
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -164,7 +179,7 @@ def load_runtime(
     else the registry alias. Every file is checksummed and every array validated before the model can
     score (ModelCorrupt, a ValueError, otherwise): a damaged model is refused, never served.
 
-    With `previous` (a reload), the data set is taken from it when the data directory is unchanged
+    With `previous` (a reload), the catalog is taken from it when the data directory is unchanged
     (same `data_key`): re-reading it is most of a reload's time and CPU, which requests share."""
     import recsys.models  # noqa: F401  (registers every model)
 
@@ -182,16 +197,12 @@ def load_runtime(
         model = Recommender.load(model_dir)
     # serving scores with what the model learnt; the promotion calendar is only read by training
     key = data_key(settings.data_dir)
-    if previous is not None and previous.dataset is not None and key is not None and previous.data_key == key:
-        dataset = previous.dataset
+    if previous is not None and key is not None and previous.catalog.key == key:
+        catalog = previous.catalog
     elif settings.data_dir is not None:
-        dataset = Dataset.from_tables(read_tables(settings.data_dir, skip=("promotions",)))
-    else:
-        dataset = None
-    if dataset is not None:
-        items = dataset.items_table
+        catalog = read_catalog(settings.data_dir)
     elif artifact_items is not None:
-        items = pd.read_parquet(artifact_items)
+        catalog = Catalog(pd.read_parquet(artifact_items))
     else:
         raise ValueError(f"no items table: set RECSYS_DATA_DIR or log 'items' with the model ({where})")
     logger.info("loaded model %s (%s) from %s", model.name, version, where)
@@ -199,11 +210,9 @@ def load_runtime(
         model=model,
         version=version,
         source=where,
-        items_table=items,
-        dataset=dataset,
+        catalog=catalog,
         baskets=BasketCompleter.load(model_dir),
-        data_key=key,
-        reuse=previous,
+        same_catalog=previous,
     )
 
 
@@ -256,14 +265,23 @@ def download_champion(settings: Settings, ref: str | None = None) -> tuple[Path,
     """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     name, alias = parse_registry_uri(settings.registry_uri)
     alias = ref or alias
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    if alias.isdigit():
-        mv = client.get_model_version(name, alias)
-    else:
-        mv = client.get_model_version_by_alias(name, alias)
+    try:
+        mv = (
+            client.get_model_version(name, alias)
+            if alias.isdigit()
+            else client.get_model_version_by_alias(name, alias)
+        )
+    except MlflowException as exc:
+        if exc.error_code == "INVALID_PARAMETER_VALUE":  # e.g. a name MLflow reserves
+            raise ApiError(400, f"registry version or alias {alias!r}: {exc.message}") from exc
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ApiError(404, f"no version or alias {alias!r} of {name!r} in the model registry") from exc
     mlflow.set_tracking_uri(settings.tracking_uri)
     dst = Path(tempfile.mkdtemp(prefix=f"recsys-{name}-v{mv.version}-"))
     local = Path(

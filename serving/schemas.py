@@ -7,18 +7,29 @@ from the service.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from recsys.diet.profiles import VALID_NAMES
+from serving.reload import REF_PATTERN
 
 CustomerId = Field(min_length=1, max_length=128, description="pseudonymous loyalty customer id")
+#: an integer; JSON Schema counts 5.0 as one, so a whole float is taken as the integer (strict types)
+Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
+#: a diet or exclusion name as documented (the service also takes any case, and `_` or ` ` for `-`)
+DietName = Annotated[str, Field(json_schema_extra={"enum": list(VALID_NAMES)})]
+_PREFERENCE = f"({'|'.join(VALID_NAMES)})(:(1(\\.0+)?|0?\\.[0-9]*[1-9][0-9]*))?"
+#: 'name[:strength],...' with a strength in (0, 1] (recsys.diet.profiles.parse_preferences)
+PREFERENCES_PATTERN = f"^({_PREFERENCE}(,{_PREFERENCE})*)?$"
 MAX_K = 1000
 
 
 class _Request(BaseModel):
-    """Unknown fields are an error: a typo in a filter must not silently turn the filter off."""
+    """Unknown fields are an error: a typo in a filter must not silently turn the filter off. Strict
+    types, as documented: `0` is not `false`, `false` not `0.0`, `1` not `"1"` (an int is a float)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ExperimentTag(BaseModel):
@@ -33,8 +44,8 @@ EXPERIMENT = Field(None, description="the A/B test and variant this answer was s
 
 class ProductsRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(10, ge=1, le=MAX_K, description="number of products")
-    diet: list[str] | None = Field(
+    k: Count = Field(10, ge=1, le=MAX_K, description="number of products")
+    diet: list[DietName] | None = Field(
         None,
         description="diet override for this request, e.g. ['vegan', 'nuts'] (hard exclusions); "
         "default: the customer's stored profile",
@@ -42,7 +53,9 @@ class ProductsRequest(_Request):
     categories: list[str] | None = Field(None, description="only products in these categories/departments")
     include: list[str] | None = Field(None, description="only these product ids")
     exclude: list[str] | None = Field(None, description="never these product ids")
-    store: str | None = Field(None, description="only products sold in this store")
+    store: str | None = Field(
+        None, min_length=1, max_length=128, description="only products sold in this store"
+    )
     mode: Literal["mixed", "buy_again", "discover", "complete_basket"] = Field(
         "mixed",
         description="buy_again: only previously bought; discover: only new to the customer; "
@@ -86,15 +99,15 @@ class ProductsResponse(BaseModel):
 
 class SimilarRequest(_Request):
     item_id: str = Field(min_length=1, max_length=128)
-    k: int = Field(10, ge=1, le=MAX_K)
-    diet: list[str] | None = Field(None, description="only items compliant with these exclusions")
+    k: Count = Field(10, ge=1, le=MAX_K)
+    diet: list[DietName] | None = Field(None, description="only items compliant with these exclusions")
 
 
 class SubstitutesRequest(_Request):
     item_id: str = Field(min_length=1, max_length=128)
-    k: int = Field(5, ge=1, le=MAX_K)
+    k: Count = Field(5, ge=1, le=MAX_K)
     customer_id: str | None = Field(None, max_length=128, description="use this customer's stored diet")
-    diet: list[str] | None = Field(None, description="diet the substitutes must satisfy")
+    diet: list[DietName] | None = Field(None, description="diet the substitutes must satisfy")
 
 
 class ItemScore(BaseModel):
@@ -118,12 +131,12 @@ class ItemsResponse(BaseModel):
 
 class RecipesRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(5, ge=1, le=MAX_K)
-    diet: list[str] | None = None
-    max_steps: int | None = Field(None, ge=1, le=100)
-    max_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    k: Count = Field(5, ge=1, le=MAX_K)
+    diet: list[DietName] | None = None
+    max_steps: Count | None = Field(None, ge=1, le=100)
+    max_minutes: Count | None = Field(None, ge=1, le=24 * 60)
     basket: list[str] | None = Field(None, description="product ids in the current basket")
-    store: str | None = None
+    store: str | None = Field(None, min_length=1, max_length=128, description="only what this store sells")
     pantry_at_home: bool = Field(
         False, description="the customer keeps pantry staples (salt, pepper, oils, common spices)"
     )
@@ -175,7 +188,7 @@ class RecipesResponse(BaseModel):
 
 class DiscountsRequest(_Request):
     customer_id: str = CustomerId
-    k: int = Field(3, ge=1, le=MAX_K, description="at most this many product groups")
+    k: Count = Field(3, ge=1, le=MAX_K, description="at most this many product groups")
 
 
 class DiscountItem(BaseModel):
@@ -283,8 +296,10 @@ class ConsentRequest(_Request):
     customer_id: str = CustomerId
     consent_personalisation: bool
     consent_marketing: bool = False
-    diet: list[str] | None = Field(None, description="hard exclusions to store as the profile")
-    diet_preferences: str | None = Field(None, max_length=512, description="e.g. 'sugar:0.5'")
+    diet: list[DietName] | None = Field(None, description="hard exclusions to store as the profile")
+    diet_preferences: str | None = Field(
+        None, max_length=512, pattern=PREFERENCES_PATTERN, description="e.g. 'sugar:0.5'"
+    )
 
 
 class CustomerResponse(BaseModel):
@@ -314,6 +329,7 @@ class ReloadRequest(_Request):
     version: str | None = Field(
         None,
         max_length=64,
+        pattern=REF_PATTERN,
         description="registry version number or alias of the served model name (default: its alias)",
     )
 

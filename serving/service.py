@@ -4,8 +4,10 @@ Start-up loads the model (RECSYS_MODEL_DIR, else the MLflow alias models:/grocer
 into an immutable `Runtime`, and the discount plan, a separate trained artifact, read-only
 (serving/discounts.py); `/v1/admin/reload` builds new ones and swaps the references, so requests
 in flight finish on the old snapshot. Products requests go through a micro-batcher, so concurrent
-requests are scored with one matrix product. Customer state (consent, diet, fresh events, erasure)
-is read from the event store for every batch, so every worker process sees the same truth.
+requests are scored with one matrix product. Customer state (consent, diet, recent purchases, fresh
+events, erasure) is read by key from the event store for every batch, through a bounded cache that
+every replica invalidates per customer (serving/state_cache.py): a worker holds the model and the
+catalog, never the customer tables, and every worker and replica sees the same truth.
 
 Each body is one JSON object (positional-only `req` = root input). Expected failures come back as
 `{"error": reason}` with a 4xx status, never as a 500.
@@ -29,6 +31,7 @@ import bentoml
 import numpy as np
 import prometheus_client
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
@@ -44,11 +47,12 @@ from serving.erasure_secret import rekey_at_start
 from serving.errors import ApiError, to_response
 from serving.events import CustomerRecord, CustomerState, EventStore, NewEvent
 from serving.experiments import Experiments, expose, holdout_answer, products_answer, variant_plan
-from serving.limits import InputLimits
+from serving.limits import InputLimits, flatten_detail
 from serving.openapi import ApiDocs
 from serving.products import ProductJob, check_filters, recommend_batch
-from serving.profiles import ProfileBook, ProfileRequest, ProfileResponse
+from serving.profiles import ProfileRequest, ProfileResponse
 from serving.profiles import answer as profile_answer
+from serving.publish import publish_if_new
 from serving.reload import ModelSource, load_active, record_active, resolve_source
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
@@ -77,6 +81,7 @@ from serving.schemas import (
     SimilarRequest,
     SubstitutesRequest,
 )
+from serving.state_cache import make_bus
 from serving.store_guard import GuardedStore, StoreUnavailable
 
 logger = logging.getLogger("serving")
@@ -101,6 +106,14 @@ BATCH_SIZE = prometheus_client.Histogram(
 
 health = FastAPI(title="health")
 profile_get = FastAPI(title="profile")  # GET /v1/customers/profile (BentoML APIs are POST only)
+
+
+@profile_get.exception_handler(RequestValidationError)
+async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A missing or malformed query parameter: 400 with the body every other route gives, not 422."""
+    return JSONResponse(flatten_detail({"detail": list(exc.errors())}), status_code=400)
+
+
 logs.install()
 
 
@@ -129,12 +142,30 @@ class RecsysService:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         # The store is connected lazily and guarded: the service starts and reads without it.
-        self.store = EventStore(self.settings.events_url, timeout=max(self.settings.store_timeout, 1.0))
-        self.guard = GuardedStore(self.store, self.settings.store_timeout, self.settings.store_retry_after)
-        # connect and migrate now, waiting a little for it: start-up never fails on the store
+        # Customer state is read from it by key through a bounded cache, invalidated across
+        # replicas by the cache bus (serving/state_cache.py).
+        self.store = EventStore(
+            self.settings.events_url,
+            timeout=max(self.settings.store_timeout, 1.0),
+            cache_size=self.settings.state_cache_size,
+            bus=make_bus(self.settings.cache_bus_url, self.settings.cache_channel),
+        )
+        self.guard = GuardedStore(
+            self.store,
+            self.settings.store_timeout,
+            self.settings.store_retry_after,
+            last_known=self.settings.state_cache_size,
+        )
+        # connect, migrate and publish a data dir not published yet, waiting a little for it:
+        # start-up never fails on the store
+        self.published: str | None = None  # digest of the data set whose customers the store holds
+        self._publish_lock = threading.Lock()
+        self.store.on_connect(self._publish)
         connecting = threading.Thread(target=self.guard.connect, name="recsys-store-connect", daemon=True)
         connecting.start()
         connecting.join(timeout=5.0)
+        if self._publish_lock.locked():  # the store answered and the data dir is being published:
+            connecting.join(timeout=300.0)  # serve once customers are known (ready says so meanwhile)
         self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
         self.runtime: Runtime = load_active(self.settings)
         rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
@@ -142,10 +173,7 @@ class RecsysService:
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
         self._reload_lock = asyncio.Lock()
-        self.profiles = ProfileBook()
         self._publish_version(None, self.runtime)
-        if self.runtime.dataset is None:
-            logger.warning("starting without customer data: %s", NO_CUSTOMER_DATA)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
         # balancer then never sends traffic that would wait behind seconds of warm-up.
         self._warm = threading.Event()
@@ -163,6 +191,19 @@ class RecsysService:
         )
 
     # ---- plumbing -------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        """On every (re)connect: the data dir's customer state into the store unless it holds it."""
+        with self._publish_lock:
+            try:
+                publish_if_new(self.store, self.settings.data_dir)
+            except SQLAlchemyError:
+                raise  # the store failed: connecting again will publish again
+            except Exception:  # noqa: BLE001 - a data dir that cannot be read must not stop serving
+                logger.exception("customer data in %s not published", self.settings.data_dir)
+            self.published = self.store.published()
+        if self.published is None:
+            logger.warning("starting without customer data: %s", NO_CUSTOMER_DATA)
+
     def _warm_up(self) -> None:
         try:
             self.runtime.warm()
@@ -293,7 +334,9 @@ class RecsysService:
                 rt = arm.runtime
                 cust = self._customer(rt, req.customer_id, state, req.diet)
             personalizer = _need(rt.personalizer, "recipes")
-            basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh]
+            # at home: the basket, what was bought since (events) and in the data's last weeks
+            recent = list(state.recent_items) if cust.personalised else []
+            basket = list(req.basket or []) + [str(rt.item_ids[i]) for i in cust.fresh] + recent
             frame = await asyncio.to_thread(
                 personalizer.recommend_recipes,
                 req.customer_id if cust.personalised and cust.user_idx >= 0 else ANONYMOUS,
@@ -408,11 +451,10 @@ class RecsysService:
             diet_profile(req.diet)  # validates names before anything is stored
             if req.diet_preferences:
                 parse_preferences(req.diet_preferences)
-            rt = self.runtime
             state = (await self._states([req.customer_id]))[req.customer_id]
             # No diet in the request keeps the current one: a consent update must never silently
             # drop a vegan's or a coeliac's exclusions. An explicit [] clears it.
-            old = state.record or (None if state.erased else rt.customers.get(req.customer_id))
+            old = state.record or (None if state.erased else state.base)
             exclusions = (
                 ",".join(req.diet) if req.diet is not None else (old.diet_exclusions if old else None)
             )
@@ -431,7 +473,6 @@ class RecsysService:
             await self.guard.acall(self.store.upsert_customer, record)
             if not req.consent_personalisation:
                 await self.guard.acall(self.store.delete_events, req.customer_id)
-            self.guard.forget(req.customer_id)
             return CustomerResponse(
                 customer_id=req.customer_id,
                 consent_personalisation=req.consent_personalisation,
@@ -449,7 +490,6 @@ class RecsysService:
             await self.guard.acall(self.ledger.erase, req.customer_id)  # checkouts, redemptions
             n_events, had_profile = await self.guard.acall(self.store.erase, req.customer_id)
             await self.guard.acall(self.experiments.forget, req.customer_id)
-            self.guard.forget(req.customer_id)
             return EraseResponse(
                 customer_id=req.customer_id, events_deleted=n_events, profile_deleted=had_profile
             )
@@ -471,31 +511,32 @@ class RecsysService:
             return to_response(exc)
 
     async def _profile(self, customer_id: str) -> ProfileResponse:
-        rt = self.runtime
         state, _ = await self._read_state(customer_id)  # store out: the fail-closed stand-in
-        cust = self._customer(rt, customer_id, state, None)
-        return await asyncio.to_thread(profile_answer, rt, self.profiles, cust, state.erased)
+        return profile_answer(self._customer(self.runtime, customer_id, state, None), state)
 
     # ---- admin ----------------------------------------------------------------------------------
     @bentoml.api(route="/v1/admin/reload")
     async def reload(self, req: ReloadRequest, /, ctx: bentoml.Context) -> ReloadResponse:
         """Load the champion, a registry version/alias or a model dir under RECSYS_MODEL_ROOT, validate
-        it (422 when corrupt: the old model keeps serving) and swap it in atomically."""
+        it (422 when corrupt: the old model keeps serving) and swap it in atomically, with the
+        experiment variants' models loaded again from their configured sources."""
 
         async def call() -> ReloadResponse:
             source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
             async with self._reload_lock:
-                with short_gil_slices():
+                with short_gil_slices(), collector_paused():
                     old = self.runtime
-                    new = await asyncio.to_thread(_load_candidate, self.settings, source, old)
+                    new, variants = await asyncio.to_thread(
+                        _load_candidate, self.settings, source, old, self.experiments
+                    )
                     plan = await asyncio.to_thread(load_discount_plan, self.settings)
                     if self.settings.warm_up:
                         await asyncio.to_thread(new.warm)  # ready before it takes traffic
                     await asyncio.to_thread(record_active, self.settings, source)
                     self.runtime = new  # the swap: one reference assignment
+                    self.experiments.runtimes = variants
                     self.discount_plan = plan
                     self._publish_version(old, new)
-                    await asyncio.to_thread(freeze_heap)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "admin", call)
@@ -507,18 +548,20 @@ class RecsysService:
 
     @health.get("/ready", response_model=HealthResponse)
     def ready(self) -> HealthResponse | JSONResponse:
-        """503 while warming up; 200 'degraded' without the event store: reads still answer (marked
-        degraded) and every replica shares the store, so taking them all out would only add an outage."""
+        """503 while warming up or publishing the data dir's customers; 200 'degraded' without the
+        event store: reads still answer (marked degraded) and every replica shares the store, so
+        taking them all out would only add an outage."""
         version = self.runtime.version
-        if not self._warm.is_set():
-            body = HealthResponse(status="unavailable", model_version=version, detail="warming up")
+        if not self._warm.is_set() or self._publish_lock.locked():
+            why = "warming up" if not self._warm.is_set() else "publishing customer data"
+            body = HealthResponse(status="unavailable", model_version=version, detail=why)
             return JSONResponse(body.model_dump(), status_code=503)
         problem = self.guard.status()
         if problem:
             return HealthResponse(
                 status="degraded", model_version=version, detail=problem, event_store=problem
             )
-        detail = None if self.runtime.dataset is not None else NO_CUSTOMER_DATA
+        detail = None if self.published is not None else NO_CUSTOMER_DATA
         return HealthResponse(status="ok", model_version=version, event_store="ok", detail=detail)
 
     def __is_ready__(self) -> bool:
@@ -531,8 +574,9 @@ RecsysService.add_asgi_middleware(InputLimits)
 RecsysService.add_asgi_middleware(ApiDocs, service=RecsysService)  # /docs, /docs.json, / (openapi.py)
 
 NO_CUSTOMER_DATA = (
-    "no customer data (RECSYS_DATA_DIR unset): consent and diets come only from the event store, "
-    "so customers without a consent record get non-personalised lists"
+    "no customer data published in the event store (RECSYS_DATA_DIR unset, no 'recsys publish'): "
+    "consent and diets come only from consent records, so customers without one get "
+    "non-personalised lists"
 )
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -554,23 +598,51 @@ def short_gil_slices(seconds: float = 0.0005) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while a reload builds its runtime; what it built is frozen after.
+
+    A collection is one pass over the tracked objects that never lets go of the GIL; one that starts
+    while a reload allocates (or `freeze_heap`'s full collection) stalls every request for its
+    whole length. Afterwards only the young generations are collected (what was allocated meanwhile:
+    a failed candidate's cycles, requests' garbage), then the survivors, the new runtime among them,
+    are frozen like the start-up heap. The replaced runtime is freed by reference counting once its
+    last request finishes; reference cycles inside it, if any, stay frozen: the price of never
+    stalling requests on a full collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect(1)
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def freeze_heap() -> None:
     """Move the loaded model, catalog and caches out of the garbage collector's sight.
 
     A full collection walks every container object; with the runtime loaded that took ~115 ms on
     the benchmark data, an occasional stop-the-world pause in the middle of serving (p99). Frozen
-    objects are never traversed; they are still freed by reference counting. Unfreezing first lets a
-    replaced runtime's cycles be collected after a reload.
+    objects are never traversed; they are still freed by reference counting. Run at start-up, before
+    traffic (a reload uses `collector_paused` instead: this full collection is itself such a pause).
     """
     gc.unfreeze()
     gc.collect()
     gc.freeze()
 
 
-def _load_candidate(settings: Settings, source: ModelSource, old: Runtime) -> Runtime:
-    """The reload candidate, or ApiError 422 (the current model keeps serving) if it cannot load."""
+def _load_candidate(
+    settings: Settings, source: ModelSource, old: Runtime, experiments: Experiments
+) -> tuple[Runtime, dict[tuple[str, str], Runtime]]:
+    """The reload candidate and the experiment variants' models, or ApiError 422 if one cannot load
+    (the current models all keep serving)."""
     try:
-        return load_runtime(settings, source, previous=old)
+        return load_runtime(settings, source, previous=old), experiments.reload_models(settings)
+    except ApiError:  # e.g. 404: no such registry version
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the candidate, refuse it
         logger.warning("reload of %s refused: %s", source, exc)
         raise ApiError(422, f"model not loaded ({exc}); still serving {old.version}") from exc

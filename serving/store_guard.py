@@ -5,9 +5,10 @@ after `timeout` seconds; after a failure the store is left alone for `retry_afte
 fail fast meanwhile), then the next call reconnects and re-runs the schema migration, so a database
 that was down, stalled, or dropped and recreated is picked up again without a restart.
 
-Reads that fail fall back per customer to the last state read successfully in this worker, else to
-a fail-closed stand-in: not personalised and, unless the request names a diet, the strictest diet
-(every attribute excluded), since the customer's stored allergies cannot be read. Writes that fail
+Reads that fail fall back per customer to the last state read successfully in this worker (a bounded
+LRU, dropped per customer when any replica writes that customer's state), else to a fail-closed
+stand-in: not personalised and, unless the request names a diet, the strictest diet (every attribute
+excluded), since the customer's stored allergies cannot be read. Writes that fail
 raise `StoreUnavailable` (-> 503 with Retry-After): nothing is acknowledged that was not committed.
 A write given up on may still commit later; feedback carries client event ids, so a retry is
 stored once.
@@ -55,10 +56,18 @@ def fail_closed_state(customer_id: str) -> CustomerState:
 class GuardedStore:
     """Thread-safe; one per worker. `status()` is what readiness reports."""
 
-    LAST_KNOWN_SIZE = 100_000
+    LAST_KNOWN_SIZE = 20_000
 
-    def __init__(self, store: EventStore, timeout: float = 1.0, retry_after: float = 1.0, threads: int = 8):
+    def __init__(
+        self,
+        store: EventStore,
+        timeout: float = 1.0,
+        retry_after: float = 1.0,
+        threads: int = 8,
+        last_known: int = LAST_KNOWN_SIZE,
+    ):
         self.store = store
+        self.last_known = last_known
         self.timeout = timeout
         self.retry_after = retry_after
         self._pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="recsys-store")
@@ -66,6 +75,7 @@ class GuardedStore:
         self._down_until = 0.0
         self._error: str | None = "not connected yet"
         self._last: OrderedDict[str, CustomerState] = OrderedDict()
+        store.on_invalidate(self._dropped)  # a write on any replica: never serve that state again
 
     # ---- the guarded call -----------------------------------------------------------------------
     def _submit(self, fn: Callable[..., T], *args: Any) -> cf.Future:
@@ -120,7 +130,7 @@ class GuardedStore:
             for cid, state in states.items():
                 self._last[cid] = state
                 self._last.move_to_end(cid)
-            while len(self._last) > self.LAST_KNOWN_SIZE:
+            while len(self._last) > self.last_known:
                 self._last.popitem(last=False)
 
     def _fallback(self, ids: Iterable[str]) -> tuple[dict[str, CustomerState], dict[str, str]]:
@@ -166,10 +176,14 @@ class GuardedStore:
         self._succeeded()
         return True
 
-    def forget(self, customer_id: str) -> None:
-        """Drop what this worker remembers of a customer (after an erasure or consent change)."""
+    def _dropped(self, ids: list[str] | None) -> None:
+        """Forget these customers' last-known state (None: the bus may have missed some: all)."""
         with self._lock:
-            self._last.pop(customer_id, None)
+            if ids is None:
+                self._last.clear()
+            else:
+                for cid in ids:
+                    self._last.pop(cid, None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

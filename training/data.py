@@ -56,13 +56,10 @@ def ensure_data_dir(data: DataConfig) -> Path:
 
         prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
     elif data.source == "synthetic":
-        from lab.synthetic import generate, write_synthetic
+        from lab.synthetic import write_synthetic_parts
 
         spec = data.synthetic
-        generated = generate(
-            n_customers=spec.customers, n_products=spec.products, weeks=spec.weeks, seed=spec.seed
-        )
-        write_synthetic(generated, out)
+        write_synthetic_parts(out, spec.customers, spec.products, spec.weeks, spec.seed)
     else:
         source = Path(data.source)
         if (source / MANIFEST).exists():
@@ -81,13 +78,14 @@ def resolve_cutoff(dataset: Dataset, split: SplitConfig) -> pd.Timestamp:
 
 
 def load_without_erased(
-    data_dir: Path, url: str | None = None, privacy: Privacy | None = None
+    data_dir: Path, url: str | None = None, privacy: Privacy | None = None, before: pd.Timestamp | None = None
 ) -> tuple[Dataset, int]:
     """The data directory's dataset minus every customer erased in the event store, and their count
-    (training/privacy.py: an unreadable configured store stops here)."""
+    (training/privacy.py: an unreadable configured store stops here); with `before`, only the lines
+    strictly before it (a training set, read without its test weeks)."""
     privacy = privacy or read_privacy(url)
-    tables, dropped = privacy.drop_erased(read_tables(data_dir))
-    return Dataset.from_tables(tables), dropped
+    tables, dropped = privacy.drop_erased(read_tables(data_dir, skip=("interactions",)))
+    return Dataset.from_tables(tables, lines=data_dir, before=before), dropped
 
 
 def prepare(data: DataConfig) -> PreparedData:

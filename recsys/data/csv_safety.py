@@ -34,10 +34,13 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write `frame` without its index as a formula-safe CSV (parent directories created)."""
+def write_csv(frame: pd.DataFrame, path: str | Path, append: bool = False) -> Path:
+    """Write `frame` without its index as a formula-safe CSV (parent directories created); `append`
+    adds its rows without a header (a batch job writing block after block)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # CRLF rows (RFC 4180): the writer then quotes any field holding a bare CR, which would split a row
-    safe_frame(frame).to_csv(path, index=False, lineterminator="\r\n")
+    safe_frame(frame).to_csv(
+        path, index=False, lineterminator="\r\n", mode="a" if append else "w", header=not append
+    )
     return path

@@ -8,10 +8,12 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys.data.idmap import IdMap
-from recsys.data.io import read_tables
+from recsys.data.io import connect, read_tables, sql_list, table_files
 
 Weighting = Literal["binary", "count", "log", "recency", "bm25"]
 
@@ -34,16 +36,28 @@ class Dataset:
     promotions: pd.DataFrame | None = None
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pd.DataFrame]) -> Dataset:
+    def from_tables(
+        cls, tables: dict[str, pd.DataFrame], lines: Path | None = None, before: pd.Timestamp | None = None
+    ) -> Dataset:
+        """From canonical tables; with `lines` (a prepared data directory) the purchase lines are
+        read from its Parquet file(s) by DuckDB instead of `tables["interactions"]` (see
+        `_lines_from_parquet`), keeping only lines of the customers in `tables["customers"]` and,
+        with `before`, only lines strictly before it: a training set read without its test weeks is
+        `temporal_split(full, before).train` without ever holding the full set."""
         customers, products = tables["customers"], tables["products"]
         users = IdMap(customers["customer_id"], "customer")
         items = IdMap(products["product_id"], "product")
-        inter = tables["interactions"]
-        frame = inter.drop(columns=["customer_id", "product_id"]).assign(
-            user_idx=users.to_internal(inter["customer_id"]).astype(np.int32),
-            item_idx=items.to_internal(inter["product_id"]).astype(np.int32),
-        )
-        frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        if lines is not None:
+            frame = _lines_from_parquet(table_files(lines, "interactions"), users, items, before)
+        else:
+            if before is not None:
+                raise ValueError("`before` needs `lines` (a data directory read by DuckDB)")
+            inter = tables["interactions"]
+            frame = inter.drop(columns=["customer_id", "product_id"]).assign(
+                user_idx=users.to_internal(inter["customer_id"]).astype(np.int32),
+                item_idx=items.to_internal(inter["product_id"]).astype(np.int32),
+            )
+            frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
         return cls(
             users=users,
             items=items,
@@ -56,7 +70,7 @@ class Dataset:
 
     @classmethod
     def load(cls, data_dir: Path) -> Dataset:
-        return cls.from_tables(read_tables(data_dir))
+        return cls.from_tables(read_tables(data_dir, skip=("interactions",)), lines=data_dir)
 
     @property
     def n_users(self) -> int:
@@ -110,6 +124,43 @@ class Dataset:
         elif weighting not in ("count", "recency"):
             raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
         return matrix.astype(np.float32).tocsr()
+
+
+def _lines_from_parquet(
+    files: list[Path], users: IdMap, items: IdMap, before: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Purchase lines in internal indices, straight from Parquet: DuckDB joins the ids to their
+    indices and numbers the baskets (in id order) out of core, so pandas only ever holds the compact
+    result (integer indices and basket numbers, categorical channel and store), never the id text.
+    Rows come in time order, ties in file order, as the in-memory path sorts them."""
+    con = connect()
+    con.register(
+        "users",
+        pa.table(
+            {"customer_id": users.to_list(), "user_idx": pa.array(np.arange(len(users), dtype=np.int32))}
+        ),
+    )
+    con.register(
+        "items",
+        pa.table(
+            {"product_id": items.to_list(), "item_idx": pa.array(np.arange(len(items), dtype=np.int32))}
+        ),
+    )
+    table = con.sql(
+        f"""
+        SELECT i.* EXCLUDE (customer_id, product_id, basket_id, filename, file_row_number),
+            (dense_rank() OVER (ORDER BY i.basket_id) - 1)::INTEGER AS basket_id, u.user_idx, p.item_idx
+        FROM read_parquet({sql_list(files)}, filename = true, file_row_number = true) AS i
+        JOIN users AS u USING (customer_id) JOIN items AS p USING (product_id)
+        {"" if before is None else f"WHERE i.timestamp < TIMESTAMP '{pd.Timestamp(before).isoformat()}'"}
+        ORDER BY i.timestamp, i.filename, i.file_row_number
+        """
+    ).to_arrow_table()
+    for name in ("channel", "store_id"):
+        if name in table.column_names:
+            at = table.column_names.index(name)
+            table = table.set_column(at, name, pc.dictionary_encode(table[name]))
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _promotions(table: pd.DataFrame | None, items: IdMap) -> pd.DataFrame | None:

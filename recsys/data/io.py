@@ -1,8 +1,9 @@
 """Reading and writing a data directory of canonical tables, all-or-nothing.
 
-A data directory holds each canonical table as `<table>.parquet` or as a directory of parts
-`<table>/part-*.parquet` (what a distributed writer such as Spark produces), plus `manifest.json`;
-extra, source-specific tables (synthetic ground truth, say) live under `extra/`.
+A data directory holds each canonical table as `<table>.parquet` or, for tables too large for one
+frame (the purchase lines of a national program), as a directory of parts `<table>/part-*.parquet`
+written block by block; plus `manifest.json`. Extra, source-specific tables (synthetic ground
+truth, say) live under `extra/`, laid out the same way. DuckDB reads either layout as one table.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
-from recsys.data.schema import TABLES
-from recsys.data.validation import Problem, ValidationError, validated
+from recsys.data.schema import TABLES, Table
+from recsys.data.validation import Problem, ValidationError, validate_part, validated
 
 MANIFEST = "manifest.json"
 PARTS = "part-*.parquet"
@@ -59,12 +62,15 @@ def read_source_dir(source: Path) -> tuple[dict[str, pd.DataFrame], dict[str, st
     return tables, files
 
 
-def _digest(tables: dict[str, pd.DataFrame]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tables):
-        h.update(name.encode())
-        h.update(pd.util.hash_pandas_object(tables[name], index=False).to_numpy().tobytes())
-    return h.hexdigest()[:16]
+_CANONICAL_SQL = {
+    "id": "VARCHAR",
+    "str": "VARCHAR",
+    "tristate": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+}
 
 
 def table_files(data_dir: Path, name: str) -> list[Path]:
@@ -73,18 +79,46 @@ def table_files(data_dir: Path, name: str) -> list[Path]:
     return [single] if single.exists() else sorted((Path(data_dir) / name).glob(PARTS))
 
 
-def _read_files(files: list[Path]) -> pd.DataFrame:
-    if len(files) == 1:
-        return pd.read_parquet(files[0])
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+def table_stats(files: list[Path], table: Table) -> tuple[int, int]:
+    """(rows, sum of row hashes mod 2**64) of a table's Parquet files: independent of row order and
+    of how the rows are split into files, streamed by DuckDB. Columns are cast to their canonical
+    type first, so any writer (pandas, DuckDB, Spark) of the same values gives the same figures."""
+    con = connect()
+    present = set(con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_list(files)})").df()["column_name"])
+    cols = [f'"{c.name}"::{_CANONICAL_SQL[c.kind]}' for c in table.columns if c.name in present]
+    rows, total = con.execute(
+        f"SELECT count(*), coalesce(sum(hash({', '.join(cols)})::HUGEINT) % 18446744073709551616, 0)"
+        f" FROM read_parquet({sql_list(files)})"
+    ).fetchone()
+    return int(rows), int(total)
 
 
 def digest(data_dir: Path) -> str:
-    """Digest of the canonical tables written in a data directory, whoever wrote them (pandas here,
-    Spark parts elsewhere): the tables read back and typed like `write_tables` types them, so it
-    equals the manifest digest `write_tables` records for the same rows in the same order."""
-    tables = {name: _read_files(files) for name in TABLES if (files := table_files(data_dir, name))}
-    return _digest(validated(tables))
+    """Digest of a data directory's canonical tables: a function of the written Parquet files only
+    (row order and part layout do not matter), so two engines writing the same rows agree."""
+    h = hashlib.sha256()
+    for name in sorted(TABLES):
+        files = table_files(data_dir, name)
+        if files:
+            rows, total = table_stats(files, TABLES[name])
+            h.update(f"{name}:{rows}:{total};".encode())
+    return h.hexdigest()[:16]
+
+
+#: DuckDB's working memory; beyond it sorts, joins and aggregates spill to a temporary directory.
+DUCKDB_MEMORY = "3GB"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with bounded memory that spills to the system temp directory."""
+    con = duckdb.connect()
+    spill = Path(tempfile.gettempdir()) / "recsys-duckdb"
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'; SET temp_directory = '{spill}'")
+    return con
+
+
+def sql_list(files: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
 def write_tables(
@@ -93,25 +127,48 @@ def write_tables(
     manifest: dict | None = None,
     extra: dict[str, pd.DataFrame] | None = None,
     sources: dict[str, str] | None = None,
+    parts: dict[str, Iterable[pd.DataFrame]] | None = None,
+    extra_parts: dict[str, Iterable[pd.DataFrame]] | None = None,
 ) -> dict:
     """Validate, then write every table into `out` atomically (temp dir + rename).
 
-    On any problem a ValidationError is raised before a single file is touched in `out`.
+    `parts` gives tables (without a primary key) as a stream of blocks, each validated against the
+    other tables and written as `<table>/part-NNNNN.parquet` as it comes, so memory holds one block;
+    `extra_parts` does the same under `extra/`. On any problem a ValidationError lists them all and
+    nothing is touched in `out`.
     """
     out = Path(out)
-    typed = validated(tables, sources)
+    parts = parts or {}
+    typed = validated(tables, sources, partitioned=tuple(parts))
     info = dict(manifest or {})
-    info["tables"] = {name: len(df) for name, df in typed.items()}
-    info["digest"] = _digest(typed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for name, df in typed.items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
-        if extra:
+        problems: list[Problem] = []
+        for name, blocks in parts.items():
+            (tmp / name).mkdir()
+            for i, block in enumerate(blocks):
+                file = f"{name}/part-{i:05d}.parquet"
+                part, found = validate_part(name, block, typed, file)
+                problems.extend(found)
+                if not found:
+                    part.to_parquet(tmp / file, index=False)
+        if problems:
+            raise ValidationError(problems)
+        if extra or extra_parts:
             (tmp / "extra").mkdir()
-            for name, df in extra.items():
-                df.to_parquet(tmp / "extra" / f"{name}.parquet", index=False)
+        for name, df in (extra or {}).items():
+            df.to_parquet(tmp / "extra" / f"{name}.parquet", index=False)
+        for name, blocks in (extra_parts or {}).items():
+            (tmp / "extra" / name).mkdir()
+            for i, block in enumerate(blocks):
+                block.to_parquet(tmp / "extra" / name / f"part-{i:05d}.parquet", index=False)
+        info["tables"] = {
+            name: table_stats(files, TABLES[name])[0] for name in TABLES if (files := table_files(tmp, name))
+        }
+        info["digest"] = digest(tmp)
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, default=str))
         _replace_dir(tmp, out)
     except BaseException:
@@ -146,8 +203,14 @@ def read_tables(data_dir: Path, skip: tuple[str, ...] = ()) -> dict[str, pd.Data
     }
 
 
+def _read_files(files: list[Path]) -> pd.DataFrame:
+    if len(files) == 1:
+        return pd.read_parquet(files[0])
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
 def read_extra(data_dir: Path, name: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(data_dir) / "extra" / f"{name}.parquet")
+    return _read_files(table_files(Path(data_dir) / "extra", name))
 
 
 def read_manifest(data_dir: Path) -> dict:

@@ -168,10 +168,24 @@ def _check_table(df: pd.DataFrame, table: Table, out: _Collector) -> pd.DataFram
     return result
 
 
+def _foreign_keys(df: pd.DataFrame, name: str, typed: dict[str, pd.DataFrame], out: _Collector) -> None:
+    for fk in TABLES[name].foreign_keys:
+        if fk.column not in df.columns or fk.table not in typed:
+            continue
+        target = typed[fk.table][fk.target] if fk.target in typed[fk.table] else pd.Series(dtype=object)
+        values = df[fk.column]
+        bad = values.notna().to_numpy() & ~values.isin(target.dropna()).to_numpy()
+        out.rows(values, bad, fk.column, f"unknown {fk.table} {fk.target}")
+
+
 def validate_tables(
-    tables: dict[str, pd.DataFrame], sources: dict[str, str] | None = None
+    tables: dict[str, pd.DataFrame],
+    sources: dict[str, str] | None = None,
+    partitioned: tuple[str, ...] = (),
 ) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce every table to the canonical types and list every problem (empty list = valid)."""
+    """Coerce every table to the canonical types and list every problem (empty list = valid).
+
+    Tables named in `partitioned` arrive later in parts (`validate_part`), so they are not missing."""
     sources = sources or {}
     problems: list[Problem] = []
     typed: dict[str, pd.DataFrame] = {}
@@ -182,7 +196,7 @@ def validate_tables(
         table = TABLES[name]
         file = sources.get(name, name)
         if name not in tables:
-            if table.required:
+            if table.required and name not in partitioned:
                 problems.append(Problem(file, None, None, None, f"required table {name!r} is missing"))
             continue
         collector = _Collector(file)
@@ -190,22 +204,33 @@ def validate_tables(
         problems.extend(collector.problems)
     for name, df in typed.items():
         collector = _Collector(sources.get(name, name))
-        for fk in TABLES[name].foreign_keys:
-            if fk.column not in df.columns or fk.table not in typed:
-                continue
-            target = typed[fk.table][fk.target] if fk.target in typed[fk.table] else pd.Series(dtype=object)
-            values = df[fk.column]
-            bad = values.notna().to_numpy() & ~values.isin(target.dropna()).to_numpy()
-            collector.rows(values, bad, fk.column, f"unknown {fk.table} {fk.target}")
+        _foreign_keys(df, name, typed, collector)
         problems.extend(collector.problems)
     return typed, problems
 
 
+def validate_part(
+    name: str, part: pd.DataFrame, typed: dict[str, pd.DataFrame], file: str
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """One block of a table written in parts: coerced, checked against the (already valid) tables it
+    refers to; rows are numbered within the part `file`. Such tables have no primary key, because a
+    block cannot see its neighbours' keys."""
+    table = TABLES[name]
+    if table.primary_key:
+        raise ValueError(f"table {name!r} has a primary key and cannot be written in parts")
+    collector = _Collector(file)
+    result = _check_table(part, table, collector)
+    _foreign_keys(result, name, typed, collector)
+    return result, collector.problems
+
+
 def validated(
-    tables: dict[str, pd.DataFrame], sources: dict[str, str] | None = None
+    tables: dict[str, pd.DataFrame],
+    sources: dict[str, str] | None = None,
+    partitioned: tuple[str, ...] = (),
 ) -> dict[str, pd.DataFrame]:
     """Typed tables, or ValidationError listing every problem."""
-    typed, problems = validate_tables(tables, sources)
+    typed, problems = validate_tables(tables, sources, partitioned)
     if problems:
         raise ValidationError(problems)
     return typed

@@ -305,11 +305,14 @@ def label_text(
     return label_products(frame).iloc[0].to_dict()
 
 
-def attribute_coverage(products: pd.DataFrame, interactions: pd.DataFrame | None = None) -> pd.DataFrame:
+def attribute_coverage(
+    products: pd.DataFrame, interactions: pd.DataFrame | pd.Series | None = None
+) -> pd.DataFrame:
     """Per attribute: products and purchase lines that are yes/no/unknown.
 
     ``products`` may already carry the labels; otherwise they are computed. Purchase lines join
-    interactions.product_id to products.product_id. ``food_lines_decided`` is the share of lines on
+    interactions.product_id to products.product_id; ``interactions`` may also be the number of lines
+    per product_id already counted (by a query over Parquet, say). ``food_lines_decided`` is the share of lines on
     items not known to be non-food that are decided (yes or no): the honest coverage figure, since
     non-food items are "no" by definition.
     """
@@ -317,7 +320,9 @@ def attribute_coverage(products: pd.DataFrame, interactions: pd.DataFrame | None
     rows = []
     lines = None
     if interactions is not None:
-        per_product = interactions.groupby("product_id").size()
+        per_product = (
+            interactions if isinstance(interactions, pd.Series) else interactions.groupby("product_id").size()
+        )
         lines = products["product_id"].map(per_product).fillna(0).astype(int).to_numpy()
     food = labels["is_food"].to_numpy() != "no"
     for col in OUTPUTS:

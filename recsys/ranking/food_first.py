@@ -17,6 +17,7 @@ cap comes back only if food runs out). Lists without a diet are returned exactly
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -42,6 +43,15 @@ def is_food_column(items_table: pd.DataFrame) -> np.ndarray:
     return items_table["is_food"].astype(object).eq("yes").to_numpy()
 
 
+def _rank(popularity: np.ndarray) -> np.ndarray:
+    """Popularity as a rank in [0, 1): a scale-free tie-breaker below the tier bonuses."""
+    pop = np.asarray(popularity, dtype=np.float64)
+    order = np.argsort(pop, kind="stable")
+    rank = np.empty(len(pop), dtype=np.float64)
+    rank[order] = np.arange(len(pop)) / max(len(pop), 1)
+    return rank
+
+
 def _codes(items_table: pd.DataFrame, column: str) -> np.ndarray:
     if column not in items_table:
         return np.full(len(items_table), -1, dtype=np.int64)
@@ -56,12 +66,14 @@ class FoodFirst:
         self.food = is_food_column(items_table)
         self.types = _codes(items_table, "type")
         self.categories = _codes(items_table, "category")
-        pop = np.asarray(popularity, dtype=np.float64)
-        # popularity as a rank in [0, 1): scale-free tie-breaker below the tier bonuses
-        order = np.argsort(pop, kind="stable")
-        self.pop_rank = np.empty(len(pop), dtype=np.float64)
-        self.pop_rank[order] = np.arange(len(pop)) / max(len(pop), 1)
+        self.pop_rank = _rank(popularity)
         self.names = names
+
+    def for_popularity(self, popularity: np.ndarray) -> FoodFirst:
+        """The same catalog arrays with another model's popularity (a model of the same items)."""
+        other = copy.copy(self)
+        other.pop_rank = _rank(popularity)
+        return other
 
     def fill(
         self, allowed: np.ndarray, history: np.ndarray, diet_allowed: np.ndarray, n: int, taken: set[int]

@@ -126,7 +126,10 @@ class Selection:
 class ProductSelector:
     """Model + catalog -> lists. `items_table` row i describes model item i; `stock` maps a store id
     to the item indices sold there (None: every item counts as available). `food_first` keeps diet
-    lists as food-rich as the same list without the diet (recsys.ranking.food_first)."""
+    lists as food-rich as the same list without the diet (recsys.ranking.food_first).
+
+    `same_catalog`: a selector over the same items table and stock (another model of the same
+    items, e.g. a reload): its catalog arrays and constraint engine are shared, not rebuilt."""
 
     def __init__(
         self,
@@ -137,6 +140,7 @@ class ProductSelector:
         cache_size: int = 256,
         baskets: BasketCompleter | None = None,
         food_first: bool = True,
+        same_catalog: ProductSelector | None = None,
     ):
         model._check_fitted()
         self.model = model
@@ -146,28 +150,37 @@ class ProductSelector:
                 f"items table has {len(self.items_table)} rows, the model {len(model.items_)} items"
             )
         self.n_items = len(self.items_table)
-        self.engine = ConstraintEngine(self.items_table, stock=stock)
         self.pool = pool
         #: basket co-occurrence; None: the model's own item similarity (recsys.ranking.basket)
         self.baskets = baskets
-        self.item_ids = np.asarray(model.items_.to_list(), dtype=object)
-        self.names = _text(self.items_table, "name")
-        self.categories = _text(self.items_table, "category")
-        co2e = self.items_table.get("co2e_per_kg", pd.Series(np.nan, index=self.items_table.index))
-        self.co2e = pd.to_numeric(co2e, errors="coerce").to_numpy(dtype=np.float64)
+        if same_catalog is not None:
+            # the caller's word: the same items table and stock; the items must be the model's too
+            if same_catalog.model.items_ != model.items_:
+                raise ValueError("same_catalog: that selector's model has other items than this model")
+            self.engine, self.item_ids = same_catalog.engine, same_catalog.item_ids
+            self.names, self.categories = same_catalog.names, same_catalog.categories
+            self.co2e, self.item_pos = same_catalog.co2e, same_catalog.item_pos
+        else:
+            self.engine = ConstraintEngine(self.items_table, stock=stock)
+            self.item_ids = np.asarray(model.items_.to_list(), dtype=object)
+            self.names = _text(self.items_table, "name")
+            self.categories = _text(self.items_table, "category")
+            co2e = self.items_table.get("co2e_per_kg", pd.Series(np.nan, index=self.items_table.index))
+            self.co2e = pd.to_numeric(co2e, errors="coerce").to_numpy(dtype=np.float64)
+            self.item_pos: dict[str, int] = {str(u): i for i, u in enumerate(self.item_ids)}
         self.user_pos: dict[str, int] = {u: i for i, u in enumerate(model.users_.to_list())}
-        self.item_pos: dict[str, int] = {str(u): i for i, u in enumerate(self.item_ids)}
         if not model.seen_.has_sorted_indices:  # history rows are searched with searchsorted
             model.seen_.sort_indices()
         self._forbidden: LRUCache[np.ndarray] = LRUCache(cache_size)
         self._category_masks: LRUCache[np.ndarray] = LRUCache(cache_size)
         self._fallback_tops: LRUCache[tuple[np.ndarray, np.ndarray]] = LRUCache(cache_size)
         self._factor_indexes: LRUCache[FactorIndex] = LRUCache(32)
-        self.food_first = (
-            FoodFirst(self.items_table, model.fallback_scores(), self.names)
-            if food_first and "is_food" in self.items_table
-            else None
-        )
+        if not food_first or "is_food" not in self.items_table:
+            self.food_first = None
+        elif same_catalog is not None and same_catalog.food_first is not None:
+            self.food_first = same_catalog.food_first.for_popularity(model.fallback_scores())
+        else:
+            self.food_first = FoodFirst(self.items_table, model.fallback_scores(), self.names)
 
     # ---- who is asking -----------------------------------------------------------------------
     def user_index(self, customer_id: str) -> int:

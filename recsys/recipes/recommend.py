@@ -35,6 +35,7 @@ can be vouched for, so the customer is told what to buy, never a product that ma
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -137,6 +138,13 @@ class RecipeRecommender:
         self.n_steps = np.array([r.n_steps for r in self.recipes], dtype=np.int64)
         self.minutes = np.array([r.minutes for r in self.recipes], dtype=np.float64)
         self._diet_cache: dict[frozenset[str], np.ndarray] = {}
+
+    def for_population(self, population: sp.spmatrix | None) -> RecipeRecommender:
+        """The same catalog, shelves and diet masks, with shelf rarity from another purchase matrix
+        over the same items (another model's): all that differs between two models of one catalog."""
+        other = copy.copy(self)
+        other.shelf_rarity = self._shelf_rarity(population)
+        return other
 
     def _build_shelves(self, items_table: pd.DataFrame) -> None:
         """Shelf = an ingredient's (category, type): the products that can stand in for it.

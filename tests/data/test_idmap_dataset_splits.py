@@ -6,6 +6,7 @@ import pytest
 
 from recsys.data.dataset import Dataset
 from recsys.data.idmap import IdMap, UnknownIdError
+from recsys.data.io import read_tables
 from recsys.data.splits import last_n_baskets_split, temporal_split
 from recsys.data.validation import validated
 
@@ -63,3 +64,42 @@ def test_last_n_baskets_split_is_per_user_and_leak_free(dataset):
     common = last_train.index.intersection(first_test.index)
     assert (last_train[common] < first_test[common]).all()
     assert np.intersect1d(split.train.interactions["basket_id"], test["basket_id"]).size == 0
+
+
+def test_lines_read_from_parquet_by_duckdb_match_the_in_memory_path(tmp_path):
+    from lab.synthetic import generate, write_synthetic_parts
+    from recsys.data.io import read_tables
+    from recsys.models.buy_again import BuyAgain
+
+    write_synthetic_parts(tmp_path / "d", n_customers=90, n_products=150, weeks=6, seed=3, block=40)
+    memory = Dataset.from_tables(generate(90, 150, weeks=6, seed=3, block=40).tables)
+    parquet = Dataset.load(tmp_path / "d")
+    a, b = memory.interactions, parquet.interactions
+    for column in ("user_idx", "item_idx", "timestamp", "quantity", "value", "discount"):
+        np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy())
+    assert (a["channel"].astype(str).to_numpy() == b["channel"].astype(str).to_numpy()).all()
+    # basket ids become numbers in id order: the same baskets, sorted the same way
+    np.testing.assert_array_equal(a["basket_id"].rank(method="dense"), b["basket_id"].rank(method="dense"))
+    for weighting in ("count", "binary", "log", "recency", "bm25"):
+        assert (memory.user_item_matrix(weighting) != parquet.user_item_matrix(weighting)).nnz == 0
+    users = np.arange(memory.n_users)
+    np.testing.assert_array_equal(
+        BuyAgain().fit(memory).recommend_idx(users, k=5)[0],
+        BuyAgain().fit(parquet).recommend_idx(users, k=5)[0],
+    )
+    assert len(read_tables(tmp_path / "d")["interactions"]) == len(b)
+
+
+def test_training_lines_read_before_a_time_are_the_temporal_split(tmp_path):
+    from lab.synthetic import write_synthetic_parts
+
+    write_synthetic_parts(tmp_path / "d", n_customers=60, n_products=100, weeks=6, seed=5, block=25)
+    cut = pd.Timestamp("2024-01-29")
+    train = temporal_split(Dataset.load(tmp_path / "d"), cut).train
+    before = Dataset.from_tables(
+        {n: t for n, t in read_tables(tmp_path / "d").items() if n != "interactions"}, tmp_path / "d", cut
+    )
+    assert 0 < len(before.interactions) == len(train.interactions)
+    assert (train.user_item_matrix("recency") != before.user_item_matrix("recency")).nnz == 0
+    with pytest.raises(ValueError, match="needs `lines`"):
+        Dataset.from_tables(read_tables(tmp_path / "d"), before=cut)

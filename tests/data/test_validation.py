@@ -229,3 +229,39 @@ def test_cli_report_is_formula_safe(tables, tmp_path):
     write_csv_dir(tables, tmp_path / "in")
     assert main(["data", "validate", str(tmp_path / "in"), "--report", str(tmp_path / "r.csv")]) == 2
     assert "'=1+2" in (tmp_path / "r.csv").read_text() and ",=1+2" not in (tmp_path / "r.csv").read_text()
+
+
+def test_parts_are_validated_block_by_block_and_named(tables, tmp_path):
+    from recsys.data.io import write_tables
+
+    inter = tables.pop("interactions")
+    bad = inter.iloc[3:].copy()
+    bad.loc[4, "product_id"] = "p404"
+    with pytest.raises(ValidationError) as err:
+        write_tables(tables, tmp_path / "out", parts={"interactions": [inter.iloc[:3], bad]})
+    assert "interactions/part-00001.parquet row 2: field 'product_id' value 'p404': unknown products" in str(
+        err.value
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp leftovers
+
+
+def test_digest_depends_on_rows_not_on_their_order_or_parts(tables, tmp_path):
+    from recsys.data.io import read_manifest, write_tables
+
+    inter = tables.pop("interactions")
+    whole = write_tables({**tables, "interactions": inter}, tmp_path / "whole")
+    parts = write_tables(
+        tables, tmp_path / "parts", parts={"interactions": [inter.iloc[::-1][:2], inter[:3]]}
+    )
+    assert whole["digest"] == parts["digest"] == read_manifest(tmp_path / "parts")["digest"]
+    assert parts["tables"]["interactions"] == len(inter)
+    pd.testing.assert_frame_equal(
+        read_tables(tmp_path / "parts")["interactions"].sort_values("timestamp", ignore_index=True),
+        read_tables(tmp_path / "whole")["interactions"].sort_values("timestamp", ignore_index=True),
+    )
+    changed = inter.copy()
+    changed.loc[0, "quantity"] = "3"
+    assert (
+        write_tables(tables, tmp_path / "changed", parts={"interactions": [changed]})["digest"]
+        != whole["digest"]
+    )

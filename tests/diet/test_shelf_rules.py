@@ -54,6 +54,22 @@ CASES: dict[str, tuple[str, str, str, str]] = {
     "V_TACO_SHELLS": (G, "HISPANIC", "MEXICAN TACO TOSTADO SHELLS", "-?--"),
     "V_REFRIED_BEANS": (G, "HISPANIC", "MEXICAN BEANS REFRIED", "?Y?-"),
     "V_LYSOZYME": (G, "CHEESE", "GRATED CHEESE", "--Y?"),
+    "V_RAW_FROZEN_SEAFOOD": ("SEAFOOD", "SEAFOOD - FROZEN", "SEAFOOD-FRZ-RW-ALL", "----"),
+    "V_GELATIN_DESSERT": (G, "DRY MIX DESSERTS", "GELATIN", "-Y--"),
+    "V_WATER_ICE": (G, "FRZN NOVELTIES/WTR ICE", "WATER ICE", "-???"),
+    "V_NATURAL_RAISINS": ("NUTRITION", "DRIED FRUIT", "RAISINS", "--?-"),
+    "V_DRIED_PLUMS": ("NUTRITION", "DRIED FRUIT", "DRIED PLUMS", "----"),
+    "V_SHORTENING": (G, "SHORTENING/OIL", "SOLID SHORTENING", "-?--"),
+    "V_CANNED_YAMS": (G, "VEGETABLES - SHELF STABLE", "POTATOES SWEET", "--?-"),
+    "V_AEROSOL_CREAM": (G, "MILK BY-PRODUCTS", "AEROSOL TOPPINGS", "-?Y-"),
+    "V_BAKING_COCONUT": (G, "BAKING NEEDS", "COCONUT", "----"),
+    "V_CIDER": ("PRODUCE", "PROCESSED", "CIDER", "----"),
+    "V_EXTRACTS_PLAIN": (G, "SPICES & EXTRACTS", "PURE EXTRACTS", "----"),
+    "V_CANNED_CHILES": (G, "HISPANIC", "MEXICAN PEPPERS CHILIES", "?---"),
+    "V_ORIENTAL_VEG": (G, "HISPANIC", "ORIENTAL VEGETABLES", "?---"),
+    "V_HISPANIC_SODA": (G, "HISPANIC", "HISPANIC CARBONATED BEVERAGES", "?---"),
+    "V_FRUIT_SUNDRIES": (G, "PNT BTR/JELLY/JAMS", "APPLE BUTTER", "----"),
+    "V_ELECTROLYTE_DRINK": ("DRUG GM", "INFANT FORMULA", "BABY ISOTONIC DRINKS", "----"),
 }
 SHORT = dict(zip("GMDE", ("contains_gluten", "contains_meat", "contains_dairy", "contains_egg"), strict=True))
 
@@ -88,3 +104,16 @@ def test_shelf_rules_leave_other_attributes_to_their_owners() -> None:
     row = label_products(frame).iloc[0]
     assert row["is_food"] == "no"
     assert set(row[list(DIET_ATTRIBUTES)]) == {"no"}
+
+
+def test_raw_seafood_rule_leaves_prepared_items_undecided() -> None:
+    """A seasoned or sauced item on the raw frozen seafood shelf is not one ingredient: no 'no'."""
+    frame = pd.DataFrame(
+        [
+            ("SEAFOOD", "SEAFOOD - FROZEN", "SEAFOOD-FRZ-RW-ALL", f"National SEAFOOD-FRZ-RW-ALL {word}")
+            for word in ("SEASONED", "W/SAUCE")
+        ],
+        columns=["department", "category", "type", "name"],
+    )
+    labels = label_products(frame)
+    assert (labels[["contains_gluten", "contains_dairy", "contains_egg"]] == "unknown").all().all()

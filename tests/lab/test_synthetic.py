@@ -14,6 +14,7 @@ from lab.synthetic import (
     read_truth,
     true_response_probability,
     write_synthetic,
+    write_synthetic_parts,
 )
 from lab.synthetic_catalog import EXCLUSION_ATTRIBUTES
 from recsys.data.schema import DIET_ATTRIBUTES, TABLES
@@ -249,3 +250,24 @@ def test_write_synthetic_round_trip(tmp_path):
     assert set(truth) == set(small.truth)
     pd.testing.assert_frame_equal(truth["response"], small.truth["response"], check_dtype=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+
+
+def test_written_in_blocks_is_what_generate_makes(tmp_path):
+    from recsys.data.io import read_tables
+
+    out = tmp_path / "blocks"
+    write_synthetic_parts(out, n_customers=70, n_products=120, weeks=6, seed=4, block=25)
+    assert len(list((out / "interactions").glob("part-*.parquet"))) == 4  # 3 customer blocks + redemptions
+    tables, truth = read_tables(out), read_truth(out)
+    made = generate(70, 120, weeks=6, seed=4, block=25)
+    order = np.argsort(tables["interactions"]["timestamp"].to_numpy(), kind="stable")
+    pd.testing.assert_frame_equal(
+        tables["interactions"].iloc[order].reset_index(drop=True),
+        made.tables["interactions"],
+        check_dtype=False,
+    )
+    pd.testing.assert_frame_equal(truth["response"], made.truth["response"], check_dtype=False)
+    one_block = generate(70, 120, weeks=6, seed=4)
+    pd.testing.assert_frame_equal(made.tables["customers"], one_block.tables["customers"])
+    assert made.tables["interactions"]["basket_id"].is_unique is False  # lines share baskets
+    assert made.tables["interactions"].groupby("basket_id")["customer_id"].nunique().max() == 1

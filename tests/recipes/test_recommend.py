@@ -373,3 +373,29 @@ def test_one_definition_of_at_home_recent_purchases_with_a_time_only(personalize
 def test_a_catalog_without_shelves_recommends_nothing():
     rec = RecipeRecommender(products(), RecipeCatalog([]))
     assert rec.recommend(np.zeros(len(products())), 3).empty
+
+
+def test_a_model_over_the_same_catalog_shares_the_catalog_parts_and_answers_alike(personalizer, catalog):
+    """A reload over unchanged data reuses the aligned items, the constraint engine and the recipe
+    shelves; the lists are exactly those of a personalizer built from scratch for the new model."""
+    from recsys.models.buy_again import BuyAgain
+
+    data, items = personalizer.dataset, products()
+    stock = {"s1": [i for i in range(len(items)) if items["product_id"][i] != "veg-broth"]}
+    personalizer.recipe_recommender  # noqa: B018 - built, as the service's warm-up does
+    model = BuyAgain().fit(data)
+    shared = Personalizer(model, data, recipes=catalog, stock=stock, same_catalog=personalizer)
+    fresh = Personalizer(model, data, recipes=catalog, stock=stock)
+    assert shared.engine is personalizer.engine and shared.items_table is personalizer.items_table
+    assert shared.selector.item_pos is personalizer.selector.item_pos
+    assert shared.recipe_recommender.shelf_items is personalizer.recipe_recommender.shelf_items
+    for cid, diet in (("c0", None), ("c1", "vegetarian"), ("c2", "vegan"), ("new", "gluten-free")):
+        for ask in ("recommend_recipes", "recommend_products"):
+            pd.testing.assert_frame_equal(
+                getattr(shared, ask)(cid, 5, diet), getattr(fresh, ask)(cid, 5, diet)
+            )
+        got = shared.recommend_recipes(cid, 5, diet, store="s1")
+        pd.testing.assert_frame_equal(got, fresh.recommend_recipes(cid, 5, diet, store="s1"))
+    other_data = make_dataset(items, [("c0", "beef")])  # another data set: nothing is shared
+    other = Personalizer(Popularity().fit(other_data), other_data, recipes=catalog, same_catalog=personalizer)
+    assert other.engine is not personalizer.engine and other._recipe_recommender is None

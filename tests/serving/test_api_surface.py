@@ -29,6 +29,31 @@ def test_openapi_document_is_the_projects(client):
     assert spec["paths"]["/v1/feedback"]["post"]["security"] == [{"bearer": []}]
 
 
+def test_the_document_says_what_the_service_does(client):
+    """Optional fields admit null, both methods of the profile path are listed (and only they are
+    allowed), diet names are enumerated and a reload version must look like one."""
+    from tests.serving.conftest import AUTH
+
+    spec = client.get("/docs.json").json()
+    answer = spec["paths"]["/v1/products"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["properties"]["degraded"]["type"] == ["string", "null"]
+    asked = spec["paths"]["/v1/products"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "vegan" in asked["properties"]["diet"]["items"]["enum"]
+    assert asked["properties"]["store"]["type"] == ["string", "null"]
+    assert sorted(spec["paths"]["/v1/customers/profile"]) == ["get", "post"]
+    assert "404" in spec["paths"]["/v1/customers/profile"]["get"]["responses"]
+    r = client.options("/v1/customers/profile")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST, HEAD"
+    assert client.post("/v1/customers/profile", json={"customer_id": "b1"}).status_code == 200
+    r = client.post("/v1/admin/reload", json={"version": "../x"}, headers=AUTH)
+    assert r.status_code == 400 and "version" in r.text
+    r = client.get("/v1/customers/profile")  # no customer_id: the documented 400, not FastAPI's 422
+    assert r.status_code == 400 and "customer_id" in r.json()["error"]
+    for wrong in ({"co2_weight": False}, {"k": "3"}, {"k": 2.5}):  # strict types, as documented
+        assert client.post("/v1/products", json={"customer_id": "b1", **wrong}).status_code == 400, wrong
+    assert client.post("/v1/products", json={"customer_id": "b1", "co2_weight": 1}).status_code == 200
+
+
 def test_docs_page_has_no_third_party_script(client):
     page = client.get("/docs")
     assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text

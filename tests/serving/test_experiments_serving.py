@@ -125,6 +125,30 @@ def test_experiment_served_attributed_and_reported(ab_client, world, tmp_path):
     assert buyer not in set(_rows(url).customer_id)
 
 
+def test_a_reload_loads_the_variant_models_again(asgi_app, monkeypatch, world, tmp_path):
+    """A variant's model retrained in place answers after the next reload (the champion's)."""
+    from recsys.data.dataset import Dataset
+    from recsys.models.model_dir import save_model_dir
+    from recsys.models.popularity import Popularity
+
+    variant = tmp_path / "variant"
+    shutil.copytree(world["model2"], variant)
+    exp = load_experiment(_config(tmp_path / "ab", variant))
+    service_env(monkeypatch, world, tmp_path, RECSYS_EXPERIMENTS_DIR=str(tmp_path / "ab"))
+    shopper = next(c for c in CUSTOMERS if assign(exp, c, True) == "other")
+    with TestClient(asgi_app) as client:
+        ask = lambda: client.post("/v1/products", json={"customer_id": shopper, "k": 4}).json()  # noqa: E731
+        before = ask()["model_version"]
+        dataset = Dataset.load(world["data"])
+        save_model_dir(Popularity().fit(dataset), dataset.items_table, variant)
+        assert ask()["model_version"] == before  # nothing changes until a reload
+        r = client.post("/v1/admin/reload", json={}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        after = ask()
+        assert after["experiment"]["variant"] == "other" and after["model_version"] != before
+        assert after["model_version"].startswith("variant-") and after["items"]
+
+
 def test_discount_holdout_gets_no_offers_and_is_logged(asgi_app, monkeypatch, offers_world, tmp_path):  # noqa: F811
     start = datetime.now(UTC) - timedelta(days=1)
     (tmp_path / "ab").mkdir()

@@ -15,6 +15,7 @@ from serving.config import Settings
 from serving.customers import diet_profile
 from serving.events import CustomerRecord, EventStore, NewEvent
 from serving.products import ProductJob, recommend_batch
+from serving.publish import publish
 from serving.runtime import load_runtime
 from serving.schemas import ProductsRequest, ProductsResponse
 from tests.serving.conftest import BREAD_BUYERS, MEAT_BUYERS, VEGAN
@@ -26,6 +27,7 @@ def runtime_and_store(world: dict[str, Path], tmp_path: Path):
         model_dir=world["model"], data_dir=world["data"], events_url=f"sqlite:///{tmp_path / 'e.db'}"
     )
     store = EventStore(settings.events_url)
+    publish(store, world["data"])  # the customers' consent and diets, read by key
     yield load_runtime(settings), store
     store.close()
 

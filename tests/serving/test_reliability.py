@@ -148,3 +148,25 @@ def test_the_reloaded_model_survives_a_restart(asgi_app, monkeypatch, world, tmp
         reloaded = r.json()["model_version"]
     with TestClient(asgi_app) as c:  # a new worker process reads the active-model file at start
         assert _version(c) == reloaded
+
+
+def test_a_registry_version_that_does_not_exist_is_a_404(client, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    class EmptyRegistry:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def get_model_version(self, name: str, ref: str) -> None:
+            raise MlflowException(f"no {ref} of {name}", error_code=RESOURCE_DOES_NOT_EXIST)
+
+        get_model_version_by_alias = get_model_version
+
+    monkeypatch.setattr(mlflow, "MlflowClient", EmptyRegistry)
+    before = _version(client)
+    for ref in ("7", "challenger"):
+        r = client.post("/v1/admin/reload", json={"version": ref}, headers=AUTH)
+        assert r.status_code == 404 and repr(ref) in r.json()["error"], r.text
+    assert _version(client) == before
