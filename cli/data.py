@@ -17,10 +17,17 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = Path(args.out)
+    if args.engine == "spark" and args.source != "completejourney":
+        raise ValueError("--engine spark prepares --source completejourney; other sources use --engine local")
     if args.source == "completejourney":
-        from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
+        if args.engine == "spark":
+            from training.spark.prepare import SPARK_STEPS, prepare_completejourney_spark
 
-        _, report = prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
+            _, report = prepare_completejourney_spark(out, args.raw, Progress(SPARK_STEPS))
+        else:
+            from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
+
+            _, report = prepare_completejourney(out, Progress(COMPLETEJOURNEY_STEPS))
         print("Complete Journey raw sizes: " + ", ".join(f"{k} {v:,}" for k, v in report.raw_sizes.items()))
         for reason, n in report.dropped.items():
             print(f"Dropped {n:,} {reason}")
@@ -97,6 +104,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("--products", type=int, default=3000, help="synthetic: number of products")
     prep.add_argument("--weeks", type=int, default=26, help="synthetic: weeks of history")
     prep.add_argument("--seed", type=int, default=0, help="synthetic: random seed")
+    prep.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="spark: prepare in Spark (docs/spark.md)",
+    )
+    prep.add_argument("--raw", help="spark: directory (or URI) of the raw Complete Journey Parquet files")
     prep.set_defaults(func=_cmd_data_prepare)
     val = data.add_parser("validate", help="check a data directory or a directory of CSV/Parquet tables")
     val.add_argument("dir")

@@ -4,7 +4,7 @@
     recsys train --data DIR --until DATE --model NAME --out MODEL_DIR [--param key=value ...] [--no-track]
     recsys recommend --model MODEL_DIR --users FILE --k N --out recs.csv [--exclude-seen]
         [--basket ID,ID,...]  (complete that basket for every user; --data adds basket co-occurrence)
-                     [--diet NAME[,NAME]] [--co2-weight X]
+                     [--diet NAME[,NAME]] [--co2-weight X] [--engine local|spark]
 
 Both train forms are tracked in MLflow (training.jobs) unless --no-track.
 
@@ -138,30 +138,25 @@ RECOMMEND_BLOCK = 20_000
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from recsys.models.base import Recommender
-
     if args.k <= 0:
         raise ValueError(f"--k must be positive, got {args.k}")
     out = output_path(args.out)
     model_dir = Path(args.model)
     if not (model_dir / "model.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model (no model.json)")
-    import recsys.models  # noqa: F401
-
-    model = Recommender.load(model_dir)
     users, erased, withdrawn = batch_customers(read_users(Path(args.users)))
     from recsys.data.csv_safety import write_csv
     from recsys.diet.profiles import as_profile
-    from recsys.models.model_dir import load_items_table
-    from recsys.personalize import align_items
+    from recsys.personalize import load_selector
     from recsys.ranking.basket import BasketCompleter
-    from recsys.ranking.selection import ProductQuery, ProductSelector
+    from recsys.ranking.selection import ProductQuery
 
     if args.co2_weight < 0:
         raise ValueError(f"--co2-weight must be >= 0, got {args.co2_weight}")
     profile = as_profile(args.diet)  # ValueError names an unknown diet
-    items_table, _ = load_items_table(model_dir, Path(args.data) if args.data else None)
-    selector = ProductSelector(model, align_items(items_table, model.items_))
+    data = Path(args.data) if args.data else None
+    selector = load_selector(model_dir, data)
+    model = selector.model
     basket = tuple(b for b in (args.basket or "").split(",") if b)
     if args.basket is not None and not basket:
         raise ValueError("--basket needs at least one product id")
@@ -173,13 +168,22 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             selector.baskets = basket_completer(Path(args.data), selector)
     mode = "complete_basket" if basket else "discover" if args.exclude_seen else "mixed"
     query = ProductQuery(k=args.k, mode=mode, co2_weight=args.co2_weight, basket=basket)
-    written = 0
-    for lo in range(0, max(len(users), 1), RECOMMEND_BLOCK):  # block by block: memory follows the block
-        block = users[lo : lo + RECOMMEND_BLOCK]
-        shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in block]
-        recs = selector.recommend_frame([query] * len(block), shoppers)
-        write_csv(recs, out, append=lo > 0)
-        written += len(recs)
+    if args.engine == "spark":
+        if basket:
+            raise ValueError("--engine spark does not complete baskets; drop --basket or use --engine local")
+        from training.spark.score import recommend_spark
+
+        recs = recommend_spark(model_dir, users, query, profile, withdrawn, data).toPandas()
+        write_csv(recs, out)
+        written = len(recs)
+    else:
+        written = 0
+        for lo in range(0, max(len(users), 1), RECOMMEND_BLOCK):  # block by block: memory follows the block
+            block = users[lo : lo + RECOMMEND_BLOCK]
+            shoppers = [selector.shopper(u, profile, personalised=u not in withdrawn) for u in block]
+            recs = selector.recommend_frame([query] * len(block), shoppers)
+            write_csv(recs, out, append=lo > 0)
+            written += len(recs)
     unknown = sum(u not in model.users_ for u in set(users))
     print(
         f"Wrote {written:,} recommendations for {len(users):,} users to {args.out}"
@@ -223,4 +227,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--co2-weight", type=float, default=0.0, help="CO2e re-ranking weight (0 = off)")
     p.add_argument("--data", help="data directory, if the model dir has no items.parquet")
     p.add_argument("--basket", help="complete this basket (comma-separated product ids) for every user")
+    p.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="spark: select in Spark tasks (docs/spark.md)",
+    )
     p.set_defaults(func=_cmd_recommend)

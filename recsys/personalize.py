@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,18 @@ def align_items(items_table: pd.DataFrame, items: IdMap) -> pd.DataFrame:
                 aligned[column] = aligned[column].astype(object)
             aligned.loc[missing, column] = "unknown"
     return aligned
+
+
+def load_selector(model_dir: Path, data_dir: Path | None = None) -> ProductSelector:
+    """A saved model and its catalog (the model dir's copy, or `data_dir`'s) as a `ProductSelector`:
+    how every batch job, on either engine, gets to the one selection path."""
+    import recsys.models  # noqa: F401  (registers the model classes for Recommender.load)
+    from recsys.models.base import Recommender
+    from recsys.models.model_dir import load_items_table
+
+    model = Recommender.load(Path(model_dir))
+    items_table, _ = load_items_table(Path(model_dir), Path(data_dir) if data_dir else None)
+    return ProductSelector(model, align_items(items_table, model.items_))
 
 
 def query_from_filters(

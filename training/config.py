@@ -48,10 +48,12 @@ class SplitConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from. `dir` is the prepared data directory (prepared on first use)."""
+    """Where the data comes from. `dir` is the prepared data directory (prepared on first use).
+    `engine: spark` prepares Complete Journey and fits ALS with Spark (training/spark, docs/spark.md)."""
 
     source: str = "completejourney"  # completejourney | synthetic | DIR of canonical tables
     dir: str = "data/cj"
+    engine: Literal["local", "spark"] = "local"
     synthetic: SyntheticSpec = SyntheticSpec()
     split: SplitConfig = SplitConfig(test_weeks=4)
 
@@ -140,6 +142,8 @@ class ExperimentConfig(_Strict):
     def _k_sorted(self) -> ExperimentConfig:
         if any(k < 1 for k in self.k):
             raise ValueError("every k must be >= 1")
+        if self.data.engine == "spark" and self.model.name != "als":
+            raise ValueError(f"engine 'spark' trains the als model (MLlib ALS), not {self.model.name!r}")
         return self
 
     def with_params(self, params: dict[str, Any]) -> ExperimentConfig:

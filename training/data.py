@@ -46,7 +46,11 @@ def ensure_data_dir(data: DataConfig) -> Path:
     out = Path(data.dir)
     if (out / MANIFEST).exists():
         return out
-    if data.source == "completejourney":
+    if data.source == "completejourney" and data.engine == "spark":
+        from training.spark.prepare import prepare_completejourney_spark
+
+        prepare_completejourney_spark(out)
+    elif data.source == "completejourney":
         from recsys.data.progress import Progress
         from recsys.prepare import COMPLETEJOURNEY_STEPS, prepare_completejourney
 

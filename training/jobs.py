@@ -224,7 +224,12 @@ def fit_and_log(
     mlflow.log_params(flatten("model", model.get_params()))
     start = time.perf_counter()
     with progress.step(f"fitting {config.model.name} on {len(data.split.train.interactions):,} events"):
-        model.fit(data.split.train)
+        if config.data.engine == "spark":
+            from training.spark.als import fit_with_spark
+
+            fit_with_spark(model, data.split.train)
+        else:
+            model.fit(data.split.train)
     fit_seconds = time.perf_counter() - start
     with progress.step(f"evaluating on {len(data.split.test.interactions):,} test events"):
         result = full_evaluation(
