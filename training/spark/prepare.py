@@ -87,7 +87,7 @@ def map_completejourney(
         F.col("quantity") > 0, F.col("quantity").cast("double")
     )
     # pandas' median and `.round(2)` (rint(x * 100) / 100, half to even on the binary value)
-    price = tx.groupBy("product_id").agg(F.median(shelf).alias("median"))
+    price = _median(tx.select("product_id", shelf.alias("shelf")).dropna(subset=["shelf"]), "shelf")
     package = F.regexp_replace(F.concat(F.lit(" "), F.coalesce("package_size", F.lit(""))), r"\s+$", "")
     name = F.concat(
         F.coalesce("brand", F.lit("")),
@@ -294,3 +294,21 @@ def prepare_completejourney_spark(
     with progress.step(f"validating and writing {out}"):
         info = write_prepared(tables, Path(out), {"source": "completejourney", "engine": "spark"})
     return info, report
+
+
+def _median(frame: DataFrame, column: str) -> DataFrame:
+    """Per product, the median as pandas computes it: the middle value, or (a + b) / 2 of the two middle
+    values. Spark's own median interpolates a + (b - a) * 0.5, which differs in the last bit and so
+    rounds a few prices to the other cent. A distributed sort per product, no per-product lists."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_product = Window.partitionBy("product_id")
+    ranked = frame.select(
+        "product_id",
+        F.col(column).alias("value"),
+        F.row_number().over(by_product.orderBy(column)).alias("rank"),
+        F.count("*").over(by_product).alias("n"),
+    )
+    middle = (F.col("rank") == F.floor((F.col("n") + 1) / 2)) | (F.col("rank") == F.floor(F.col("n") / 2) + 1)
+    return ranked.filter(middle).groupBy("product_id").agg((F.sum("value") / F.count("*")).alias("median"))
