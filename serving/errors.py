@@ -32,7 +32,7 @@ def to_response(exc: BaseException) -> JSONResponse:
     if isinstance(exc, ApiError):
         status, reason = exc.status, exc.reason
     elif isinstance(exc, UnknownIdError):
-        status, reason = 404, str(exc).strip("\"'")
+        status, reason = 404, str(exc.args[0])  # str(KeyError) would wrap the message in quotes
     elif isinstance(exc, (ValueError, FileNotFoundError)):
         status, reason = 400, str(exc)
     else:
