@@ -95,6 +95,7 @@ def _with_campaign(data, redeemed: bool) -> tuple[dict, pd.Timestamp, int]:
     return tables, as_of, int((new["discount_level"] > 0).sum())
 
 
+@pytest.mark.slow  # two planner fits with bootstrap refits (~15 s)
 def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data, monkeypatch):
     tables, as_of, n = _with_campaign(data, redeemed=True)
     assert n >= 50
@@ -111,6 +112,7 @@ def test_cost_check_moves_to_past_campaigns_when_there_are_enough(data, monkeypa
     assert held_out.cost_ratio_["source"] == "held-out logged offers"
 
 
+@pytest.mark.slow  # two planner fits with bootstrap refits (~19 s)
 def test_campaign_that_cost_nothing_still_keeps_the_floor_and_max_keeps_the_held_out_check(data, monkeypatch):
     tables, as_of, _ = _with_campaign(data, redeemed=False)
     monkeypatch.setattr(budget_margin, "MIN_CAMPAIGN_OFFERS", 50)

@@ -60,6 +60,7 @@ def prepared(spark, tmp_path_factory):
     return root / "local", root / "spark", local_report, printed.getvalue()
 
 
+@pytest.mark.slow  # ~50 s of Spark jobs; by hand with -m slow, like the CJ equivalence below
 def test_spark_prepare_gives_the_local_tables(prepared):
     local, spark_dir, local_report, printed = prepared
     manifest = read_manifest(spark_dir)
