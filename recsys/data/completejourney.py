@@ -16,6 +16,18 @@ import pandas as pd
 
 from recsys.data.progress import Progress
 
+#: The raw Complete Journey tables the canonical tables are mapped from (local and Spark loaders).
+RAW_TABLES = (
+    "transactions",
+    "products",
+    "demographics",
+    "campaigns",
+    "campaign_descriptions",
+    "coupons",
+    "coupon_redemptions",
+    "promotions",
+)
+
 NON_MERCHANDISE = (
     "COUPON",
     "FUEL",
@@ -47,18 +59,7 @@ def load_completejourney(
     progress = progress or Progress(6, enabled=False)
     report = CompleteJourneyReport()
     with progress.step("reading Complete Journey parquet files"):
-        raw = get_data(
-            [
-                "transactions",
-                "products",
-                "demographics",
-                "campaigns",
-                "campaign_descriptions",
-                "coupons",
-                "coupon_redemptions",
-                "promotions",
-            ]
-        )
+        raw = get_data(list(RAW_TABLES))
         report.raw_sizes = {k: len(v) for k, v in raw.items()}
 
     with progress.step("mapping products"):

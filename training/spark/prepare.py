@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys.data.completejourney import NON_MERCHANDISE, CompleteJourneyReport
+from recsys.data.completejourney import NON_MERCHANDISE, RAW_TABLES, CompleteJourneyReport
 from recsys.data.io import MANIFEST, _replace_dir, digest
 from recsys.data.progress import Progress
 from recsys.data.schema import TABLE_ORDER, TABLES
@@ -30,16 +30,6 @@ if TYPE_CHECKING:
 
 #: Steps `prepare_completejourney_spark` reports.
 SPARK_STEPS = 5
-RAW_TABLES = (
-    "transactions",
-    "products",
-    "demographics",
-    "campaigns",
-    "campaign_descriptions",
-    "coupons",
-    "coupon_redemptions",
-    "promotions",
-)
 
 
 def completejourney_raw_dir() -> Path:
