@@ -42,6 +42,11 @@ class LRUCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def keys(self) -> list[Hashable]:
+        """The cached keys, least recently used first (a copy: safe to iterate while others build)."""
+        with self._lock:
+            return list(self._data)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

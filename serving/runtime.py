@@ -66,9 +66,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         # products-table row -> model row (-1: a product the model does not know)
-        position = {str(u): i for i, u in enumerate(self.model.items_.to_list())}
         product_ids = self.catalog.items_table["product_id"].astype(str)
-        to_model = np.fromiter((position.get(p, -1) for p in product_ids), np.int64, len(product_ids))
+        model_items = pd.Index(np.asarray(self.model.items_.to_list(), dtype=object))
+        to_model = model_items.get_indexer(product_ids.to_numpy(dtype=object)).astype(np.int64)
         self.stock = _stock(self.catalog.store_items, to_model)
         # the one selection path (recsys.ranking.selection); serving adds transport and batching only
         # a reload over the same catalog: the catalog's parts of the selection layer are shared
@@ -90,6 +90,8 @@ class Runtime:
         self.names = self.selector.names
         self.categories = self.selector.categories
         self.co2e = self.selector.co2e
+        # what the replaced snapshot built on demand is rebuilt by `warm`, before this one serves
+        self._replaces = self.same_catalog.selector if self.same_catalog is not None else None
         self.same_catalog = None  # never keep the previous snapshot alive
 
     def history(self, user_idx: int) -> np.ndarray:
@@ -104,8 +106,11 @@ class Runtime:
         return self.selector.item_index(item_ids)
 
     def warm(self) -> None:
-        """Build the lazy parts (recipes, item similarity) ahead of the first request that needs them."""
+        """Build the lazy parts (recipes, item similarity, the per-diet selection indexes the replaced
+        snapshot was serving) ahead of the first request that needs them."""
+        previous, self._replaces = self._replaces, None  # then let the old selector go
         steps = {
+            "selection indexes": lambda: self.selector.warm_like(previous),
             "recipes": lambda: self.personalizer.recipe_recommender,
             "item similarity": lambda: self.model.item_similarity(
                 np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)

@@ -177,8 +177,11 @@ class ProductSelector:
         self.user_pos: dict[str, int] = {u: i for i, u in enumerate(model.users_.to_list())}
         if not model.seen_.has_sorted_indices:  # history rows are searched with searchsorted
             model.seen_.sort_indices()
-        self._forbidden: LRUCache[np.ndarray] = LRUCache(cache_size)
-        self._category_masks: LRUCache[np.ndarray] = LRUCache(cache_size)
+        if same_catalog is not None:  # both depend on the catalog only: shared, never rebuilt
+            self._forbidden, self._category_masks = same_catalog._forbidden, same_catalog._category_masks
+        else:
+            self._forbidden: LRUCache[np.ndarray] = LRUCache(cache_size)
+            self._category_masks: LRUCache[np.ndarray] = LRUCache(cache_size)
         self._fallback_tops: LRUCache[tuple[np.ndarray, np.ndarray]] = LRUCache(cache_size)
         self._factor_indexes: LRUCache[FactorIndex] = LRUCache(32)
         if not food_first or "is_food" not in self.items_table:
@@ -297,6 +300,19 @@ class ProductSelector:
             profile.exclusions,
             lambda: FactorIndex.build(self.model.item_factors_, self.engine.allowed(profile)),
         )
+
+    def warm_like(self, previous: ProductSelector | None = None) -> None:
+        """Build now what `previous` (the selector this one replaces) had built on demand: the factor
+        indexes and non-personalised lists of the diets it served. Without it, the first requests
+        after a reload would each wait for a build (a factor index is a pass over every item's
+        factors); with it they run in the reload's thread, before the swap. Without `previous`, the
+        no-diet index."""
+        diets = [frozenset()] if previous is None else previous._factor_indexes.keys()
+        if self.dot_product_model:
+            for exclusions in diets:
+                self.factor_index(DietProfile(exclusions))
+        for exclusions, k in [] if previous is None else previous._fallback_tops.keys():
+            self.fallback_top(DietProfile(exclusions), k)
 
     # ---- selection ---------------------------------------------------------------------------
     def select(

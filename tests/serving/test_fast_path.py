@@ -133,3 +133,33 @@ def test_shared_accepts_still_serve_every_connection():
             await server.wait_closed()
 
     assert asyncio.run(main()) == [f"{i}\n".encode() for i in range(20)]
+
+
+def test_a_reload_builds_what_the_old_runtime_served_before_it_swaps(runtime_and_store, world):
+    """The first request after a reload must not wait for a per-diet factor index: `warm` (run in the
+    reload's thread) builds every diet the replaced runtime had served, and the answers are the same
+    as from a runtime that built them on demand."""
+    rt, store = runtime_and_store
+    ids = [*BREAD_BUYERS[:2], VEGAN]
+    _run(rt, store, ids, ["vegan"])
+    _run(rt, store, ids, ["gluten-free", "nut-free"])
+    served = set(rt.selector._factor_indexes.keys())
+    assert {
+        diet_profile(["vegan"]).exclusions,
+        diet_profile(["gluten-free", "nut-free"]).exclusions,
+    } <= served
+
+    settings = Settings(model_dir=world["model"], data_dir=world["data"])
+    new = load_runtime(settings, previous=rt)
+    assert new.catalog is rt.catalog  # same data dir: the catalog is shared
+    assert new.selector._forbidden is rt.selector._forbidden  # catalog-only caches too
+    assert new.selector._factor_indexes.keys() == []
+    new.warm()
+    assert set(new.selector._factor_indexes.keys()) == served
+    cold = load_runtime(settings)
+    for diet in (["vegan"], ["gluten-free", "nut-free"]):
+        warm_answers = _run(new, store, ids, diet)
+        cold_answers = _run(cold, store, ids, diet)
+        assert [[i.item_id for i in a.items] for a in warm_answers] == [
+            [i.item_id for i in a.items] for a in cold_answers
+        ]
