@@ -2,18 +2,17 @@
 
 Builds a small synthetic world (data directory + buy-again model), starts `recsys serve` on it with a
 key holding every scope (so requests reach the handlers, not just the key check), and runs
-`schemathesis run <base>/docs.json` over every operation, the admin reload included. Prints, per
-check, the failures found, and writes results/api_fuzz.md and .csv (one row per check).
+`schemathesis run <base>/docs.json` over every operation, the admin reload included. Returns, per
+check, the failures found. Run as the `fuzz` section of benchmarks/reliability.py:
 
-    .venv/bin/pip install schemathesis   # not a project dependency; only this script needs it
-    .venv/bin/python benchmarks/api_fuzz.py --max-examples 250
+    python3 -m venv /tmp/st && /tmp/st/bin/pip install schemathesis   # its pins need not fit ours
+    PATH=/tmp/st/bin:$PATH .venv/bin/python benchmarks/reliability.py --only fuzz
 
 Target (issue 24): >= 2,000 generated cases with 0 server errors (`not_a_server_error`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report import ROOT, log_run, machine_note, markdown_table, write_results  # noqa: E402
+from benchmarks.report import ROOT  # noqa: E402
 
 KEY = "fuzz-key-" + "0" * 24
 
@@ -157,17 +156,11 @@ def unexpected_tracebacks(log: str) -> int:
     return sum("validation error" not in block.split("\n\n")[0] for block in blocks)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-examples", type=int, default=250, help="examples per operation and phase")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary world and logs")
-    parser.add_argument(
-        "--openapi",
-        default="3.1.0",
-        help="openapi version to declare in the fuzzed document ('' = as served)",
-    )
-    args = parser.parse_args()
+def fuzz(
+    max_examples: int = 180, seed: int = 0, openapi: str = "3.1.0", keep: bool = False
+) -> tuple[pd.DataFrame, dict]:
+    """Fuzz a fresh service; (one row per failing check, summary). The section `fuzz` of
+    benchmarks/reliability.py: its run is the record, so this writes no results file of its own."""
     root = Path(tempfile.mkdtemp(prefix="api-fuzz-"))
     data, model = build_world(root)
     port = free_port()
@@ -176,40 +169,26 @@ def main() -> None:
     start = time.perf_counter()
     try:
         wait_ready(base, proc)
-        spec, served = fetch_spec(base, root, args.openapi)
-        text = run_schemathesis(spec, base, root, args.max_examples, args.seed)
+        spec, served = fetch_spec(base, root, openapi)
+        text = run_schemathesis(spec, base, root, max_examples, seed)
     finally:
         os.killpg(proc.pid, 15)  # our own process group only
         proc.wait(timeout=60)
     seconds = time.perf_counter() - start
     (root / "schemathesis.txt").write_text(text)
     cases, frame = summarise(text)
-    server_errors = int(frame.loc[frame["code"] == "ST101", "unique failures"].sum())  # ST101 = Server error
-    tracebacks = unexpected_tracebacks((root / "serve.log").read_text())
-    md = "\n".join(
-        [
-            "# API fuzzing (schemathesis against the service's OpenAPI document)",
-            "",
-            f"{cases:,} generated cases, every operation, `--checks all`, max {args.max_examples} examples per "
-            f"operation and phase, seed {args.seed}; {seconds:.0f} s; {machine_note()}.",
-            f"The service declares OpenAPI {served}; fuzzed as {args.openapi or served} (see the script's fetch_spec).",
-            f"Server errors (ST101, not_a_server_error): **{server_errors}**; tracebacks in the server log other "
-            f"than logged validation errors: {tracebacks}.",
-            "",
-            "Other failing checks (unique failures; spec-conformance findings, see docs/privacy.md):",
-            "",
-            markdown_table(frame) if len(frame) else "none",
-        ]
-    )
-    write_results("api_fuzz", md, frame)
-    print(text[text.rfind("SUMMARY") - 40 :])
-    log_run("api_fuzz", {"max_examples": args.max_examples, "seed": args.seed, "openapi": args.openapi or served},
-            {"cases": cases, "server_errors": server_errors, "tracebacks": tracebacks})  # fmt: skip
-    if args.keep:
+    print(text[text.rfind("SUMMARY") - 40 :], flush=True)
+    summary = {
+        "fuzz_cases": cases,
+        "fuzz_server_errors": int(frame.loc[frame["code"] == "ST101", "unique failures"].sum()),  # ST101
+        "fuzz_other_findings": int(frame.loc[frame["code"] != "ST101", "unique failures"].sum()),
+        "fuzz_server_log_tracebacks": unexpected_tracebacks((root / "serve.log").read_text()),
+        "fuzz_seconds": round(seconds),
+        "fuzz_setup": f"max {max_examples} examples per operation and phase, seed {seed}, `--checks all`; "
+        f"the service declares OpenAPI {served}, fuzzed as {openapi or served}",
+    }
+    if keep:
         print(f"world and logs kept in {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()
+    return frame, summary

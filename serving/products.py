@@ -43,7 +43,9 @@ def query(req: ProductsRequest) -> ProductQuery:
 
 
 def check_filters(rt: Runtime, req: ProductsRequest) -> None:
-    """Unknown categories or product ids in a filter are a 400 naming them, not a silent empty list."""
+    """Unknown categories or product ids in a filter are a 404 naming them, not a silent empty list:
+    like an unknown store or item, they name something that is not there (Stripe's resource_missing);
+    a 400 says the request itself is malformed, which a well-formed unknown id is not."""
     problems = []
     if req.categories:
         known = _known_categories(rt)
@@ -56,7 +58,7 @@ def check_filters(rt: Runtime, req: ProductsRequest) -> None:
         if unknown:
             problems.append(f"unknown product id(s) in include: {', '.join(unknown[:5])}")
     if problems:
-        raise ApiError(400, "; ".join(problems))
+        raise ApiError(404, "; ".join(problems))
 
 
 _CATEGORIES: list[tuple[Runtime, frozenset[str]]] = []  # (runtime, its categories): the last one

@@ -16,7 +16,9 @@ from serving.reload import REF_PATTERN
 
 CustomerId = Field(min_length=1, max_length=128, description="pseudonymous loyalty customer id")
 #: an integer; JSON Schema counts 5.0 as one, so a whole float is taken as the integer (strict types)
-Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
+#: a whole float such as 5.0 is an integer, as in JSON Schema
+WHOLE_FLOAT = BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+Count = Annotated[int, WHOLE_FLOAT]
 #: a diet or exclusion name as documented (the service also takes any case, and `_` or ` ` for `-`)
 DietName = Annotated[str, Field(json_schema_extra={"enum": list(VALID_NAMES)})]
 _PREFERENCE = f"({'|'.join(VALID_NAMES)})(:(1(\\.0+)?|0?\\.[0-9]*[1-9][0-9]*))?"
@@ -133,8 +135,9 @@ class RecipesRequest(_Request):
     customer_id: str = CustomerId
     k: Count = Field(5, ge=1, le=MAX_K)
     diet: list[DietName] | None = None
-    max_steps: Count | None = Field(None, ge=1, le=100)
-    max_minutes: Count | None = Field(None, ge=1, le=24 * 60)
+    # bounds before the validator inside the Optional: the document then says minimum/maximum
+    max_steps: Annotated[int, Field(ge=1, le=100), WHOLE_FLOAT] | None = None
+    max_minutes: Annotated[int, Field(ge=1, le=24 * 60), WHOLE_FLOAT] | None = None
     basket: list[str] | None = Field(None, description="product ids in the current basket")
     store: str | None = Field(None, min_length=1, max_length=128, description="only what this store sells")
     pantry_at_home: bool = Field(

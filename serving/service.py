@@ -267,7 +267,7 @@ class RecsysService:
 
         async def call() -> ProductsResponse:
             job = ProductJob(req, diet_profile(req.diet))  # unknown diet -> 400 before batching
-            check_filters(self.runtime, req)  # unknown categories / include ids -> 400 naming them
+            check_filters(self.runtime, req)  # unknown categories / include ids -> 404 naming them
             if self.experiments.configs:
                 state, degraded = await self._read_state(req.customer_id)
                 shopper = self._customer(self.runtime, req.customer_id, state, req.diet)

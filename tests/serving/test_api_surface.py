@@ -64,16 +64,28 @@ def test_docs_page_has_no_third_party_script(client):
 
 
 @pytest.mark.parametrize(
-    ("body", "needle"),
+    ("body", "status", "needle"),
     [
-        ({"categories": ["MEAT", "NO SUCH AISLE"]}, "NO SUCH AISLE"),
-        ({"include": ["p_tofu", "nope"]}, "nope"),
-        ({"diet": [""]}, "empty"),
+        ({"categories": ["MEAT", "NO SUCH AISLE"]}, 404, "NO SUCH AISLE"),
+        ({"include": ["p_tofu", "nope"]}, 404, "nope"),
+        ({"include": [""]}, 404, "include"),
+        ({"diet": [""]}, 400, "empty"),
     ],
 )
-def test_unknown_filter_values_are_400_naming_them(client, body, needle):
+def test_unknown_filter_values_are_404_naming_them_blank_diets_400(client, body, status, needle):
     r = client.post("/v1/products", json={"customer_id": "b1", **body})
-    assert r.status_code == 400 and needle in r.json()["error"], r.text
+    assert r.status_code == status and needle in r.json()["error"], r.text
+
+
+def test_recipe_bounds_are_in_the_document_as_json_schema(client):
+    """`minimum`/`maximum`, not pydantic's `ge`/`le`: a client generating requests from the document
+    must not send a value the service refuses."""
+    props = client.get("/docs.json").json()["components"]["schemas"]["RecipesRequestIODescriptor"][
+        "properties"
+    ]
+    for name, (low, high) in {"max_steps": (1, 100), "max_minutes": (1, 1440)}.items():
+        number = next(s for s in props[name]["anyOf"] if s.get("type") == "integer")
+        assert (number["minimum"], number["maximum"]) == (low, high), props[name]
 
 
 def test_blank_diet_is_refused_by_consent_too(client):
