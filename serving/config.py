@@ -67,6 +67,8 @@ class Settings:
     #: where the model a reload activated is recorded, read at start so a restarted worker keeps it
     active_model_file: Path | None = None
     #: customers whose state a worker keeps (LRU); bounds its memory whatever the number of customers
+    #: seconds between looks at active_model_file for a reload made by another worker (0: never)
+    active_model_poll: float = 2.0
     state_cache_size: int = 20_000
     #: redis:// URL of the cache bus that drops a changed customer's state on every replica (unset:
     #: this process only; with PostgreSQL and no bus nothing is cached), and its channel
@@ -115,6 +117,7 @@ class Settings:
             active_model_file=(
                 Path(env["RECSYS_ACTIVE_MODEL_FILE"]) if env.get("RECSYS_ACTIVE_MODEL_FILE") else None
             ),
+            active_model_poll=float(env.get("RECSYS_ACTIVE_MODEL_POLL") or 2.0),
             state_cache_size=int(env.get("RECSYS_STATE_CACHE_SIZE") or 20_000),
             cache_bus_url=env.get("RECSYS_CACHE_BUS_URL") or None,
             cache_channel=env.get("RECSYS_CACHE_CHANNEL") or None,

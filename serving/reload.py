@@ -1,5 +1,6 @@
 """Which model to serve: the reload request checked before anything is read, and the active choice
-recorded so a restarted worker comes back on it rather than on the configured default.
+recorded so a restarted worker comes back on it rather than on the configured default, and so every
+other worker and replica sharing the record follows a reload (each polls it: serving/service.py).
 
 A reload names a registry version or alias of the served model name (RECSYS_REGISTRY_URI) or a
 model directory, and directories are accepted only under RECSYS_MODEL_ROOT (resolved, so `..` and
@@ -14,6 +15,7 @@ import logging
 import os
 import re
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,43 +62,62 @@ def resolve_source(settings: Settings, model_dir: str | None, version: str | Non
     return ModelSource(model_dir=path)
 
 
-def record_active(settings: Settings, source: ModelSource) -> None:
-    """Persist the source a reload activated (atomic replace); no file configured: nothing to do."""
+def configured(settings: Settings) -> str:
+    """The default a record overrides: the model dir, else the registry alias in its tracking store."""
+    return (
+        str(settings.model_dir)
+        if settings.model_dir
+        else f"{settings.registry_uri} @ {settings.tracking_uri}"
+    )
+
+
+def record_active(settings: Settings, source: ModelSource) -> str | None:
+    """Persist the source a reload activated (atomic replace) under a new reload id, returned;
+    no file configured: nothing recorded, None."""
     target = settings.active_model_file
     if target is None:
-        return
+        return None
     target.parent.mkdir(parents=True, exist_ok=True)
+    reload_id = uuid.uuid4().hex
     body = {k: (str(v) if v is not None else None) for k, v in asdict(source).items()}
+    body.update(reload_id=reload_id, configured=configured(settings))
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".active-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(body, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
+    return reload_id
 
 
-def active_source(settings: Settings) -> ModelSource:
-    """What the last reload activated, re-checked like a request; the default when none or unusable."""
+def active_source(settings: Settings) -> tuple[ModelSource, str | None]:
+    """(what the last reload activated, its reload id), re-checked like a request; (the default,
+    None) when there is no record, it cannot be used, or it was made under another configuration."""
     path = settings.active_model_file
     if path is None or not path.exists():
-        return ModelSource()
+        return ModelSource(), None
     try:
         body = json.loads(path.read_text())
-        return resolve_source(settings, body.get("model_dir"), body.get("version"))
-    except (ValueError, OSError, AttributeError, ApiError) as exc:
+        if body.get("configured") != configured(settings):
+            logger.info("active model record %s was made for another configuration; ignored", path)
+            return ModelSource(), None
+        source = resolve_source(settings, body.get("model_dir"), body.get("version"))
+        return source, str(body["reload_id"])
+    except (ValueError, OSError, AttributeError, KeyError, ApiError) as exc:
         logger.error("ignoring the active model record %s: %s", path, exc)
-        return ModelSource()
+        return ModelSource(), None
 
 
-def load_active(settings: Settings):  # noqa: ANN201 - a Runtime (serving.runtime imports this module)
-    """The runtime to start with: the recorded active model, else (if it cannot load) the default."""
+def load_active(settings: Settings):  # noqa: ANN201 - (Runtime, reload id); runtime.py imports us
+    """The runtime to start with and the reload id it follows: the recorded active model, else (if it
+    cannot load) the default."""
     from serving.runtime import load_runtime
 
-    source = active_source(settings)
+    source, reload_id = active_source(settings)
     if source == ModelSource():
-        return load_runtime(settings)
+        return load_runtime(settings), reload_id
     try:
-        return load_runtime(settings, source)
+        return load_runtime(settings, source), reload_id
     except Exception as exc:  # noqa: BLE001 - a bad record must not keep the service down
         logger.error("active model %s did not load (%s); starting on the default", source, exc)
-        return load_runtime(settings)
+        return load_runtime(settings), reload_id

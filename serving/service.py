@@ -53,7 +53,7 @@ from serving.products import ProductJob, check_filters, recommend_batch
 from serving.profiles import ProfileRequest, ProfileResponse
 from serving.profiles import answer as profile_answer
 from serving.publish import publish_if_new
-from serving.reload import ModelSource, load_active, record_active, resolve_source
+from serving.reload import ModelSource, active_source, load_active, record_active, resolve_source
 from serving.runtime import Runtime, load_runtime
 from serving.schemas import (
     CheckoutRequest,
@@ -167,12 +167,13 @@ class RecsysService:
         if self._publish_lock.locked():  # the store answered and the data dir is being published:
             connecting.join(timeout=300.0)  # serve once customers are known (ready says so meanwhile)
         self.ledger = CheckoutLedger(self.settings.events_url)  # checkouts + redemptions (checkout.py)
-        self.runtime: Runtime = load_active(self.settings)
+        self.runtime: Runtime
+        self.runtime, self._active_id = load_active(self.settings)
         rekey_at_start(self.store, self.runtime)  # erasures from before keyed hashes (erasure_secret.py)
         # the discount plan: a trained artifact, loaded read-only (serving/discounts.py)
         self.discount_plan: DiscountPlan | MissingPlan = load_discount_plan(self.settings)
         self.experiments = Experiments(self.settings, self.store.engine)  # RECSYS_EXPERIMENTS_DIR
-        self._reload_lock = asyncio.Lock()
+        self._switch_lock = threading.Lock()  # one reload at a time, from a request or a follower
         self._publish_version(None, self.runtime)
         # Not ready (503 on /v1/health/ready and /readyz) until the lazy parts are built: a load
         # balancer then never sends traffic that would wait behind seconds of warm-up.
@@ -182,6 +183,9 @@ class RecsysService:
         else:
             freeze_heap()
             self._warm.set()
+        self._stopping = threading.Event()
+        if self.settings.active_model_file is not None and self.settings.active_model_poll > 0:
+            threading.Thread(target=self._follow_reloads, name="recsys-follow", daemon=True).start()
         self.batcher = MicroBatcher(
             self._products_batch,
             self.settings.max_batch_size,
@@ -531,23 +535,53 @@ class RecsysService:
 
         async def call() -> ReloadResponse:
             source: ModelSource = resolve_source(self.settings, req.model_dir, req.version)  # 4xx first
-            async with self._reload_lock:
-                with short_gil_slices(), collector_paused():
-                    old = self.runtime
-                    new, variants = await asyncio.to_thread(
-                        _load_candidate, self.settings, source, old, self.experiments
-                    )
-                    plan = await asyncio.to_thread(load_discount_plan, self.settings)
-                    if self.settings.warm_up:
-                        await asyncio.to_thread(new.warm)  # ready before it takes traffic
-                    await asyncio.to_thread(record_active, self.settings, source)
-                    self.runtime = new  # the swap: one reference assignment
-                    self.experiments.runtimes = variants
-                    self.discount_plan = plan
-                    self._publish_version(old, new)
+            old, new = await asyncio.to_thread(self._switch, source)
             return ReloadResponse(previous_version=old.version, model_version=new.version, source=new.source)
 
         return await self._guard(ctx, "admin", call)
+
+    def _switch(self, source: ModelSource, follow: str | None = None) -> tuple[Runtime, Runtime] | None:
+        """Build the runtime of `source` beside the serving one and swap it in (one reference
+        assignment); record it, unless following the record `follow` (a reload id) another worker
+        made. Returns (old, new); None when `follow` is what this worker already serves."""
+        with self._switch_lock:
+            if follow is not None and follow == self._active_id:
+                return None
+            with short_gil_slices(), collector_paused():
+                old = self.runtime
+                new, variants = _load_candidate(self.settings, source, old, self.experiments)
+                plan = load_discount_plan(self.settings)
+                if self.settings.warm_up:
+                    new.warm()  # ready before it takes traffic
+                reload_id = follow or record_active(self.settings, source)
+                self.runtime = new  # the swap: one reference assignment
+                self.experiments.runtimes = variants
+                self.discount_plan = plan
+                self._active_id = reload_id
+                self._publish_version(old, new)
+            return old, new
+
+    @bentoml.on_shutdown
+    def _stop_following(self) -> None:
+        self._stopping.set()
+
+    def _follow_reloads(self) -> None:
+        """Every RECSYS_ACTIVE_MODEL_POLL seconds: if another worker or replica recorded a reload
+        (RECSYS_ACTIVE_MODEL_FILE, shared), make the same one here, so no worker keeps serving the
+        old model until its restart. A record that does not load is logged once and not retried."""
+        while not self._stopping.wait(self.settings.active_model_poll):
+            try:
+                source, reload_id = active_source(self.settings)
+                if reload_id is None or reload_id == self._active_id:
+                    continue
+                done = self._switch(source, follow=reload_id)
+                if done is not None:
+                    logger.info("followed reload %s: now serving %s", reload_id, done[1].version)
+            except ApiError as exc:
+                logger.error("reload %s recorded by another worker not followed: %s", reload_id, exc.args[0])
+                self._active_id = reload_id
+            except Exception:  # noqa: BLE001 - the follower must outlive any one bad record
+                logger.exception("following the active model record failed")
 
     # ---- health ---------------------------------------------------------------------------------
     @health.get("/live", response_model=HealthResponse)

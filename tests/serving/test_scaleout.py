@@ -112,24 +112,12 @@ def _buy_again(base: str, customer_id: str) -> dict:
     return r.json()
 
 
-@pytest.mark.postgres
-def test_two_replicas_one_store_a_purchase_on_one_is_folded_into_the_others_next_answer(
-    tmp_path, world, pg_url
-):
-    env = {
-        **os.environ,
-        "RECSYS_EVENTS_URL": pg_url,
-        "RECSYS_CACHE_BUS_URL": REDIS_URL,
-        "RECSYS_CACHE_CHANNEL": f"recsys-test:{uuid.uuid4().hex}",
-        "RECSYS_API_KEYS": API_KEY,
-        "RECSYS_ACCESS_LOG": "false",
-        "RECSYS_WARM_UP": "false",
-        "RECSYS_OFFERS_URI": "none",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
+@contextlib.contextmanager
+def _replicas(tmp_path: Path, world: dict[str, Path], env: dict[str, str], names=("a", "b")):
+    """`recsys serve` processes on free ports, ready; their base URLs. Killed (group) on exit."""
     procs, logs, bases = [], [], []
     try:
-        for name in ("a", "b"):
+        for name in names:
             port = _free_port()
             cmd = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
             cmd += ["--model-dir", str(world["model"]), "--data-dir", str(world["data"])]
@@ -143,7 +131,41 @@ def test_two_replicas_one_store_a_purchase_on_one_is_folded_into_the_others_next
             bases.append(f"http://127.0.0.1:{port}")
         for base, proc, log in zip(bases, procs, logs, strict=True):
             _wait_ready(base, proc, log)
-        first, second = bases
+        yield bases
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+def _base_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RECSYS_API_KEYS": API_KEY,
+        "RECSYS_ACCESS_LOG": "false",
+        "RECSYS_WARM_UP": "false",
+        "RECSYS_OFFERS_URI": "none",
+        "OPENBLAS_NUM_THREADS": "1",
+        **extra,
+    }
+
+
+@pytest.mark.postgres
+def test_two_replicas_one_store_a_purchase_on_one_is_folded_into_the_others_next_answer(
+    tmp_path, world, pg_url
+):
+    env = _base_env(
+        RECSYS_EVENTS_URL=pg_url,
+        RECSYS_CACHE_BUS_URL=REDIS_URL,
+        RECSYS_CACHE_CHANNEL=f"recsys-test:{uuid.uuid4().hex}",
+    )
+    with _replicas(tmp_path, world, env) as (first, second):
         before = _buy_again(second, "b2")  # the second replica now holds b2's state in its cache
         assert _buy_again(second, "b2")["items"] == before["items"]
         assert before["personalised"] and "p_salmon" not in [i["item_id"] for i in before["items"]]
@@ -157,13 +179,52 @@ def test_two_replicas_one_store_a_purchase_on_one_is_folded_into_the_others_next
         assert r.status_code == 200
         gone = _buy_again(second, "b2")
         assert gone["items"] == [] and not gone["personalised"], gone
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+
+
+def _version(base: str) -> str:
+    return httpx.get(f"{base}/v1/health/live", timeout=10).json()["model_version"]
+
+
+def _follows(base: str, version: str, seconds: float = 30.0) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if _version(base) == version:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_reload_on_one_replica_is_followed_by_the_other(tmp_path, world):
+    """Replicas (or workers) sharing RECSYS_ACTIVE_MODEL_FILE serve one model: a reload made on one
+    is made on the other within a poll."""
+    env = _base_env(
+        RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}",
+        RECSYS_MODEL_ROOT=str(world["model"].parent),
+        RECSYS_ACTIVE_MODEL_FILE=str(tmp_path / "active-model.json"),
+        RECSYS_ACTIVE_MODEL_POLL="0.3",
+    )
+    with _replicas(tmp_path, world, env) as (first, second):
+        start = _version(second)
+        r = httpx.post(f"{first}/v1/admin/reload", json={"model_dir": "model2"}, headers=AUTH, timeout=60)
+        assert r.status_code == 200, r.text
+        new = r.json()["model_version"]
+        assert new != start and _version(first) == new
+        assert _follows(second, new), (tmp_path / "serve-b.log").read_text()[-2000:]
+        # back to the configured default: followed too
+        r = httpx.post(f"{first}/v1/admin/reload", json={}, headers=AUTH, timeout=60)
+        assert r.status_code == 200 and _follows(second, start)
+
+
+def test_a_record_made_under_another_configuration_is_ignored(tmp_path, world):
+    from serving.config import Settings
+    from serving.reload import ModelSource, active_source, record_active
+
+    common = {"active_model_file": tmp_path / "active.json", "model_root": world["model"].parent}
+    first = Settings(model_dir=world["model"], **common)
+    reload_id = record_active(first, ModelSource(model_dir=world["model2"]))
+    assert active_source(first) == (ModelSource(model_dir=world["model2"]), reload_id)
+    # the operator configures another default model: the old reload no longer overrides it
+    other = Settings(model_dir=world["model2"], **common)
+    assert active_source(other) == (ModelSource(), None)
+    (tmp_path / "active.json").write_text("{not json")
+    assert active_source(first) == (ModelSource(), None)
