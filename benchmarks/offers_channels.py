@@ -213,7 +213,7 @@ def main() -> None:
         .unstack("policy")
     )
     growth.columns = [f"{'model' if p == 'model' else 'posterior reference'} {a}" for a, p in growth.columns]
-    growth = growth.reset_index()
+    growth = growth[sorted(growth.columns, key=lambda c: not c.startswith("model"))].reset_index()
     reached = growth.loc[growth["model min"] >= GOAL, "logged offers per customer"]
     md = (
         "# Offers: channel and send hour\n\n"
