@@ -10,6 +10,9 @@ setting the affinity a_c of each channel c in CHANNELS, and a peak active hour w
 chance an offer sent on channel c at hour h is acted on is base x a_c x hour_factor(h), with
 hour_factor a Gaussian bump around the peak (an in-store display is seen while shopping, so it follows
 the same active hours).
+
+What the retailer observes besides the offer log: the usual shopping hour (the till's) and engagement
+per channel, written as the canonical `engagement` table by `engagement_table` (one row per event).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ BASE_RESPONSE = 0.30
 
 #: Mean engagement events per unit of affinity over the history.
 ENGAGEMENT = 4.0
+
+#: The event an engagement on each channel in CHANNELS is logged as: a push opened, an email opened,
+#: a store visited.
+ENGAGEMENT_EVENT: tuple[str, ...] = ("open", "open", "visit")
 
 
 @dataclass(frozen=True)
@@ -203,3 +210,27 @@ def posterior_choice(world: ChannelWorld, log: pd.DataFrame) -> tuple[np.ndarray
     consent = consent_matrix(world)
     chosen = np.where(consent, expected, -1.0).argmax(axis=1)
     return np.where(consent.any(axis=1), chosen, -1), c["usual_hour"].to_numpy()
+
+
+def engagement_table(
+    world: ChannelWorld, start: pd.Timestamp, weeks: int, seed: int | list[int]
+) -> pd.DataFrame:
+    """The canonical `engagement` table of the world: each customer's `engagement_<channel>` events as
+    rows (customer_id, channel, timestamp, event) at a random time of the `weeks` from `start`, so the
+    counts per channel over that history are exactly the world's."""
+    rng = np.random.default_rng(seed)
+    c = world.customers
+    counts = c[[f"engagement_{ch}" for ch in CHANNELS]].to_numpy(int)
+    rows, channel = np.nonzero(counts)
+    reps = counts[rows, channel]
+    rows, channel = np.repeat(rows, reps), np.repeat(channel, reps)
+    offset = rng.integers(0, weeks * 7 * 86400, len(rows)).astype("timedelta64[s]")
+    frame = pd.DataFrame(
+        {
+            "customer_id": c["customer_id"].to_numpy()[rows].astype(str),
+            "channel": np.array(CHANNELS, dtype=object)[channel],
+            "timestamp": (np.datetime64(pd.Timestamp(start), "s") + offset).astype("datetime64[ns]"),
+            "event": np.array(ENGAGEMENT_EVENT, dtype=object)[channel],
+        }
+    )
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

@@ -15,7 +15,8 @@ What a caller can score against (``SyntheticData.truth``):
   an hour drawn uniformly, and the channel and hour scale the discount's uplift
   (`lab.channels.uplift_factor`, 1 on average over logged sends, so ``response`` is that of a logged
   send). Baskets are shopped around the customer's active hours; consent per channel is published as
-  ``customers.marketing_channels``.
+  ``customers.marketing_channels``, engagement per channel (the world's counts) as the
+  ``engagement`` table.
 
 The discount response (see ``_response``) is driven mostly by traits that leave traces in behaviour:
 - baseline: P(a basket holds the group) x the visit rate of the week -> visible as the customer's
@@ -48,7 +49,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lab.channels import ChannelWorld, channel_world, consent_matrix, truth_table, uplift_factor
+from lab.channels import (
+    ChannelWorld,
+    channel_world,
+    consent_matrix,
+    engagement_table,
+    truth_table,
+    uplift_factor,
+)
 from lab.channels import logging_policy as channel_logging_policy
 from lab.synthetic_catalog import (
     AGE_BANDS,
@@ -919,6 +927,8 @@ def _synthesise(
         "household_members": members,
         "products": products,
         "offers": offers,
+        # engagement per channel from the same truth: what the channel model's prior reads
+        "engagement": engagement_table(w.channels, pd.Timestamp(t0), weeks, [seed, 3]),
         "campaign_products": pd.DataFrame({"campaign_id": _str([]), "product_id": _str([])}),
         # the generator's deals are per line, not a store calendar: an empty (valid) calendar
         "promotions": pd.DataFrame(

@@ -59,7 +59,9 @@ def customer_rows(data_dir: Path, recent_days: float = RECENT_DAYS) -> list[dict
     """One `customer_base` row per customer of a prepared data directory."""
     from recsys.offers.profiles import PROFILE_COLUMNS, customer_profiles
 
-    tables = read_tables(data_dir, skip=("promotions", "offers", "campaign_products", "products"))
+    tables = read_tables(
+        data_dir, skip=("promotions", "offers", "engagement", "campaign_products", "products")
+    )
     users, inter = tables["customers"], tables["interactions"]
     inter = inter.assign(
         customer_id=inter["customer_id"].astype(str), product_id=inter["product_id"].astype(str)

@@ -2,7 +2,8 @@
 
     tables (minus erased customers, with the consent and diet customers last gave the service)
       -> DiscountPlanner(rules from the config).fit -> plan(budget)
-      -> channel and send hour per customer (recsys.offers.channels, fitted here on the offer log)
+      -> channel and send hour per customer (recsys.offers.channels, fitted here on the offer log and
+         the engagement per channel)
       -> PlanArtifact (recsys.offers.artifact: the plan and the channel model together)
       -> MLflow run (params, aggregate metrics, the plan directory) -> registry version @champion
 
@@ -177,7 +178,7 @@ def plan_artifact(
     from recsys.offers.channels import plan_channels
     from recsys.offers.eligibility import diet_patterns, group_table
 
-    channels = fit_channels(tables, planner.lifecycle_)
+    channels = fit_channels(tables, planner.lifecycle_, planner.as_of_, planner.lookback_weeks)
     plan = planner.plan(config.budget, config.max_per_customer)
     plan = plan_channels(plan, channels, tables["customers"], planner.lifecycle_["preferred_weekday"])
     no_offer = planner.no_offer_reasons(plan).rename_axis("customer_id").reset_index()
@@ -219,17 +220,20 @@ def plan_artifact(
     )
 
 
-def fit_channels(tables: dict[str, pd.DataFrame], lifecycle: pd.DataFrame):
+def fit_channels(
+    tables: dict[str, pd.DataFrame], lifecycle: pd.DataFrame, as_of: pd.Timestamp, lookback_weeks: int
+):
     """The channel and send-hour model (recsys.offers.channels) fitted on the offer log's sends on
-    its channels, with each customer's usual shopping hour (the lifecycle's) as the hour prior."""
-    from recsys.offers.channels import ChannelTimingModel, offer_log
+    its channels, with each customer's usual shopping hour (the lifecycle's) as the hour prior and
+    their engagement per channel over the `lookback_weeks` before `as_of` (the `engagement` table,
+    when the data has one) as the channel prior."""
+    from recsys.offers.channels import ChannelTimingModel, engagement_signals, offer_log
 
-    signals = pd.DataFrame(
-        {
-            "customer_id": lifecycle.index.astype(str),
-            "usual_hour": lifecycle["preferred_hour"].to_numpy(float),
-        }
-    )
+    since = pd.Timestamp(as_of) - pd.Timedelta(weeks=lookback_weeks)
+    ids = lifecycle.index.astype(str)
+    signals = engagement_signals(tables.get("engagement"), ids, since, pd.Timestamp(as_of))
+    hour = pd.Series(lifecycle["preferred_hour"].to_numpy(float), index=ids)
+    signals["usual_hour"] = signals["customer_id"].map(hour).to_numpy(float)
     return ChannelTimingModel().fit(offer_log(tables.get("offers")), signals)
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from recsys.defaults import PROJECT_DIR
 
 #: Canonical tables keyed by customer: every row of an erased customer goes.
-CUSTOMER_TABLES: tuple[str, ...] = ("customers", "interactions", "offers", "household_members")
+CUSTOMER_TABLES: tuple[str, ...] = ("customers", "interactions", "offers", "household_members", "engagement")
 
 SECRET_ENV = "RECSYS_ERASURE_SECRET"
 SECRET_FILE_ENV = "RECSYS_ERASURE_SECRET_FILE"

@@ -27,6 +27,12 @@ DIET_ATTRIBUTES: tuple[str, ...] = (
 
 CHANNELS: tuple[str, ...] = ("store", "online", "app")
 
+#: Channels an offer can be sent on and a customer can engage on: app push, email, in-store display.
+MARKETING_CHANNELS: tuple[str, ...] = ("app", "email", "store")
+
+#: Engagement events: an app push or email opened, a link clicked, a store visited.
+ENGAGEMENT_EVENTS: tuple[str, ...] = ("open", "click", "visit")
+
 
 @dataclass(frozen=True)
 class Column:
@@ -78,7 +84,7 @@ CUSTOMERS = Table(
             "str",
             required=False,
             nullable=True,
-            doc="channels offers may use, comma separated (app, email, store); empty = every channel "
+            doc="channels offers may use, comma separated (app, email, store); missing = every channel "
             "when consent_marketing is true",
         ),
         Column(
@@ -182,6 +188,24 @@ OFFERS = Table(
     doc="offers sent and whether/when they were redeemed",
 )
 
+ENGAGEMENT = Table(
+    "engagement",
+    (
+        Column("customer_id", "id"),
+        Column("channel", "str", allowed=MARKETING_CHANNELS, doc="where the customer engaged"),
+        Column("timestamp", "timestamp", doc="UTC"),
+        Column(
+            "event", "str", allowed=ENGAGEMENT_EVENTS, doc="push or email opened, link clicked, store visited"
+        ),
+    ),
+    foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
+    required=False,
+    doc=(
+        "engagement per marketing channel, one row per event; the channel model's prior of which channel "
+        "a customer answers (without it, the offer log alone decides)"
+    ),
+)
+
 CAMPAIGN_PRODUCTS = Table(
     "campaign_products",
     (Column("campaign_id", "id"), Column("product_id", "id")),
@@ -211,7 +235,16 @@ PROMOTIONS = Table(
 
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (CUSTOMERS, HOUSEHOLD_MEMBERS, PRODUCTS, INTERACTIONS, OFFERS, CAMPAIGN_PRODUCTS, PROMOTIONS)
+    for t in (
+        CUSTOMERS,
+        HOUSEHOLD_MEMBERS,
+        PRODUCTS,
+        INTERACTIONS,
+        OFFERS,
+        ENGAGEMENT,
+        CAMPAIGN_PRODUCTS,
+        PROMOTIONS,
+    )
 }
 #: Validation order: referenced tables first.
 TABLE_ORDER: tuple[str, ...] = (
@@ -220,6 +253,7 @@ TABLE_ORDER: tuple[str, ...] = (
     "products",
     "interactions",
     "offers",
+    "engagement",
     "campaign_products",
     "promotions",
 )

@@ -5,7 +5,8 @@ rate(customer, channel) x hour_profile(customer, hour) / rate(customer).
 
 - rate(customer, channel): the customer's response rate on the channel, shrunk towards a prior (a
   Beta prior worth `prior_strength` offers): the channel's population rate, scaled by the customer's
-  engagement on the channel when `signals` give it (app sessions, email opens, store visits);
+  engagement on the channel when `signals` give it (events of the `engagement` table per channel,
+  `engagement_signals`: pushes and emails opened, links clicked, store visits);
 - hour_profile(customer, hour): responses smoothed over send hours by a Gaussian kernel
   (`bandwidth` hours), shrunk towards a prior: the customer's overall rate, shaped as a bump around
   their usual shopping hour when `signals` give it; the ratio keeps channel and hour apart, so the best
@@ -26,10 +27,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from recsys.data.schema import MARKETING_CHANNELS
 from recsys.offers.lifecycle import best_send_time
 
-#: App push, email, in-store display: the offers table's channel names (recsys.data.schema).
-CHANNELS: tuple[str, ...] = ("app", "email", "store")
+#: App push, email, in-store display: the offers and engagement tables' channel names.
+CHANNELS: tuple[str, ...] = MARKETING_CHANNELS
 HOURS: np.ndarray = np.arange(7, 23)
 
 
@@ -87,6 +89,26 @@ def offer_log(offers: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
+def engagement_signals(
+    engagement: pd.DataFrame | None, customer_ids: Iterable[str], since: pd.Timestamp, until: pd.Timestamp
+) -> pd.DataFrame:
+    """customer_id and engagement_<channel>: each customer's events per channel in [since, until)
+    (every event counts one), for `customer_ids` and everyone with an event. Without an engagement
+    table (`None`: the data has none, e.g. Complete Journey) the columns are missing values, so the
+    model keeps the population's prior; with one, a customer without events counts 0 everywhere."""
+    ids = pd.Index(pd.unique(np.asarray(list(customer_ids), dtype=object).astype(str)))
+    columns = [f"engagement_{c}" for c in CHANNELS]
+    if engagement is None:
+        return pd.DataFrame({"customer_id": ids, **{c: np.nan for c in columns}})
+    stamp = pd.to_datetime(engagement["timestamp"])
+    rows = engagement[(stamp >= since) & (stamp < until) & engagement["channel"].isin(CHANNELS)]
+    counts = pd.crosstab(rows["customer_id"].astype(str), rows["channel"]).reindex(columns=list(CHANNELS))
+    ids = ids.append(pd.Index(counts.index).difference(ids))
+    counts = counts.reindex(ids).fillna(0.0)
+    counts.columns = columns
+    return counts.rename_axis("customer_id").reset_index()
+
+
 class ChannelTimingModel:
     """Fit on a log with customer_id, channel (one of `channels`), hour (0-23) and responded (bool)."""
 
@@ -106,8 +128,9 @@ class ChannelTimingModel:
         return {"prior_strength": float(self.prior_strength), "bandwidth": float(self.bandwidth)}
 
     def fit(self, log: pd.DataFrame, signals: pd.DataFrame | None = None) -> ChannelTimingModel:
-        """`signals` (optional): customer_id, usual_hour and, when known, engagement_<channel> per
-        channel; a missing value leaves that prior at the population's."""
+        """`signals` (optional): customer_id and, when known, usual_hour and engagement_<channel> per
+        channel (`engagement_signals`); a missing column or value leaves that prior at the
+        population's."""
         bad = ~log["channel"].isin(self.channels)
         if bad.any():
             raise ValueError(
@@ -136,7 +159,7 @@ class ChannelTimingModel:
             eng = sig.reindex(columns=columns).to_numpy(float)
             lift = (eng + 1.0) / (np.nanmean(np.where(np.isnan(eng).all(axis=0), 0.0, eng), axis=0) + 1.0)
             prior = np.where(np.isnan(lift), prior, pop * lift)
-            usual = sig["usual_hour"].to_numpy(float)
+            usual = sig.reindex(columns=["usual_hour"])["usual_hour"].to_numpy(float)
             has = ~np.isnan(usual)
             bump = np.exp(-0.5 * ((self.hours[None, :] - usual[has, None]) / self.bandwidth) ** 2)
             hour_prior[has] = bump / bump.mean(axis=1, keepdims=True)

@@ -39,7 +39,15 @@ def with_optional_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
             "diet_exclusions": ["nuts", "", ""],
         }
     )
-    return {**tables, "offers": offers, "household_members": members}
+    engagement = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c1"],
+            "channel": ["email", "app", "store"],
+            "timestamp": ["2024-01-01T09:00:00"] * 3,
+            "event": ["open", "open", "visit"],
+        }
+    )
+    return {**tables, "offers": offers, "household_members": members, "engagement": engagement}
 
 
 def test_erasure_key_is_an_hmac_under_the_secret():
@@ -67,12 +75,13 @@ def test_drop_erased_removes_every_row_of_the_customer(tables):
     full = with_optional_tables(tables)
     kept, dropped = drop_erased(full, {KEY_C1}, SECRET)
     assert dropped == 1
-    for name in ("customers", "interactions", "offers", "household_members"):
+    for name in ("customers", "interactions", "offers", "household_members", "engagement"):
         assert "c1" not in set(kept[name]["customer_id"]), name
     assert list(kept["customers"]["customer_id"]) == ["c2", "c3"]
     assert list(kept["interactions"]["customer_id"]) == ["c2", "c2", "c3"]
     assert list(kept["offers"]["offer_id"]) == ["o2"]
     assert list(kept["household_members"]["customer_id"]) == ["c3"]
+    assert list(kept["engagement"]["channel"]) == ["app"]  # the erased customer's engagement is gone
     # other customers' rows are untouched, tables not keyed by customer are the same objects
     pd.testing.assert_frame_equal(
         kept["interactions"],

@@ -265,3 +265,50 @@ def test_digest_depends_on_rows_not_on_their_order_or_parts(tables, tmp_path):
         write_tables(tables, tmp_path / "changed", parts={"interactions": [changed]})["digest"]
         != whole["digest"]
     )
+
+
+def _engagement() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2"],
+            "channel": ["email", "app", "store"],
+            "timestamp": ["2024-01-02T08:00:00", "2024-01-03T19:30:00", "2024-01-04T12:00:00"],
+            "event": ["open", "click", "visit"],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "value", "reason"),
+    [
+        ("channel", 1, "fax", "must be one of app, email, store"),
+        ("event", 2, "liked", "must be one of open, click, visit"),
+        ("timestamp", 3, "soon", "not an ISO-8601 timestamp"),
+        ("timestamp", 1, "2999-01-01T00:00:00", "timestamp out of range"),
+        ("customer_id", 2, "c99", "unknown customers customer_id"),
+        ("channel", 3, "", "required value is missing"),
+    ],
+)
+def test_engagement_rows_are_checked_like_every_table(tables, column, row, value, reason):
+    tables["engagement"] = _engagement()
+    assert _problems(tables) == []
+    tables["engagement"].loc[row - 1, column] = value
+    match = [p for p in _problems(tables) if p.field == column and p.row == row and reason in p.reason]
+    assert match and match[0].file == "engagement.csv"
+    assert match[0].value == value
+
+
+def test_engagement_is_optional_and_a_bad_row_rejects_the_whole_import(tables, tmp_path):
+    assert "engagement" not in validate_tables(tables)[0] and _problems(tables) == []  # no table: fine
+    tables["engagement"] = _engagement()
+    write_csv_dir(tables, tmp_path / "good")
+    import_dir(tmp_path / "good", tmp_path / "ok")
+    assert list(read_tables(tmp_path / "ok")["engagement"]["event"]) == ["open", "click", "visit"]
+    tables["engagement"].loc[1, "channel"] = "sms"
+    write_csv_dir(tables, tmp_path / "bad")
+    with pytest.raises(ValidationError) as err:
+        import_dir(tmp_path / "bad", tmp_path / "out")
+    assert "engagement.csv row 2: field 'channel' value 'sms': must be one of app, email, store" in str(
+        err.value
+    )
+    assert not (tmp_path / "out").exists()

@@ -102,3 +102,43 @@ def test_the_plan_gets_consented_channels_and_drops_customers_without_one():
     assert list(out["customer_id"]) == ["A", "A", "B"]  # C consented to nothing: no offer
     assert list(out["channel"]) == ["email", "email", "store"]  # A's app responses do not matter
     assert out["best_send_time"].iloc[2] == "Sat 18:00"
+
+
+def _engagement(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """customer, channel, how many events (one a day from 2024-01-01)."""
+    out = [
+        (c, ch, pd.Timestamp("2024-01-01") + pd.Timedelta(days=i), "visit" if ch == "store" else "open")
+        for c, ch, n in rows
+        for i in range(n)
+    ]
+    return pd.DataFrame(out, columns=["customer_id", "channel", "timestamp", "event"])
+
+
+def test_a_customer_who_only_engages_on_email_gets_email():
+    from recsys.offers.channels import engagement_signals
+
+    ids = ["E", "A", "S", "N"]
+    engagement = _engagement([("E", "email", 6), ("A", "app", 6), ("S", "store", 6)])
+    # a neutral log: one unanswered offer per channel each, so only engagement tells them apart
+    log = pd.DataFrame(
+        [(c, ch, 12, False) for c in ids for ch in CHANNELS],
+        columns=["customer_id", "channel", "hour", "responded"],
+    )
+    since, until = pd.Timestamp("2023-12-01"), pd.Timestamp("2024-02-01")
+    signals = engagement_signals(engagement, ids, since, until)
+    assert signals.set_index("customer_id").loc["N"].tolist() == [0.0, 0.0, 0.0]  # no events: 0, not unknown
+    picks = ChannelTimingModel().fit(log, signals).choose(ids, np.ones((4, 3), dtype=bool))
+    assert list(picks["channel"][:3]) == ["email", "app", "store"]
+    # consent still decides: without email consent, E gets another channel, never email
+    no_email = ChannelTimingModel().fit(log, signals).choose(["E"], np.array([[True, False, True]]))
+    assert no_email["channel"].iloc[0] in {"app", "store"}
+    # events outside the window do not count
+    late = engagement_signals(engagement, ids, since, pd.Timestamp("2024-01-03"))
+    assert late.set_index("customer_id").loc["E", "engagement_email"] == 2
+    # no engagement table (Complete Journey): unknown engagement, the model as without signals
+    unknown = engagement_signals(None, ids, since, until)
+    assert unknown.drop(columns="customer_id").isna().all().all()
+    pd.testing.assert_frame_equal(
+        ChannelTimingModel().fit(log, unknown).choose(ids, np.ones((4, 3), dtype=bool)),
+        ChannelTimingModel().fit(log).choose(ids, np.ones((4, 3), dtype=bool)),
+    )

@@ -77,6 +77,8 @@ def test_an_erased_customer_is_in_no_artifact_or_output(world, tmp_path, model_n
     )
     offered = pd.read_csv(tmp_path / "base.csv", dtype=str)["customer_id"].value_counts().index
     erased, withdrawn = str(offered[0]), str(offered[1])
+    engaged = pd.read_parquet(data / "engagement.parquet")["customer_id"]
+    assert (engaged == erased).any()  # the data holds their engagement: it must reach no output either
     assert (
         main(
             [

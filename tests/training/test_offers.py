@@ -240,3 +240,37 @@ def test_checkout_redemptions_reach_the_offer_log(tmp_path):
     added = out[out.offer_id.str.startswith("checkout:")]
     assert added["product_group"].tolist() == ["BREAD"] and added["propensity"].isna().all()
     assert read_redemptions(f"sqlite:///{tmp_path / 'none.db'}").empty
+
+
+def test_the_planned_channel_follows_the_engagement_table():
+    """`recsys offers` feeds the canonical engagement table to the channel model: a customer who only
+    engages by email gets email; engagement after the plan's as-of date is not read."""
+    import numpy as np
+    import pandas as pd
+
+    from training.offers import fit_channels
+
+    day = pd.Timestamp("2024-03-01")
+    engagement = pd.DataFrame(
+        {
+            "customer_id": ["E"] * 5 + ["A"] * 5 + ["L"] * 5,
+            "channel": ["email"] * 5 + ["app"] * 5 + ["email"] * 5,
+            "timestamp": [day] * 10 + [day + pd.Timedelta(days=60)] * 5,  # L's come after as_of
+            "event": ["open"] * 15,
+        }
+    )
+    offers = pd.DataFrame(
+        {
+            "customer_id": ["E", "A"],
+            "channel": ["app", "email"],
+            "sent_at": [day] * 2,
+            "redeemed_at": [pd.NaT] * 2,
+        }
+    )
+    lifecycle = pd.DataFrame({"preferred_hour": [9, 18, 12]}, index=["E", "A", "L"])
+    as_of = day + pd.Timedelta(days=7)
+    model = fit_channels({"offers": offers, "engagement": engagement}, lifecycle, as_of, 26)
+    picks = model.choose(["E", "A", "L"], np.ones((3, 3), dtype=bool)).set_index("customer_id")
+    assert picks.loc["E", "channel"] == "email" and picks.loc["A", "channel"] == "app"
+    assert picks.loc["L", "channel"] != "email"  # its email opens come after as_of: not read
+    assert picks.loc["E", "send_hour"] == 9  # the usual hour, as before
