@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from cli.main import main
 from serving.events import CustomerRecord, EventStore, NewEvent
-from tests.training.conftest import tiny_config
+from tests.training.conftest import _env, tiny_config
 
 ENCODINGS = ("utf-8", "utf-16-le", "utf-32-le")
 
@@ -53,8 +53,12 @@ UNTIL = "2024-03-10"
 
 
 @pytest.fixture
-def world(tmp_path, store, monkeypatch):
+def world(tmp_path, monkeypatch):
+    """Its own MLflow store: the sweep looks through every run and artifact, and other tests' runs
+    on data with the same synthetic ids must not count as this customer's."""
     from lab.synthetic import generate, write_synthetic
+
+    _env(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "mlartifacts")
 
     data = tmp_path / "data"
     write_synthetic(generate(n_customers=120, n_products=150, weeks=12, seed=1), data)
