@@ -106,14 +106,17 @@ class Runtime:
         return self.selector.item_index(item_ids)
 
     def warm(self) -> None:
-        """Build the lazy parts (recipes, item similarity, the per-diet selection indexes the replaced
-        snapshot was serving) ahead of the first request that needs them."""
+        """Build the lazy parts (recipes, item similarity, the fold-in solver, the per-diet selection
+        indexes the replaced snapshot was serving) ahead of the first request that needs them."""
         previous, self._replaces = self._replaces, None  # then let the old selector go
         steps = {
             "selection indexes": lambda: self.selector.warm_like(previous),
             "recipes": lambda: self.personalizer.recipe_recommender,
             "item similarity": lambda: self.model.item_similarity(
                 np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+            ),
+            "fold-in": lambda: (
+                self.model.supports_basket and self.model.score_basket(np.zeros(1, dtype=np.int64))
             ),
         }
         for name, step in steps.items():

@@ -117,12 +117,22 @@ class ALS(_FactorModel):
             (np.ones(len(item_idx), dtype=np.float32), (np.zeros(len(item_idx), dtype=int), item_idx)),
             shape=(1, self.item_factors_.shape[0]),
         )
-        with threadpool_limits(1, "blas"):
-            model = self._model()
-            model.item_factors = self.item_factors_
-            model.user_factors = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
-            user = model.recalculate_user(0, row)
+        user = self._folder().recalculate_user(0, row)
         return np.asarray(user, dtype=np.float32) @ self.item_factors_.T
+
+    def _folder(self):
+        """An implicit model holding these item factors, kept for the model's life: its cached Gram
+        matrix (items' factors, Y'Y) is a pass over every item, many times the cost of the fold-in
+        step itself, so it is computed once, not per request. `recalculate_user` only reads it."""
+        folder = getattr(self, "_folder_model", None)
+        if folder is None or folder.item_factors is not self.item_factors_:
+            folder = self._model()
+            folder.num_threads = 1  # one row: a thread team per request costs more than the solve
+            folder.item_factors = self.item_factors_
+            folder.user_factors = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
+            _ = folder.YtY  # filled now, before any concurrent request reads it
+            self._folder_model = folder
+        return folder
 
 
 class BPR(_FactorModel):
