@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from recsys.atomic import staged_dir
 from recsys.defaults import PROJECT_DIR
 
 BUNDLE = PROJECT_DIR / "bundle"
@@ -59,9 +60,8 @@ def export_bundle(out: Path, model_dir: Path | None = None, offers_dir: Path | N
     from serving.config import DEFAULT_OFFERS_URI, DEFAULT_REGISTRY_URI, Settings
 
     settings = Settings.from_env()
-    tmp = Path(tempfile.mkdtemp(prefix="bundle-", dir=out.parent))
     meta: dict[str, str] = {}
-    try:
+    with staged_dir(out) as tmp:
         with tempfile.TemporaryDirectory() as dl:
             if model_dir is None:
                 model_src, meta["model"] = _download(
@@ -79,11 +79,6 @@ def export_bundle(out: Path, model_dir: Path | None = None, offers_dir: Path | N
                 raise ValueError(f"{plan_src} holds no discount plan ({META_FILE})")
             shutil.copytree(found[0].parent, tmp / "plan")
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return meta
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from recsys.atomic import staged_dir
 from recsys.data.schema import TABLES, Table
 from recsys.data.validation import Problem, ValidationError, validate_part, validated
 
@@ -141,9 +140,7 @@ def write_tables(
     parts = parts or {}
     typed = validated(tables, sources, partitioned=tuple(parts))
     info = dict(manifest or {})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         for name, df in typed.items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
         problems: list[Problem] = []
@@ -170,22 +167,7 @@ def write_tables(
         }
         info["digest"] = digest(tmp)
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, default=str))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` into place; the old directory disappears only after the new one is in place."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def read_tables(data_dir: Path, skip: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:

@@ -20,14 +20,13 @@ so the budget a plan was made for is a promise the files themselves must keep.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from recsys.atomic import staged_dir
 from recsys.data.schema import DIET_ATTRIBUTES
 from recsys.offers.channels import ChannelTimingModel
 
@@ -80,20 +79,12 @@ class PlanArtifact:
     def save(self, path: str | Path) -> Path:
         """Write the directory all-or-nothing (a temporary sibling renamed into place)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        with staged_dir(path) as tmp:
             (tmp / META_FILE).write_text(
                 json.dumps({**self.meta, "format": FORMAT}, indent=2, sort_keys=True)
             )
             for name in _TABLES:
                 getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=False)
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

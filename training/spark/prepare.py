@@ -13,13 +13,12 @@ in that order (the local loader's order) and validation problems name it.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recsys.atomic import staged_dir
 from recsys.data.completejourney import NON_MERCHANDISE, RAW_TABLES, CompleteJourneyReport
-from recsys.data.io import MANIFEST, _replace_dir, digest
+from recsys.data.io import MANIFEST, digest
 from recsys.data.progress import Progress
 from recsys.data.schema import TABLE_ORDER, TABLES
 from recsys.prepare import label_diet
@@ -247,11 +246,8 @@ def write_prepared(tables: dict[str, DataFrame], out: Path, manifest: dict) -> d
     """Validate, write `<table>/part-*.parquet` in `_row` order and the manifest, then swap the
     directory into place; on a problem nothing is touched in `out`. `out` is a path the driver can
     also read (local disk or a shared file system mounted on the driver and the executors)."""
-    out = Path(out)
     typed = validated(tables)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         counts = {}
         for name in TABLE_ORDER:
             if name in typed:
@@ -261,10 +257,6 @@ def write_prepared(tables: dict[str, DataFrame], out: Path, manifest: dict) -> d
         info = {**manifest, "tables": counts}
         info["digest"] = digest(tmp)
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, default=str))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
 
 
