@@ -164,6 +164,8 @@ def patch_spec(spec: dict[str, Any]) -> dict[str, Any]:
     _nullable(spec)
     if "FeedbackEvent" in schemas:
         _needs_an_item(schemas["FeedbackEvent"])
+    if "ConsentRequestIODescriptor" in schemas:
+        _no_channels_without_marketing(schemas["ConsentRequestIODescriptor"])
     return spec
 
 
@@ -174,6 +176,13 @@ def _needs_an_item(schema: dict[str, Any]) -> None:
     schema["if"] = {"properties": {"event_type": {"const": "offer_redeemed"}}}
     schema["then"] = {"anyOf": [named("item_id"), named("offer_id"), named("product_group")]}
     schema["else"] = named("item_id")
+
+
+def _no_channels_without_marketing(schema: dict[str, Any]) -> None:
+    """The service's rule for a consent: `consent_marketing: false` withdraws every channel, so it
+    cannot come with channels listed (a 400 otherwise)."""
+    schema["if"] = {"properties": {"consent_marketing": {"const": False}}, "required": ["consent_marketing"]}
+    schema["then"] = {"properties": {"marketing_channels": {"type": ["array", "null"], "maxItems": 0}}}
 
 
 def _post_operation(path: str, request: str, response: str) -> dict[str, Any]:

@@ -25,12 +25,12 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
 import numpy as np
 import prometheus_client
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
@@ -514,7 +514,9 @@ class RecsysService:
         return await self._guard(ctx, "read", lambda: self._profile(req.customer_id))
 
     @profile_get.get("/profile", response_model=ProfileResponse)
-    async def profile_by_get(self, customer_id: str, request: Request) -> ProfileResponse | JSONResponse:
+    async def profile_by_get(
+        self, customer_id: Annotated[str, Query(min_length=1, max_length=128)], request: Request
+    ) -> ProfileResponse | JSONResponse:
         """GET form of /v1/customers/profile (?customer_id=...)."""
         try:
             self._auth_headers(request.headers, "read")

@@ -117,3 +117,16 @@ def test_malformed_requests_are_logged_at_info_without_traceback(client, caplog)
     assert len(mine) == 2, [r.getMessage() for r in caplog.records]
     assert all(r.levelno == logging.INFO and r.exc_info is None for r in mine)
     assert "k" in mine[0].getMessage() and "integer" in mine[0].getMessage()
+
+
+def test_the_document_states_the_rules_the_service_enforces(client):
+    """What a client (or a fuzzer) reads in the document is what the service checks: an empty id in
+    the profile query, and the consent rule across two fields, are both 400s the document predicts."""
+    spec = client.get("/docs.json").json()
+    (param,) = spec["paths"]["/v1/customers/profile"]["get"]["parameters"]
+    assert param["schema"]["minLength"] == 1
+    empty = client.get("/v1/customers/profile", params={"customer_id": ""})
+    assert empty.status_code == 400 and "customer_id" in empty.json()["error"]
+    consent = spec["components"]["schemas"]["ConsentRequestIODescriptor"]
+    assert consent["if"]["properties"]["consent_marketing"] == {"const": False}
+    assert consent["then"]["properties"]["marketing_channels"]["maxItems"] == 0
