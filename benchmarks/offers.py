@@ -145,7 +145,8 @@ def posterior_reference(planner: DiscountPlanner, data, cache: Path | None = Non
         if cache is None
         else cache / f"posterior_{len(data.truth['customers'])}_{data.weeks}_{data.seed}.npz"
     )
-    keys = planner.candidates_[["customer_id", "product_group"]].astype(str).agg("|".join, axis=1).to_numpy()
+    c = planner.candidates_
+    keys = (c["customer_id"].astype(str) + "|" + c["product_group"].astype(str)).to_numpy()
     if path is not None and path.exists():
         stored = np.load(path, allow_pickle=False)
         if np.array_equal(stored["keys"], keys.astype(stored["keys"].dtype)):
@@ -244,13 +245,6 @@ def compare_policies(
     full = planner.plan_on_curves(true_curves(planner, data.truth["response"]), 1e12).cost
     budgets = [round(f * full, 2) for f in BUDGET_SHARES]
     comp = policy_comparison(planner, data.truth["response"], budgets, seed=seed)
-    promises = {}
-    for b in budgets:
-        planner.plan(b)
-        promises[b] = (planner.cost_factor_, planner.budget_promise_["supported"])
-    model = comp["policy"] == "model policy"
-    comp.loc[model, "cost_factor"] = comp.loc[model, "budget"].map(lambda b: promises[b][0])
-    comp.loc[model, "promise_supported"] = comp.loc[model, "budget"].map(lambda b: promises[b][1])
     if posterior:
         comp = pd.concat([comp, posterior_rows(planner, data, comp, budgets, cache)], ignore_index=True)
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
