@@ -10,9 +10,9 @@
 
 The headline run writes benchmarks/results/offers.md and offers.csv and logs an MLflow run
 (benchmarks/report.py); it is CPU heavy (dozens of planner fits): `--jobs` runs fits side by side and
-`--cache` keeps finished ones. A variant (history length, lookback, logged offers, customers, seeds,
-exploration) is printed and logged as an MLflow run in the experiment benchmark-offers, never written
-to results/.
+`--cache` keeps finished ones. A variant (history length, lookback, a training offer's minimum
+history, logged offers, customers, seeds, exploration) is printed and logged as an MLflow run in the
+experiment benchmark-offers, never written to results/.
 """
 
 from __future__ import annotations
@@ -224,6 +224,7 @@ def compare_policies(
     offers_per_customer: float | None = None,
     explore: float = 0.0,
     posterior: bool = True,
+    min_history: float | None = None,
     cache: Path | None = None,
 ):
     """Synthetic data, a fitted planner and every policy's TRUE profit and cost at BUDGET_SHARES of the
@@ -239,7 +240,8 @@ def compare_policies(
         else offers_per_customer,
     )
     margins = {g.category: g.margin for g in GROUPS}
-    planner = DiscountPlanner(margin=margins, explore=explore, lookback_weeks=lookback or weeks).fit(
+    extra = {} if min_history is None else {"min_history_weeks": min_history}
+    planner = DiscountPlanner(margin=margins, explore=explore, lookback_weeks=lookback or weeks, **extra).fit(
         data.tables
     )
     full = planner.plan_on_curves(true_curves(planner, data.truth["response"]), 1e12).cost
@@ -429,6 +431,7 @@ def main() -> None:
     ap.add_argument("--lookback", type=int, default=None, help="planner lookback_weeks (default: --weeks)")
     ap.add_argument("--offers-per-customer", type=float, default=None, help="default: 8 per 26 weeks")
     ap.add_argument("--explore", type=float, default=0.0, help="DiscountPlanner(explore=...): share explored")
+    ap.add_argument("--min-history", type=float, default=None, help="DiscountPlanner(min_history_weeks=...)")
     args = ap.parse_args()
     if args.variant:
         return variant_run(args)
@@ -485,7 +488,13 @@ def seed_frames(run, args: argparse.Namespace) -> list[pd.DataFrame]:
 
 def _variant_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     _, _, comp, _ = compare_policies(
-        args.customers, seed, args.weeks, args.lookback, args.offers_per_customer, args.explore
+        args.customers,
+        seed,
+        args.weeks,
+        args.lookback,
+        args.offers_per_customer,
+        args.explore,
+        min_history=args.min_history,
     )
     return summary_rows(comp).assign(seed=seed)
 
@@ -502,6 +511,7 @@ def variant_run(args: argparse.Namespace) -> None:
         "customers": args.customers,
         "seeds": args.seeds,
         "explore": args.explore,
+        "min_history": args.min_history,
     }
     md = (
         f"# Offers benchmark variant: {', '.join(f'{k} {v}' for k, v in params.items() if k != 'run')}\n\n"
