@@ -10,9 +10,9 @@
 
 The headline run writes benchmarks/results/offers.md and offers.csv and logs an MLflow run
 (benchmarks/report.py); it is CPU heavy (dozens of planner fits): `--jobs` runs fits side by side and
-`--cache` keeps finished ones. A variant (history length, lookback, logged offers, customers, seeds,
-exploration) is printed and logged as an MLflow run in the experiment benchmark-offers, never written
-to results/.
+`--cache` keeps finished ones. A variant (history length, lookback, a training offer's minimum
+history, logged offers, customers, seeds, exploration) is printed and logged as an MLflow run in the
+experiment benchmark-offers, never written to results/.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ CUSTOMERS = 5000
 BUDGET_SHARES = (0.25, 0.5, 1.0)  # of the oracle's unconstrained expected discount cost
 
 #: Target 1: (weeks of history, seeds the target names, seeds this run measures, reference, goal).
-#: On the shared 2-core machine one 5,000-customer fit with its posterior reference takes 10-15
-#: minutes of wall time: a run cut short reports the seeds it finished (`--finished-only`).
+#: Every task records its wall and CPU seconds (wall follows the shared machine's load); a run cut
+#: short reports the seeds it finished (`--finished-only`).
 TARGETS = (
     (26, tuple(range(10)), tuple(range(10)), "posterior", 0.95),
     (52, tuple(range(5)), tuple(range(5)), "oracle", 0.90),
@@ -145,7 +145,8 @@ def posterior_reference(planner: DiscountPlanner, data, cache: Path | None = Non
         if cache is None
         else cache / f"posterior_{len(data.truth['customers'])}_{data.weeks}_{data.seed}.npz"
     )
-    keys = planner.candidates_[["customer_id", "product_group"]].astype(str).agg("|".join, axis=1).to_numpy()
+    c = planner.candidates_
+    keys = (c["customer_id"].astype(str) + "|" + c["product_group"].astype(str)).to_numpy()
     if path is not None and path.exists():
         stored = np.load(path, allow_pickle=False)
         if np.array_equal(stored["keys"], keys.astype(stored["keys"].dtype)):
@@ -223,6 +224,7 @@ def compare_policies(
     offers_per_customer: float | None = None,
     explore: float = 0.0,
     posterior: bool = True,
+    min_history: float | None = None,
     cache: Path | None = None,
 ):
     """Synthetic data, a fitted planner and every policy's TRUE profit and cost at BUDGET_SHARES of the
@@ -238,19 +240,13 @@ def compare_policies(
         else offers_per_customer,
     )
     margins = {g.category: g.margin for g in GROUPS}
-    planner = DiscountPlanner(margin=margins, explore=explore, lookback_weeks=lookback or weeks).fit(
+    extra = {} if min_history is None else {"min_history_weeks": min_history}
+    planner = DiscountPlanner(margin=margins, explore=explore, lookback_weeks=lookback or weeks, **extra).fit(
         data.tables
     )
     full = planner.plan_on_curves(true_curves(planner, data.truth["response"]), 1e12).cost
     budgets = [round(f * full, 2) for f in BUDGET_SHARES]
     comp = policy_comparison(planner, data.truth["response"], budgets, seed=seed)
-    promises = {}
-    for b in budgets:
-        planner.plan(b)
-        promises[b] = (planner.cost_factor_, planner.budget_promise_["supported"])
-    model = comp["policy"] == "model policy"
-    comp.loc[model, "cost_factor"] = comp.loc[model, "budget"].map(lambda b: promises[b][0])
-    comp.loc[model, "promise_supported"] = comp.loc[model, "budget"].map(lambda b: promises[b][1])
     if posterior:
         comp = pd.concat([comp, posterior_rows(planner, data, comp, budgets, cache)], ignore_index=True)
     comp = comp.sort_values(["budget"], kind="stable").reset_index(drop=True)
@@ -288,15 +284,18 @@ def run_task(task: tuple, cache: Path | None = None) -> pd.DataFrame:
     path = None if cache is None else cache / f"{kind}_{customers}_{weeks}_{seed}.csv"
     if path is not None and path.exists():
         return pd.read_csv(path)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     _, _, comp, _ = compare_policies(customers, seed, weeks, posterior=kind == "target", cache=cache)
     table = summary_rows(comp).assign(kind=kind, customers=customers, weeks=weeks, seed=seed)
     table["seconds"] = time.perf_counter() - start
+    table["cpu seconds"] = time.process_time() - cpu  # wall time follows the machine's load
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
     print(
-        f"{kind} {customers} customers {weeks} weeks seed {seed}: {table['seconds'].iloc[0]:.0f}s", flush=True
+        f"{kind} {customers} customers {weeks} weeks seed {seed}: {table['seconds'].iloc[0]:.0f}s "
+        f"({table['cpu seconds'].iloc[0]:.0f}s CPU)",
+        flush=True,
     )
     return table
 
@@ -321,7 +320,7 @@ def target_sections(table: pd.DataFrame) -> list[str]:
             f"{seeds[0]}-{seeds[-1]} ({CUSTOMERS:,} customers)\n"
         )
         if sub.empty:
-            md += [head, "**Not measured** in this run (CPU: see `TARGETS`).\n"]
+            md += [head, "**Not measured** in this run.\n"]
             continue
         worst = sub[col].min()
         md += [
@@ -329,7 +328,25 @@ def target_sections(table: pd.DataFrame) -> list[str]:
             f"Seeds measured: {', '.join(map(str, sorted(sub['seed'].unique())))}. "
             f"**{'Met' if worst >= goal else 'Not met'}** on them: {col} min {worst:.3f}, mean "
             f"{sub[col].mean():.3f}; {int((sub[col] < goal).sum())} of {len(sub)} cells below {goal:.2f}. "
-            f"True cost over budget max {sub['true cost / budget'].max():.3f}.\n",
+            f"True cost over budget max {sub['true cost / budget'].max():.3f}; cells over budget: "
+            f"{int((sub['true cost / budget'] > 1.0).sum())} of {len(sub)}.\n",
+            markdown_table(
+                sub.assign(**{"budget share": lambda t: t["budget share"].round(2)})
+                .groupby("budget share")
+                .agg(
+                    seeds=("seed", "size"),
+                    min_model_share=(col, "min"),
+                    mean_model_share=(col, "mean"),
+                    cells_below_goal=(col, lambda x, goal=goal: int((x < goal).sum())),
+                    max_cost_over_budget=("true cost / budget", "max"),
+                    cells_over_budget=("true cost / budget", lambda x: int((x > 1.0).sum())),
+                    mean_cost_factor=("cost factor", "mean"),
+                )
+                .reset_index()
+                .rename(columns={"min_model_share": f"min {col}", "mean_model_share": f"mean {col}"}),
+                "{:.3f}",
+            )
+            + "\n",
             markdown_table(
                 sub.drop(columns=["kind", "customers", "weeks"]).assign(
                     **{"budget share": lambda t: t["budget share"].round(2)}
@@ -342,7 +359,7 @@ def target_sections(table: pd.DataFrame) -> list[str]:
     over = ver[ver["true cost / budget"] > 1.0]
     md += [
         "## Target 2: the budget promise on fresh seeds\n",
-        "Design frozen before this run (`recsys/offers/budget_margin.py`): the plan is made on the mean "
+        "Design frozen at commit 8785884, before the seeds were drawn (`recsys/offers/budget_margin.py`): the plan is made on the mean "
         "of 20 customer-bootstrap refits of the response model, and planned cost = expected cost x a "
         "factor so that P(true cost > budget) <= 2% by the model's own uncertainty: the larger of the "
         "bound on the plan's own cost over the refits plus the Bernoulli spread of its redemptions "
@@ -350,7 +367,7 @@ def target_sections(table: pd.DataFrame) -> list[str]:
         "cost on held-out logged offers a plan of the same budget share would buy, ratio + z(0.98) x se, "
         "floored at 1); below 500 checked offers the planner states no promise and multiplies the "
         "factor by 500 / offers. Seeds drawn from the clock once after the freeze (`VERIFY_SEEDS`: "
-        f"{', '.join(map(str, VERIFY_SEEDS))}) at 1,500 customers, 26 and 52 weeks, run once; cells "
+        f"{', '.join(map(str, VERIFY_SEEDS))}) at 1,500 customers, 26 and 52 weeks; cells "
         f"measured: {len(ver)} of {3 * len(VERIFY_RUNS)}.\n",
         f"**{len(over)} of {len(ver)} cells over budget** (max true cost / budget "
         f"{ver['true cost / budget'].max():.3f}); cells where the planner said it could promise: "
@@ -414,6 +431,7 @@ def main() -> None:
     ap.add_argument("--lookback", type=int, default=None, help="planner lookback_weeks (default: --weeks)")
     ap.add_argument("--offers-per-customer", type=float, default=None, help="default: 8 per 26 weeks")
     ap.add_argument("--explore", type=float, default=0.0, help="DiscountPlanner(explore=...): share explored")
+    ap.add_argument("--min-history", type=float, default=None, help="DiscountPlanner(min_history_weeks=...)")
     args = ap.parse_args()
     if args.variant:
         return variant_run(args)
@@ -470,7 +488,13 @@ def seed_frames(run, args: argparse.Namespace) -> list[pd.DataFrame]:
 
 def _variant_seed(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     _, _, comp, _ = compare_policies(
-        args.customers, seed, args.weeks, args.lookback, args.offers_per_customer, args.explore
+        args.customers,
+        seed,
+        args.weeks,
+        args.lookback,
+        args.offers_per_customer,
+        args.explore,
+        min_history=args.min_history,
     )
     return summary_rows(comp).assign(seed=seed)
 
@@ -487,6 +511,7 @@ def variant_run(args: argparse.Namespace) -> None:
         "customers": args.customers,
         "seeds": args.seeds,
         "explore": args.explore,
+        "min_history": args.min_history,
     }
     md = (
         f"# Offers benchmark variant: {', '.join(f'{k} {v}' for k, v in params.items() if k != 'run')}\n\n"

@@ -88,7 +88,8 @@ def policy_comparison(
     planner: DiscountPlanner, truth_response: pd.DataFrame, budgets: list[float], seed: int = 0
 ) -> pd.DataFrame:
     """One row per (budget, policy): true profit, true cost, planned (model) cost, offers, share of
-    oracle; policies: the model's plan, the oracle and every uniform level."""
+    oracle; policies: the model's plan, the oracle and every uniform level. The model's rows also
+    carry the plan's `cost_factor` and whether its budget promise is `promise_supported`."""
     curves = true_curves(planner, truth_response)
     value = planner.candidates_["value"].to_numpy()
     margin = planner.candidates_["margin"].to_numpy()
@@ -105,6 +106,7 @@ def policy_comparison(
             )
             entries.append((f"uniform {planner.levels[col]:.0%}", u, u.cost))
         for name, s, planned in entries:
+            model = name == "model policy"
             rows.append(
                 {
                     "budget": budget,
@@ -114,6 +116,8 @@ def policy_comparison(
                     "planned_cost": planned,
                     "offers": s.offers,
                     "share_of_oracle": s.profit / o.profit if o.profit > 0 else np.nan,
+                    "cost_factor": planner.cost_factor_ if model else np.nan,
+                    "promise_supported": planner.budget_promise_["supported"] if model else np.nan,
                 }
             )
     return pd.DataFrame(rows)

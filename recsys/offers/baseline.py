@@ -215,17 +215,24 @@ def trend_rates(
     alpha = prior_visits
     beta = prior["beta"] if prior else alpha * exposed.sum() / max(visits.sum(), 1.0)
     loglik = counts @ np.log(shapes).T - (alpha + visits)[:, None] * np.log(beta + exposure)
-    if prior:
-        log_weights = prior["log_weights"]
-    else:
-        log_weights = np.full(len(shapes), -np.log(len(shapes)))
-        for _ in range(em_iters):
-            log_weights = np.log(_softmax_rows(loglik + log_weights).mean(axis=0) + 1e-12)
+    log_weights = prior["log_weights"] if prior else _mixture_log_weights(loglik, em_iters)
     post = _softmax_rows(loglik + log_weights)
     rate = (alpha + visits)[:, None] / (beta + exposure)
     drop = post @ np.clip(1.0 - now, 0.0, 1.0)
     prior = {"log_weights": log_weights, "beta": beta}
     return np.sum(post * rate * now, axis=1), np.sum(post * rate, axis=1), drop, prior
+
+
+def _mixture_log_weights(loglik: np.ndarray, iters: int) -> np.ndarray:
+    """Empirical-Bayes log weights of the mixture components (columns of the rows x components
+    log-likelihoods) by EM from equal weights: w <- mean over rows of each row's posterior, plus 1e-12.
+    The likelihoods are exponentiated once (each row scaled by its maximum, which the posterior
+    ignores), so an iteration is two matrix-vector products instead of a softmax over the matrix."""
+    like = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    w = np.full(loglik.shape[1], 1.0 / loglik.shape[1])
+    for _ in range(iters):
+        w = w * (like.T @ (1.0 / (like @ w))) / len(like) + 1e-12
+    return np.log(w)
 
 
 def _softmax_rows(x: np.ndarray) -> np.ndarray:

@@ -77,6 +77,21 @@ class HeldOutCheck:
     return_on_cost: np.ndarray  # predicted incremental profit / predicted discount cost
 
 
+def _refit(
+    model: StructuralResponse,
+    frame: pd.DataFrame,
+    level,
+    bought,
+    propensity,
+    baseline: pd.DataFrame | None,
+) -> StructuralResponse:
+    """`model` fitted on other offers: a fitted model keeps its baseline calibration (`refit`; the
+    caller passes the organic pseudo-decisions it was fitted on), an unfitted one is fitted anew."""
+    if hasattr(model, "calibration_") and (baseline is None) == (model.calibration_ is None):
+        return model.refit(frame, level, bought, propensity)
+    return clone(model).fit(frame, level, bought, propensity, baseline=baseline)
+
+
 def held_out_check(
     model: StructuralResponse,
     frame: pd.DataFrame,
@@ -88,7 +103,7 @@ def held_out_check(
 ) -> HeldOutCheck:
     """Refit `model` on customer folds and predict each held-out logged offer at its logged level.
     `baseline`: the organic pseudo-decisions the planning model calibrates on, so the fold models are
-    the model that plans."""
+    the model that plans (a fitted `model` lends them its calibration, see `_refit`)."""
     frame = frame.reset_index(drop=True)
     cust = pd.factorize(frame["customer_id"])[0]
     fold = np.random.default_rng(seed).integers(0, folds, cust.max() + 1)[cust]
@@ -100,8 +115,8 @@ def held_out_check(
     return_on_cost = np.zeros(len(frame))
     for f in range(folds):
         tr, te = fold != f, fold == f
-        m = clone(model).fit(
-            frame[tr], level[tr], frame["bought"].to_numpy()[tr], frame["propensity"][tr], baseline=baseline
+        m = _refit(
+            model, frame[tr], level[tr], frame["bought"].to_numpy()[tr], frame["propensity"][tr], baseline
         )
         curve = m.predict_curve(frame[te], levels)
         p = curve[np.arange(te.sum()), col[te]]
@@ -156,23 +171,6 @@ def ratio_bound(
     resid = np.bincount(check.customer[s], weights=realised - ratio * predicted)
     se = float(np.sqrt(np.sum(resid**2)) / predicted.sum())
     return {"ratio": float(ratio), "se": se, "upper": float(ratio + z * se), "offers": int(s.sum())}
-
-
-def measured_cost_ratio(
-    model: StructuralResponse,
-    frame: pd.DataFrame,
-    value: np.ndarray,
-    margin: np.ndarray,
-    folds: int = 3,
-    z: float = 1.2816,
-    seed: int = 0,
-    baseline: pd.DataFrame | None = None,
-    top_share: float = COST_TOP_SHARE,
-    on: np.ndarray | None = None,
-) -> dict[str, float]:
-    """`ratio_bound` on a fresh `held_out_check`."""
-    check = held_out_check(model, frame, value, margin, folds, seed, baseline)
-    return ratio_bound(check, top_share, z, on)
 
 
 @dataclass(frozen=True)
@@ -262,7 +260,8 @@ def bootstrap_curves(
     """fits x rows x levels: `model` refitted on customer-bootstrap resamples of the logged offers
     `frame` (whole customers drawn with replacement: their offers are not independent), each predicting
     the response curves of `features` (the candidates). The spread over the fits is the model's
-    parameter uncertainty about each candidate's curve; float32 to keep a large base in memory."""
+    parameter uncertainty about each candidate's curve; float32 to keep a large base in memory.
+    `baseline` as in `held_out_check`: the offers are resampled, the organic calibration is shared."""
     frame = frame.reset_index(drop=True)
     cust = pd.factorize(frame["customer_id"])[0]
     n = int(cust.max()) + 1
@@ -274,7 +273,7 @@ def bootstrap_curves(
         f = frame.iloc[np.repeat(rows, draws[cust])]
         if f["bought"].nunique() < 2:
             raise ValueError("a bootstrap resample of the logged offers has a single outcome: too few offers")
-        m = clone(model).fit(f, f["level"], f["bought"], f["propensity"], baseline=baseline)
+        m = _refit(model, f, f["level"], f["bought"], f["propensity"], baseline)
         out[b] = m.predict_curve(features, levels)
     return out
 

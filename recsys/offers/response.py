@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 #: The discount ladder (fraction off); 0 = no discount.
 LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])
@@ -217,6 +217,36 @@ class StructuralResponse(BaseEstimator):
         offset, BASELINE_TERMS, bought) to calibrate the baseline on; without them it is calibrated on
         the offers jointly with the uplift."""
         self._check_params()
+        # the baseline terms the training frame carries; the same ones are then required to predict
+        self.base_columns_ = tuple(c for c in BASELINE_TERMS if c in features)
+        return self._fit_uplift(features, level, bought, propensity, self._fit_calibration(baseline))
+
+    def refit(
+        self,
+        features: pd.DataFrame,
+        level: np.ndarray,
+        bought: np.ndarray,
+        propensity: np.ndarray | None = None,
+    ) -> StructuralResponse:
+        """A new model fitted on other logged offers (folds, bootstrap resamples) with THIS model's
+        baseline calibration. Why: the calibration depends on the organic pseudo-decisions only, the
+        same for every refit, so fitting it again would give the same numbers at a large cost."""
+        base_columns = tuple(c for c in BASELINE_TERMS if c in features)
+        if base_columns != self.base_columns_:
+            raise ValueError(f"refit needs the baseline terms {self.base_columns_}, got {base_columns}")
+        model = clone(self)
+        model._check_params()
+        model.base_columns_ = base_columns
+        return model._fit_uplift(features, level, bought, propensity, self.calibration_)
+
+    def _fit_uplift(
+        self,
+        features: pd.DataFrame,
+        level: np.ndarray,
+        bought: np.ndarray,
+        propensity: np.ndarray | None,
+        calibration: OffsetHillGLM | None,
+    ) -> StructuralResponse:
         missing = [c for c in ("offset", *HEIGHT_FEATURES) if c not in features]
         if missing:
             raise ValueError(f"features lack column(s) {missing}")
@@ -226,9 +256,7 @@ class StructuralResponse(BaseEstimator):
             raise ValueError("need both bought and not-bought offers to fit a response model")
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
         w = ips_weights(propensity, len(self.levels), self.max_weight)
-        # the baseline terms the training frame carries; the same ones are then required to predict
-        self.base_columns_ = tuple(c for c in BASELINE_TERMS if c in features)
-        self.calibration_ = self._fit_calibration(baseline)
+        self.calibration_ = calibration
         offset, extra = self._calibrated(features)
         z, level = self._z(features), np.asarray(level, dtype=float)
         self.knots_ = self._knots(offset) if self.calibration_ is None else ()

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from recsys.offers.baseline import point_in_time_baseline, trend_rates
+from recsys.offers.baseline import _mixture_log_weights, _softmax_rows, point_in_time_baseline, trend_rates
 
 
 def _inter(rng) -> pd.DataFrame:
@@ -70,3 +70,13 @@ def test_trend_rates_follow_a_decline_and_average_a_steady_customer():
     # the same prior passed back gives the same answer (training offers and candidates share it)
     again = trend_rates(counts[:2], np.ones((2, weeks), dtype=bool), prior=prior)
     assert np.allclose(again[0], now[:2]) and np.allclose(again[2], drop[:2])
+
+
+def test_mixture_weights_match_the_textbook_em():
+    # EM on mixture weights written plainly: w <- mean over rows of softmax(loglik + log w)
+    rng = np.random.default_rng(3)
+    loglik = rng.normal(0.0, 20.0, (300, 12))
+    log_w = np.full(12, -np.log(12))
+    for _ in range(50):
+        log_w = np.log(_softmax_rows(loglik + log_w).mean(axis=0) + 1e-12)
+    np.testing.assert_allclose(np.exp(_mixture_log_weights(loglik, 50)), np.exp(log_w), atol=1e-12)

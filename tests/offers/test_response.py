@@ -104,6 +104,12 @@ def test_organic_calibration_recovers_a_diluted_baseline_the_offers_alone_cannot
     assert np.all(np.diff(model.predict_curve(offers), axis=1) >= 0)  # monotone by construction
     # without pseudo-decisions the baseline is calibrated on the logged offers jointly
     assert StructuralResponse().fit(offers, level, y).calibration_ is None
+    # a refit on other offers keeps the calibration and equals a fit from scratch on them
+    half = np.arange(len(offers)) % 2 == 0
+    again = model.refit(offers[half], level[half], y[half])
+    fresh = StructuralResponse().fit(offers[half], level[half], y[half], baseline=organic)
+    assert again.calibration_ is cal
+    np.testing.assert_allclose(again.model_.theta_, fresh.model_.theta_)
 
 
 def test_structural_response_follows_scikit_learn_conventions():
