@@ -299,6 +299,7 @@ def train_from_flags(
     params: dict[str, Any] | None = None,
     out: str | Path | None = None,
     experiment: str = "grocery-recsys",
+    basket_rerank: bool = False,
 ) -> str:
     """The flag form of `recsys train` (--data DIR --until DATE --model NAME --out DIR), tracked the
     same way as a config run: train before `until`, evaluate on the rest, save the native model to `out`."""
@@ -314,6 +315,6 @@ def train_from_flags(
         name=f"{model}-flags",
         experiment=experiment,
         data=data_cfg,
-        model=ModelConfig(name=model, params=dict(params or {})),
+        model=ModelConfig(name=model, params=dict(params or {}), basket_rerank=basket_rerank),
     )
     return run_training(config, out=out, tags={"entry_point": "flags"})

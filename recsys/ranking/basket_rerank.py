@@ -332,9 +332,52 @@ def fit_basket_reranker(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
+    start = time.perf_counter()
+    rows = training_rows(model, dataset, holdout_days, baskets, candidates, random_state, min_known)
+    if rows is None or rows[3] < min_cases:
+        return None
+    X, y, groups, reached = rows
+    clf = HistGradientBoostingClassifier(
+        **{**TREE_PARAMS, **(tree_params or {})}, early_stopping=False, random_state=random_state
+    )
+    with threadpool_limits(1, "openmp"):
+        clf.fit(X, y)
+    inter = dataset.interactions
+    full = PurchaseStats.from_interactions(
+        inter, dataset.n_users, dataset.n_items, end=inter["timestamp"].max()
+    )
+    types, cats = _type_codes(dataset)
+    out = BasketReranker(export_trees(clf), full, types, cats, candidates)
+    out.fit_info = {  # what the fit saw, for logs and benchmarks (not saved)
+        "cases": groups,
+        "cases_reached": reached,
+        "rows": len(y),
+        "seconds": time.perf_counter() - start,
+    }
+    return out
+
+
+def _type_codes(dataset) -> tuple[np.ndarray, np.ndarray]:
+    from recsys.personalize import align_items
+
+    items = align_items(dataset.items_table, dataset.items)
+    return item_codes(items, "type"), item_codes(items, "category")
+
+
+def training_rows(
+    model,
+    dataset,
+    holdout_days: float = 28.0,
+    baskets: int = 2000,
+    candidates: int = DEFAULT_CANDIDATES,
+    random_state: int = 0,
+    min_known: int = 4,
+) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """(X, y, cases, cases reached): the re-ranker's training rows (see `fit_basket_reranker`);
+    only cases whose hidden product is among the candidates give rows (the others teach no order).
+    None when the data cannot be split into older data and held-out baskets."""
     from recsys.ranking.basket import BasketCompleter, blend
 
-    start = time.perf_counter()
     inter = dataset.interactions
     if "basket_id" not in inter or not len(inter):
         return None
@@ -351,11 +394,7 @@ def fit_basket_reranker(
     rng = np.random.default_rng(random_state)
     cases = holdout_cases(inter[~past], stats.pop > 0, baskets, rng, min_known)
     cases = [c for c in cases if stats.user_baskets[c[0]] > 0]  # customers the twin knows
-    from recsys.personalize import align_items
-
-    items = align_items(dataset.items_table, dataset.items)
-    types, cats = item_codes(items, "type"), item_codes(items, "category")
-    probe = BasketReranker({}, stats, types, cats, candidates)
+    probe = BasketReranker({}, stats, *_type_codes(dataset), candidates)
     X_parts, y_parts = [], []
     for lo in range(0, len(cases), 256):
         block = cases[lo : lo + 256]
@@ -365,23 +404,9 @@ def fit_basket_reranker(
             row[basket] = -np.inf
             cands, X = probe.features(completer, u, basket, row, personal)
             y = cands == hidden
-            if y.any():  # a basket whose product no candidate list reaches teaches no order
+            if y.any():
                 X_parts.append(X)
                 y_parts.append(y)
-    if len(y_parts) < min_cases:
-        return None
-    X, y = np.concatenate(X_parts), np.concatenate(y_parts)
-    clf = HistGradientBoostingClassifier(
-        **{**TREE_PARAMS, **(tree_params or {})}, early_stopping=False, random_state=random_state
-    )
-    with threadpool_limits(1, "openmp"):
-        clf.fit(X, y)
-    full = PurchaseStats.from_interactions(inter, n_users, n_items, end=ts.max())
-    out = BasketReranker(export_trees(clf), full, types, cats, candidates)
-    out.fit_info = {  # what the fit saw, for logs and benchmarks (not saved)
-        "cases": len(cases),
-        "cases_reached": len(y_parts),
-        "rows": len(y),
-        "seconds": time.perf_counter() - start,
-    }
-    return out
+    if not y_parts:
+        return np.zeros((0, len(FEATURES))), np.zeros(0, dtype=bool), len(cases), 0
+    return np.concatenate(X_parts), np.concatenate(y_parts), len(cases), len(y_parts)
