@@ -12,10 +12,12 @@ household's buy-again counts, basket co-occurrence (the library's `BasketComplet
 their blend (`recsys.ranking.basket.blend` of co-occurrence and log1p buy-again counts, weight 0.5:
 the best of the anchor blends tried). The project's models go through the ONE selection path,
 `ProductSelector.select` with mode `complete_basket`, as the service, CLI and pyfunc call it; "alone"
-rows are the same model's list with the basket only excluded. Writes benchmarks/results/basket.{md,csv}.
+rows are the same model's list with the basket only excluded; "+ re-ranker" rows add the learned
+re-ranker (`recsys.ranking.basket_rerank`), fitted as `recsys train --basket-rerank` fits it (its fit
+time includes the second fit of the model it needs). Writes benchmarks/results/basket.{md,csv}.
 
-`--week 46` is the validation split the blend weight was chosen on (train before week 46, baskets of
-weeks 46-49), so the test weeks are not tuned on; it prints its table and writes no results file.
+`--week 46` is the validation split the blend weight and the re-ranker's tree settings were chosen on
+(train before week 46, baskets of weeks 46-49), so the test weeks are not tuned on.
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def _same(codes: np.ndarray, basket: np.ndarray, cands: np.ndarray) -> np.ndarra
 
 
 #: Tree settings, chosen on the basket benchmark's validation split (`--week 46`).
-TREE_PARAMS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 40}
+TREE_PARAMS = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7, "min_samples_leaf": 40}
 
 
 def holdout_cases(
@@ -317,7 +317,7 @@ def fit_basket_reranker(
     model,
     dataset,
     holdout_days: float = 28.0,
-    baskets: int = 2000,
+    baskets: int = 6000,
     candidates: int = DEFAULT_CANDIDATES,
     random_state: int = 0,
     tree_params: dict | None = None,
@@ -368,7 +368,7 @@ def training_rows(
     model,
     dataset,
     holdout_days: float = 28.0,
-    baskets: int = 2000,
+    baskets: int = 6000,
     candidates: int = DEFAULT_CANDIDATES,
     random_state: int = 0,
     min_known: int = 4,
