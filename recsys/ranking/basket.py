@@ -16,6 +16,11 @@ with no interactions at all the selector falls back to the model's own item simi
 
 Each signal is scaled to [0, 1] over the catalog before blending, so `weight` means the same for
 every model whatever its score scale.
+
+Optionally (`model.basket_rerank` in a training config) a learned re-ranker is saved beside the
+co-occurrence (`basket_rerank.npz`, loaded with it): it re-scores the masked blend's top candidates
+(`recsys.ranking.basket_rerank`), because one weight for everybody cannot tell a substitute of a
+basket product from its complement or a weekly staple from a one-off.
 """
 
 from __future__ import annotations

@@ -223,3 +223,17 @@ def test_an_inconsistent_reranker_file_is_refused_at_load(fitted, dataset, tmp_p
     _rewrite(tmp_path / RERANK_FILE, **change(arrays))
     with pytest.raises(ModelCorrupt, match=why):
         BasketCompleter.load(tmp_path)
+
+
+def test_save_model_dir_fits_the_reranker_on_request_and_checksums_it(dataset, tmp_path):
+    import json
+
+    model = BuyAgain().fit(dataset)
+    out = save_model_dir(model, dataset.items_table, tmp_path, dataset.interactions, rerank_on=dataset)
+    listed = json.loads((out / "checksums.json").read_text())["files"]
+    assert "basket.npz" in listed
+    assert (RERANK_FILE in listed) == (out / RERANK_FILE).exists()
+    loaded = BasketCompleter.load(out)
+    assert (loaded.reranker is not None) == (out / RERANK_FILE).exists()
+    plain = save_model_dir(model, dataset.items_table, tmp_path / "plain", dataset.interactions)
+    assert not (plain / RERANK_FILE).exists()  # off unless asked
