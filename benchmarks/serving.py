@@ -592,12 +592,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the complete_basket open-loop rounds of the BentoML services; prints, writes nothing",
     )
+    p.add_argument(
+        "--no-basket-rerank",
+        dest="basket_rerank",
+        action="store_false",
+        help="serve the pipeline's model without the learned basket re-ranker (default: as its config)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.mode == "naive-server":
         serve_naive(args)
         return 0
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.basket_only:  # the basket rounds are open loop only
         raise SystemExit("wrk not found: apt-get install -y wrk")
     data_dir = Path(args.data_dir)
     if not (data_dir / "manifest.json").exists():
@@ -612,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
 
     served = load_config(ROOT / DEFAULT_CONFIG).model  # the pipeline's model, served as it serves it
     for name, directory in model_dirs.items():
-        ensure_model(data_dir, directory, name, basket_rerank=served.name == name and served.basket_rerank)
+        rerank = args.basket_rerank and served.name == name and served.basket_rerank
+        ensure_model(data_dir, directory, name, basket_rerank=rerank)
     diet = [d for d in args.diet.split(",") if d]
     customers = sample_customers(model_dirs["als" if "als" in model_dirs else models[0]], args.customers)
     if args.basket_only:
