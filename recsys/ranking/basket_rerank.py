@@ -145,8 +145,10 @@ class BasketReranker:
             return cands, X
         X[:, 0] = top
         X[:, 1] = np.arange(len(cands))
-        finite = personal[np.isfinite(personal)]
-        lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+        lo, hi = personal.min(), personal.max()
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # the slow path only for rows that hold -inf
+            finite = personal[np.isfinite(personal)]
+            lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
         X[:, 2] = (personal[cands] - lo) / (hi - lo) if hi > lo else 0.0
         s, m, h = completer.candidate_cooccurrence(basket, cands)
         X[:, 3], X[:, 4], X[:, 5] = s, m, h
