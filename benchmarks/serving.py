@@ -56,9 +56,14 @@ class Row:
 # ---- setup --------------------------------------------------------------------------------------
 
 
-def ensure_model(data_dir: Path, model_dir: Path, name: str, **params: object) -> None:
-    """Fit `name` (registry name, default parameters but `params`) on all of `data_dir` unless saved."""
-    if (model_dir / "model.json").exists():
+def ensure_model(
+    data_dir: Path, model_dir: Path, name: str, basket_rerank: bool = False, **params: object
+) -> None:
+    """Fit `name` (registry name, default parameters but `params`) on all of `data_dir` unless saved
+    (with the learned basket re-ranker when `basket_rerank`, as the pipeline's config serves it)."""
+    from recsys.ranking.basket_rerank import RERANK_FILE
+
+    if (model_dir / "model.json").exists() and (model_dir / RERANK_FILE).exists() == basket_rerank:
         return
     import recsys.models  # noqa: F401  (registers every model)
     from recsys.data.dataset import Dataset
@@ -70,7 +75,11 @@ def ensure_model(data_dir: Path, model_dir: Path, name: str, **params: object) -
     start = time.perf_counter()
     model = Recommender.registry[name](**params).fit(dataset)
     print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
-    save_model_dir(model, dataset.items_table, model_dir, dataset.interactions)
+    start = time.perf_counter()
+    save_model_dir(
+        model, dataset.items_table, model_dir, dataset.interactions, dataset if basket_rerank else None
+    )
+    print(f"  basket files in {time.perf_counter() - start:.1f}s", flush=True)
 
 
 def sample_customers(model_dir: Path, n: int, seed: int = 0) -> list[str]:
@@ -415,6 +424,65 @@ def serve_naive(args: argparse.Namespace) -> None:
 # ---- main ---------------------------------------------------------------------------------------
 
 
+def basket_only(
+    args: argparse.Namespace,
+    data_dir: Path,
+    model_dirs: dict[str, Path],
+    customers: list[str],
+    diet: list[str],
+) -> int:
+    """The complete_basket open-loop rounds alone, one BentoML service per model at a time; prints
+    the rows and the median p99 (the full run writes the results file)."""
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+    env = {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(data_dir),
+        "RECSYS_DEFAULT_CONSENT": "true",
+        "RECSYS_READ_REQUIRES_KEY": "false",
+        "RECSYS_ACCESS_LOG": "false",
+        "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_WORKERS": str(args.workers),
+    }
+    bento = [str(ROOT / ".venv/bin/bentoml"), "serve", "serving.service:RecsysService", "--host", "127.0.0.1"]
+    pool = basket_pool(data_dir, 2000)
+    print(f"load before: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    try:
+        for name, directory in model_dirs.items():
+            port = free_port()
+            extra = {"RECSYS_MODEL_DIR": str(directory), "RECSYS_EVENTS_URL": f"sqlite:///{tmp / name}.db"}
+            with (tmp / f"{name}.log").open("w") as log:
+                proc = subprocess.Popen(
+                    [*bento, "--port", str(port)],
+                    cwd=ROOT,
+                    env={**env, **extra},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                try:
+                    base = f"http://127.0.0.1:{port}"
+                    wait_ready(base + "/v1/health/ready", proc)
+                    basket = (pool, args.basket_size)
+                    target = f"bentoml {name} basket"
+                    run_fixed_rate(base + "/v1/products", customers, diet, args.rate, 5, target, basket)
+                    rows = []
+                    for rnd in range(1, args.rounds + 1):
+                        row = run_fixed_rate(
+                            base + "/v1/products", customers, diet, args.rate, args.duration, target, basket
+                        )
+                        row.note = f"round {rnd}, {args.basket_size}-item basket"
+                        rows.append(row)
+                        print(row, flush=True)
+                    p99 = float(np.median([r.p99_ms for r in rows]))
+                    print(f"{name}: complete_basket p99 at {args.rate:.0f} req/s {p99:.1f} ms (median of "
+                          f"{len(rows)} rounds); load {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
+                finally:
+                    stop(proc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def summarize(rows: list[Row], models: list[str], rate: float) -> tuple[list[str], dict[str, float]]:
     """Target lines for the markdown and the figures logged to MLflow (medians over the rounds)."""
 
@@ -519,12 +587,23 @@ def main(argv: list[str] | None = None) -> int:
         help="worker processes of EACH service (BentoML and the naive one alike; default: one per CPU)",
     )
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/serving"))
+    p.add_argument(
+        "--basket-only",
+        action="store_true",
+        help="only the complete_basket open-loop rounds of the BentoML services; prints, writes nothing",
+    )
+    p.add_argument(
+        "--no-basket-rerank",
+        dest="basket_rerank",
+        action="store_false",
+        help="serve the pipeline's model without the learned basket re-ranker (default: as its config)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.mode == "naive-server":
         serve_naive(args)
         return 0
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.basket_only:  # the basket rounds are open loop only
         raise SystemExit("wrk not found: apt-get install -y wrk")
     data_dir = Path(args.data_dir)
     if not (data_dir / "manifest.json").exists():
@@ -532,13 +611,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{data_dir} missing: .venv/bin/recsys data prepare --source completejourney --out {data_dir}"
         )
     models = [m for m in args.models.split(",") if m]
-    if "als" not in models:
+    if "als" not in models and not args.basket_only:
         raise SystemExit("--models must include als (the naive service serves its factors)")
     model_dirs = {m: Path(args.model_root) / m for m in models}
+    from training.config import DEFAULT_CONFIG, load_config
+
+    served = load_config(ROOT / DEFAULT_CONFIG).model  # the pipeline's model, served as it serves it
     for name, directory in model_dirs.items():
-        ensure_model(data_dir, directory, name)
+        rerank = args.basket_rerank and served.name == name and served.basket_rerank
+        ensure_model(data_dir, directory, name, basket_rerank=rerank)
     diet = [d for d in args.diet.split(",") if d]
-    customers = sample_customers(model_dirs["als"], args.customers)
+    customers = sample_customers(model_dirs["als" if "als" in model_dirs else models[0]], args.customers)
+    if args.basket_only:
+        return basket_only(args, data_dir, model_dirs, customers, diet)
     metas = {m: json.loads((d / "model.json").read_text()) for m, d in model_dirs.items()}
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

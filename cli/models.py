@@ -91,6 +91,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from training.jobs import run_training
 
         config = load_config(Path(args.config))
+        if args.basket_rerank:
+            model = config.model.model_copy(update={"basket_rerank": True})
+            config = config.model_copy(update={"model": model})
         params = dict(parse_param(p) for p in args.param or [])
         make_model(config.model.name, {**config.model.params, **params})  # fail fast, one line
         run_id = run_training(config.with_params(params), out=Path(args.out) if args.out else None)
@@ -106,15 +109,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not data.is_dir():
         raise FileNotFoundError(f"data directory {data} does not exist")
     if args.no_track:
-        return _train_untracked(data, until, args.model, params, Path(args.out))
+        return _train_untracked(data, until, args.model, params, Path(args.out), args.basket_rerank)
     from training.jobs import train_from_flags
 
-    run_id = train_from_flags(data, str(until), args.model, params, out=Path(args.out))
+    run_id = train_from_flags(
+        data, str(until), args.model, params, out=Path(args.out), basket_rerank=args.basket_rerank
+    )
     print(f"MLflow run {run_id}; model saved to {args.out}")
     return 0
 
 
-def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path) -> int:
+def _train_untracked(
+    data: Path, until, model_name: str, params: dict, out: Path, basket_rerank: bool = False
+) -> int:
     from recsys.models.model_dir import save_model_dir
     from training.data import load_without_erased
 
@@ -125,7 +132,7 @@ def _train_untracked(data: Path, until, model_name: str, params: dict, out: Path
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, train.items_table, out, train.interactions)
+    save_model_dir(model, train.items_table, out, train.interactions, train if basket_rerank else None)
     print(
         f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"
@@ -216,6 +223,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="model directory to write (model + items.parquet)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="model parameter (repeatable)")
     p.add_argument("--no-track", action="store_true", help="fit and save without an MLflow run")
+    p.add_argument(
+        "--basket-rerank",
+        action="store_true",
+        help="also fit the learned basket re-ranker (configs: model.basket_rerank)",
+    )
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("recommend", help="top-k products for a list of customers (CSV)")
     p.add_argument("--model", required=True, help="model directory written by `recsys train`")

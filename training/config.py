@@ -61,6 +61,9 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     name: str
     params: dict[str, Any] = {}
+    #: fit the learned basket re-ranker with the model (recsys.ranking.basket_rerank): better basket
+    #: completion for a second fit of the model on the older data
+    basket_rerank: bool = False
 
 
 class ConstraintsConfig(_Strict):

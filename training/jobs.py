@@ -17,11 +17,13 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from recsys.data.dataset import Dataset
 from recsys.data.progress import Progress
 from recsys.defaults import PROJECT_DIR
 from recsys.models.base import Recommender
-from recsys.models.model_dir import ITEMS_FILE, save_model_dir, write_checksums
-from recsys.ranking.basket import BASKET_FILE, BasketCompleter
+from recsys.models.model_dir import ITEMS_FILE, basket_completer, save_model_dir, write_checksums
+from recsys.ranking.basket import BASKET_FILE
+from recsys.ranking.basket_rerank import RERANK_FILE
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from training.data import PreparedData, prepare, schema_summary
 from training.evaluation import EvaluationResult, full_evaluation
@@ -112,15 +114,23 @@ def log_dataset(data: PreparedData) -> None:
 
 
 def log_model_artifacts(
-    model: Recommender, items: pd.DataFrame, out: Path | None, interactions: pd.DataFrame | None = None
+    model: Recommender,
+    items: pd.DataFrame,
+    out: Path | None,
+    interactions: pd.DataFrame | None = None,
+    rerank_on: Dataset | None = None,
 ) -> None:
     """Native numpy/JSON model dir + the pyfunc that wraps it (the pyfunc is what gets registered);
-    `interactions` (the training lines) add the basket co-occurrence to the model dir."""
+    `interactions` (the training lines) add the basket co-occurrence to the model dir, `rerank_on`
+    (the training Dataset) the learned basket re-ranker."""
     with tempfile.TemporaryDirectory() as tmp:
         native = model.save(Path(tmp) / NATIVE_DIR)
         if interactions is not None and "basket_id" in interactions:
-            BasketCompleter.from_interactions(interactions, len(model.items_)).save(native)
+            start = time.perf_counter()
+            completer = basket_completer(model, interactions, rerank_on)
+            completer.save(native)
             write_checksums(native)
+            mlflow.log_metric("basket_fit_seconds", time.perf_counter() - start)
         items_path = Path(tmp) / ITEMS_FILE
         items.to_parquet(items_path, index=False)
         mlflow.log_artifacts(str(native), NATIVE_DIR)
@@ -138,7 +148,9 @@ def log_model_artifacts(
         if out is not None:
             save_model_dir(model, items, Path(out))
             if (native / BASKET_FILE).exists():
-                shutil.copy(native / BASKET_FILE, Path(out) / BASKET_FILE)
+                for name in (BASKET_FILE, RERANK_FILE):
+                    if (native / name).exists():
+                        shutil.copy(native / name, Path(out) / name)
                 write_checksums(Path(out))
 
 
@@ -239,7 +251,11 @@ def fit_and_log(
     with progress.step("logging metrics, plots and the model to MLflow"):
         log_evaluation(result, fit_seconds, f"{config.name} ({config.model.name})")
         log_model_artifacts(
-            model, data.dataset.items_table, Path(out) if out else None, data.split.train.interactions
+            model,
+            data.dataset.items_table,
+            Path(out) if out else None,
+            data.split.train.interactions,
+            rerank_on=data.split.train if config.model.basket_rerank else None,
         )
     return model, result
 
@@ -283,6 +299,7 @@ def train_from_flags(
     params: dict[str, Any] | None = None,
     out: str | Path | None = None,
     experiment: str = "grocery-recsys",
+    basket_rerank: bool = False,
 ) -> str:
     """The flag form of `recsys train` (--data DIR --until DATE --model NAME --out DIR), tracked the
     same way as a config run: train before `until`, evaluate on the rest, save the native model to `out`."""
@@ -298,6 +315,6 @@ def train_from_flags(
         name=f"{model}-flags",
         experiment=experiment,
         data=data_cfg,
-        model=ModelConfig(name=model, params=dict(params or {})),
+        model=ModelConfig(name=model, params=dict(params or {}), basket_rerank=basket_rerank),
     )
     return run_training(config, out=out, tags={"entry_point": "flags"})

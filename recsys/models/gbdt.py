@@ -27,31 +27,51 @@ def export_trees(clf) -> dict[str, np.ndarray]:
     return out
 
 
+def _flat(trees: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tree in global node indices, leaves pointing to themselves (a row that reached its leaf
+    stays there), and the deepest leaf's depth: the traversal below runs a fixed number of steps."""
+    flat = trees.get("_flat")
+    if flat is None:
+        offsets = trees["offsets"]
+        tree_of_node = np.repeat(np.arange(len(trees["roots"])), np.diff(offsets))
+        leaf = trees["is_leaf"].astype(bool)
+        own = np.arange(len(leaf))
+        left = np.where(leaf, own, trees["left"] + offsets[tree_of_node])
+        right = np.where(leaf, own, trees["right"] + offsets[tree_of_node])
+        depth = np.zeros(len(leaf), dtype=np.int64)
+        for node in np.flatnonzero(~leaf):  # children come after their parent in a tree's nodes
+            depth[left[node]] = depth[right[node]] = depth[node] + 1
+        flat = {
+            "left": left,
+            "right": right,
+            "feat": np.where(leaf, 0, trees["feature_idx"]).astype(np.int64),
+            "thr": np.where(leaf, np.inf, trees["num_threshold"]),
+            "miss_left": trees["missing_go_to_left"].astype(bool) & ~leaf,
+            "depth": np.array([depth.max() if len(depth) else 0]),
+        }
+        trees["_flat"] = flat  # cache; not saved (keys starting with _ are skipped)
+    return flat
+
+
 def predict_logit(trees: dict[str, np.ndarray], X: np.ndarray, chunk: int = 50_000) -> np.ndarray:
-    """Raw score (log-odds) of every row of X under exported trees."""
+    """Raw score (log-odds) of every row of X under exported trees: all trees at once in numpy, one
+    step per tree level (cheaper than `predict_logit_fast` for a request's few hundred rows)."""
     X = np.asarray(X, dtype=np.float64)
-    roots, offsets = trees["roots"], trees["offsets"]
-    # children are tree-local indices: shift them to global ones once
-    tree_of_node = np.repeat(np.arange(len(roots)), np.diff(offsets))
-    left = trees["left"] + offsets[tree_of_node]
-    right = trees["right"] + offsets[tree_of_node]
-    is_leaf = trees["is_leaf"].astype(bool)
-    feat = trees["feature_idx"].astype(np.int64)
-    thr = trees["num_threshold"]
-    miss_left = trees["missing_go_to_left"].astype(bool)
-    value = trees["value"]
+    f = _flat(trees)
+    roots, value = trees["roots"], trees["value"]
     out = np.empty(len(X), dtype=np.float64)
     for lo in range(0, len(X), chunk):
         x = X[lo : lo + chunk]
+        flat_x = x.ravel()
+        row_start = (np.arange(len(x)) * x.shape[1])[:, None]
         node = np.broadcast_to(roots, (len(x), len(roots))).copy()
-        rows = np.arange(len(x))[:, None]
-        while True:
-            active = ~is_leaf[node]
-            if not active.any():
-                break
-            v = x[rows, feat[node]]
-            go_left = np.where(np.isnan(v), miss_left[node], v <= thr[node])
-            node = np.where(active, np.where(go_left, left[node], right[node]), node)
+        missing = bool(np.isnan(x).any())
+        for _ in range(int(f["depth"][0])):
+            v = flat_x[row_start + f["feat"][node]]
+            go_left = v <= f["thr"][node]
+            if missing:
+                go_left |= np.isnan(v) & f["miss_left"][node]
+            node = np.where(go_left, f["left"][node], f["right"][node])
         out[lo : lo + chunk] = trees["baseline"][0] + value[node].sum(axis=1)
     return out
 

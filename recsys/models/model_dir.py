@@ -17,6 +17,7 @@ import pandas as pd
 from recsys.models.validate import ModelCorrupt
 
 if TYPE_CHECKING:
+    from recsys.data.dataset import Dataset
     from recsys.models.base import Recommender
 
 ITEMS_FILE = "items.parquet"
@@ -24,18 +25,33 @@ CHECKSUMS_FILE = "checksums.json"
 
 
 def save_model_dir(
-    model: Recommender, items_table: pd.DataFrame, out: Path, interactions: pd.DataFrame | None = None
+    model: Recommender,
+    items_table: pd.DataFrame,
+    out: Path,
+    interactions: pd.DataFrame | None = None,
+    rerank_on: Dataset | None = None,
 ) -> Path:
     """`interactions`: the training lines; their baskets give the basket co-occurrence saved beside
-    the model (recsys.ranking.basket), so every door completes baskets from the same matrix."""
+    the model (recsys.ranking.basket), so every door completes baskets from the same matrix.
+    `rerank_on`: the training Dataset, to fit the learned basket re-ranker on (optional: it costs a
+    second fit of the model; recsys.ranking.basket_rerank)."""
     out = model.save(Path(out))
     items_table.to_parquet(out / ITEMS_FILE, index=False)
     if interactions is not None and "basket_id" in interactions:
-        from recsys.ranking.basket import BasketCompleter
-
-        BasketCompleter.from_interactions(interactions, len(model.items_)).save(out)
-    write_checksums(out)  # after every file, the basket matrix included
+        basket_completer(model, interactions, rerank_on).save(out)
+    write_checksums(out)  # after every file, the basket files included
     return out
+
+
+def basket_completer(model: Recommender, interactions: pd.DataFrame, rerank_on: Dataset | None = None):
+    """The basket co-occurrence of the training lines, with the learned re-ranker when `rerank_on`."""
+    from recsys.ranking.basket import BasketCompleter
+    from recsys.ranking.basket_rerank import fit_basket_reranker
+
+    completer = BasketCompleter.from_interactions(interactions, len(model.items_))
+    if rerank_on is not None:
+        completer.reranker = fit_basket_reranker(model, rerank_on)
+    return completer
 
 
 def _sha256(path: Path) -> str:
@@ -49,7 +65,8 @@ def _sha256(path: Path) -> str:
 def write_checksums(directory: Path) -> None:
     """Record the digest of every model file now in `directory` (call after the last file is written)."""
     directory = Path(directory)
-    names = [n for n in ("model.json", "arrays.npz", ITEMS_FILE, "basket.npz") if (directory / n).exists()]
+    files = ("model.json", "arrays.npz", ITEMS_FILE, "basket.npz", "basket_rerank.npz")
+    names = [n for n in files if (directory / n).exists()]
     sums = {n: _sha256(directory / n) for n in names}
     (directory / CHECKSUMS_FILE).write_text(json.dumps({"algorithm": "sha256", "files": sums}, indent=1))
 

@@ -16,6 +16,11 @@ with no interactions at all the selector falls back to the model's own item simi
 
 Each signal is scaled to [0, 1] over the catalog before blending, so `weight` means the same for
 every model whatever its score scale.
+
+Optionally (`model.basket_rerank` in a training config) a learned re-ranker is saved beside the
+co-occurrence (`basket_rerank.npz`, loaded with it): it re-scores the masked blend's top candidates
+(`recsys.ranking.basket_rerank`), because one weight for everybody cannot tell a substitute of a
+basket product from its complement or a weekly staple from a one-off.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.ranking.basket_rerank import RERANK_FILE, BasketReranker
 from recsys.ranking.similarity import cooccurrence_sparse
 
 #: Blend weight of co-occurrence against the customer's scores, chosen with the grocery ranker on the
@@ -41,17 +47,25 @@ BASKET_FILE = "basket.npz"
 
 
 class BasketCompleter:
-    """`neighbours`: items x items CSR, row i = item i's strongest co-occurrence partners (cosine)."""
+    """`neighbours`: items x items CSR, row i = item i's strongest co-occurrence partners (cosine).
+    `reranker`: the learned re-ranking of the blend's top candidates (recsys.ranking.basket_rerank),
+    None: the blend's order is served."""
 
-    def __init__(self, neighbours: sp.csr_matrix, weight: float = DEFAULT_WEIGHT):
+    def __init__(
+        self,
+        neighbours: sp.csr_matrix,
+        weight: float = DEFAULT_WEIGHT,
+        reranker: BasketReranker | None = None,
+    ):
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"basket weight must be in [0, 1], got {weight}")
         self.neighbours = sp.csr_matrix(neighbours, dtype=np.float32)
         self.neighbours.sort_indices()  # `partner` searches rows
         self.weight = weight
+        self.reranker = reranker
 
     def save(self, directory: Path) -> Path:
-        """Write `basket.npz` into a model directory."""
+        """Write `basket.npz` (and `basket_rerank.npz` with a re-ranker) into a model directory."""
         nb = self.neighbours
         path = Path(directory) / BASKET_FILE
         np.savez(
@@ -62,17 +76,21 @@ class BasketCompleter:
             shape=np.array(nb.shape),
             weight=self.weight,
         )
+        (Path(directory) / RERANK_FILE).unlink(missing_ok=True)
+        if self.reranker is not None:
+            self.reranker.save(directory)
         return path
 
     @classmethod
     def load(cls, directory: Path) -> BasketCompleter | None:
-        """The co-occurrence saved in a model directory; None when it has none."""
+        """The co-occurrence (and re-ranker) saved in a model directory; None when it has none."""
         path = Path(directory) / BASKET_FILE
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
             matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-            return cls(matrix, float(z["weight"]))
+            weight = float(z["weight"])
+        return cls(matrix, weight, BasketReranker.load(directory, matrix.shape[0]))
 
     @property
     def n_items(self) -> int:
@@ -124,6 +142,28 @@ class BasketCompleter:
         pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
         out = np.bincount(nb.indices[pos], weights=nb.data[pos], minlength=self.n_items)
         return out.astype(np.float32)
+
+    def candidate_cooccurrence(
+        self, basket: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of `items`: summed and strongest co-occurrence with the basket, and how many
+        basket items count it among their partners."""
+        nb = self.neighbours
+        basket, items = np.asarray(basket, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        total, best, hits = (np.zeros(len(items)) for _ in range(3))
+        starts, ends = nb.indptr[basket], nb.indptr[basket + 1]
+        if not len(basket) or not len(items) or not (ends > starts).any():
+            return total, best, hits
+        pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        order = np.argsort(items)
+        ranked = items[order]
+        at = np.minimum(np.searchsorted(ranked, nb.indices[pos]), len(items) - 1)
+        found = ranked[at] == nb.indices[pos]
+        which, vals = order[at[found]], nb.data[pos][found].astype(np.float64)
+        total += np.bincount(which, weights=vals, minlength=len(items))
+        hits += np.bincount(which, minlength=len(items))
+        np.maximum.at(best, which, vals)
+        return total, best, hits
 
     def partner(self, basket: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each item, the basket item it goes with most and that co-occurrence (0: none)."""

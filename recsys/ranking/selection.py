@@ -14,7 +14,9 @@ diversity) -> reasons. The shortcuts below are exact versions of that order, not
 - candidate models (the grocery ranker) select from their precomputed sparse candidate scores
   (`Recommender.recommend_idx` -> `candidate_top_k`).
 `complete_basket` takes no shortcut: the customer's catalog-wide scores are blended with the basket's
-co-occurrence (`recsys.ranking.basket`) before the same mask and top-k.
+co-occurrence (`recsys.ranking.basket`) before the same mask; with a learned re-ranker saved beside
+the co-occurrence, the masked blend's top candidates are re-scored (`recsys.ranking.basket_rerank`)
+before the same top-k.
 
 Decided once for every path: a customer with no purchase history asking `buy_again` gets an empty
 list (there is nothing to buy again; the answer says `cold_start`), `discover` and `mixed` get the
@@ -423,13 +425,29 @@ class ProductSelector:
         if not dense:
             return
         scores = self._score_rows([shoppers[i] for i in dense])
+        reranker = self.baskets.reranker if self.baskets is not None else None
+        learned: list[int] = []  # complete_basket rows the learned re-ranker re-scores
+        personal: list[np.ndarray] = []
         plain: list[int] = []
         for r, i in enumerate(dense):
             if queries[i].mode == "complete_basket":
+                if reranker is not None:
+                    learned.append(r)
+                    personal.append(scores[r].copy())
                 scores[r] = self.complete_basket(scores[r], queries[i].basket)
             np.putmask(scores[r], ~masks[i], -np.inf)  # from here on the row IS masked
             if not self._reranked(queries[i], shoppers[i]):
                 plain.append(r)
+        if learned:  # after the mask: candidates are allowed items only
+            sub = scores[learned]
+            reranker.rescore(
+                self.baskets,
+                sub,
+                personal,
+                [shoppers[dense[r]].user_idx for r in learned],
+                [self.basket_index(queries[dense[r]].basket) for r in learned],
+            )
+            scores[learned] = sub
         plain_set = set(plain)
         if plain:
             kk = max(queries[dense[r]].k for r in plain)
@@ -452,11 +470,15 @@ class ProductSelector:
             )
             items[i, : q.k], top[i, : q.k] = it[0], sc[0]
 
+    def basket_index(self, basket: Sequence[str]) -> np.ndarray:
+        """Sorted unique model indices of the basket's known products."""
+        idx = self.item_index(basket)
+        return np.unique(idx[idx >= 0])
+
     def complete_basket(self, personal: np.ndarray, basket: Sequence[str]) -> np.ndarray:
         """The customer's scores blended with what goes with the basket (before the mask, which
         removes the basket's own items like every other forbidden item)."""
-        idx = self.item_index(basket)
-        idx = np.unique(idx[idx >= 0])
+        idx = self.basket_index(basket)
         if self.baskets is not None:
             return blend(self.baskets.cooccurrence(idx), personal, self.baskets.weight)
         if not len(idx):

@@ -151,3 +151,21 @@ def test_train_bad_input_exits_2_with_reason(tmp_path, data_dir, capsys, args, m
     assert main(["train", *flat, "--no-track"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_train_with_basket_rerank_saves_it_and_recommend_uses_it(tmp_path, data_dir):
+    from recsys.ranking.basket import BasketCompleter
+    from recsys.ranking.basket_rerank import RERANK_FILE
+
+    out = tmp_path / "rr"
+    args = ["train", "--data", str(data_dir), "--until", "2024-02-19", "--model", "buy_again"]
+    assert main([*args, "--out", str(out), "--no-track", "--basket-rerank"]) == 0
+    assert (out / RERANK_FILE).exists() and BasketCompleter.load(out).reranker is not None
+    users_file, users = _users_file(tmp_path, data_dir)
+    basket = pd.read_parquet(data_dir / "products.parquet")["product_id"].astype(str).head(3).tolist()
+    recs_path = tmp_path / "recs.csv"
+    rec = ["recommend", "--model", str(out), "--users", str(users_file), "--out", str(recs_path)]
+    assert main([*rec, "--basket", ",".join(basket), "--diet", "vegan"]) == 0
+    recs = pd.read_csv(recs_path, dtype=str)
+    assert recs.groupby("user_id").size().to_dict() == dict.fromkeys(users, 10)
+    assert not set(recs["item_id"]) & set(basket)

@@ -14,7 +14,9 @@ import recsys.models  # noqa: F401  (registers every model)
 from cli.main import main
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
-from recsys.models.model_dir import save_model_dir
+from recsys.models.model_dir import save_model_dir, write_checksums
+from recsys.ranking.basket import BasketCompleter
+from recsys.ranking.basket_rerank import RERANK_FILE, fit_basket_reranker
 from tests.models.test_contract import FAST_PARAMS
 from tests.serving.conftest import BREAD_BUYERS, MEAT_BUYERS, VEGAN, service_env
 
@@ -81,14 +83,21 @@ def test_cli_pyfunc_and_http_give_identical_lists(name, dataset, asgi_app, monke
 BASKET = ["p_beef", "p_apple"]
 
 
-@pytest.mark.parametrize("name", ["buy_again", "als"])
+@pytest.mark.parametrize("name, rerank", [("buy_again", False), ("als", False), ("buy_again", True)])
 def test_complete_basket_is_the_same_through_every_door(
-    name, dataset, asgi_app, monkeypatch, world, tmp_path
+    name, rerank, dataset, asgi_app, monkeypatch, world, tmp_path
 ):
-    """The basket co-occurrence is saved with the model, so all three doors load the same matrix."""
+    """The basket co-occurrence (and the learned re-ranker) is saved with the model, so all three
+    doors load the same files."""
     model = Recommender.registry[name](**FAST_PARAMS.get(name, {})).fit(dataset)
     model_dir = save_model_dir(model, dataset.items_table, tmp_path / name, dataset.interactions)
     assert (model_dir / "basket.npz").exists()
+    if rerank:  # the fixture's baskets are small: fit on baskets of 2+ products
+        completer = BasketCompleter.load(model_dir)
+        completer.reranker = fit_basket_reranker(model, dataset, min_known=2, min_cases=5)
+        completer.save(model_dir)
+        write_checksums(model_dir)
+        assert (model_dir / RERANK_FILE).exists()
     users = tmp_path / "users.txt"
     users.write_text("\n".join(USERS) + "\n")
     out = tmp_path / "recs.csv"

@@ -48,6 +48,12 @@ def test_unknown_model_param_is_named():
         build_model(config.model)
 
 
+def test_the_basket_reranker_is_off_unless_a_config_asks():
+    assert parse_config(MINIMAL).model.basket_rerank is False
+    config = parse_config({**MINIMAL, "model": {"name": "buy_again", "basket_rerank": True}})
+    assert config.model.basket_rerank is True
+
+
 OFFERS = CONFIG_DIR / "offers.yaml"  # the discount planner's config (training/offers_config.py)
 
 
