@@ -127,8 +127,8 @@ if WORKERS > 1 and flag(os.environ.get("RECSYS_SHARE_ACCEPTS"), True):
 @bentoml.service(
     name="recsys",
     traffic={"timeout": 30},
-    # One worker by default: every worker holds its own copy of the model (and a reload reaches only
-    # the worker that served it); customer state is shared through the event store either way.
+    # One worker by default: every worker holds its own copy of the model (a reload recorded in
+    # RECSYS_ACTIVE_MODEL_FILE is followed by the others); customer state is in the event store.
     workers=WORKERS,
     logging={"access": {"enabled": flag(os.environ.get("RECSYS_ACCESS_LOG"), True)}},
     # URL patterns OpenTelemetry skips, comma separated. The products hot path is untraced by default:
