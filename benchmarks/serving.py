@@ -423,6 +423,54 @@ def serve_naive(args: argparse.Namespace) -> None:
 
 # ---- main ---------------------------------------------------------------------------------------
 
+BENTO = [str(ROOT / ".venv/bin/bentoml"), "serve", "serving.service:RecsysService", "--host", "127.0.0.1"]
+
+
+def service_env(data_dir: Path, workers: int) -> dict[str, str]:
+    """The environment every benchmarked service runs with: reads open like the naive server's (no
+    key check on the hot path), no access log, one BLAS thread."""
+    return {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(data_dir),
+        "RECSYS_DEFAULT_CONSENT": "true",
+        "RECSYS_READ_REQUIRES_KEY": "false",
+        "RECSYS_ACCESS_LOG": "false",
+        "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_WORKERS": str(workers),
+    }
+
+
+def launch(cmd: list[str], env: dict[str, str], ready: str, log) -> tuple[subprocess.Popen, str]:
+    """Start a server on a free port in its own process group; (process, base URL) once `ready`
+    answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base + ready, proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base
+
+
+def basket_round(base: str, target: str, customers, diet, pool: list[str], args, rnd: int) -> Row:
+    """One open-loop complete_basket round: a random `--basket-size` basket from `pool` per request."""
+    basket = (pool, args.basket_size)
+    row = run_fixed_rate(
+        base + "/v1/products", customers, diet, args.rate, args.duration, f"{target} basket", basket
+    )
+    row.note = f"round {rnd}, {args.basket_size}-item basket"
+    print(row, flush=True)
+    return row
+
 
 def basket_only(
     args: argparse.Namespace,
@@ -434,45 +482,22 @@ def basket_only(
     """The complete_basket open-loop rounds alone, one BentoML service per model at a time; prints
     the rows and the median p99 (the full run writes the results file)."""
     tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
-    env = {
-        **os.environ,
-        "RECSYS_DATA_DIR": str(data_dir),
-        "RECSYS_DEFAULT_CONSENT": "true",
-        "RECSYS_READ_REQUIRES_KEY": "false",
-        "RECSYS_ACCESS_LOG": "false",
-        "OPENBLAS_NUM_THREADS": "1",
-        "RECSYS_WORKERS": str(args.workers),
-    }
-    bento = [str(ROOT / ".venv/bin/bentoml"), "serve", "serving.service:RecsysService", "--host", "127.0.0.1"]
+    env = service_env(data_dir, args.workers)
     pool = basket_pool(data_dir, 2000)
     print(f"load before: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     try:
         for name, directory in model_dirs.items():
-            port = free_port()
             extra = {"RECSYS_MODEL_DIR": str(directory), "RECSYS_EVENTS_URL": f"sqlite:///{tmp / name}.db"}
             with (tmp / f"{name}.log").open("w") as log:
-                proc = subprocess.Popen(
-                    [*bento, "--port", str(port)],
-                    cwd=ROOT,
-                    env={**env, **extra},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                proc, base = launch(BENTO, {**env, **extra}, "/v1/health/ready", log)
                 try:
-                    base = f"http://127.0.0.1:{port}"
-                    wait_ready(base + "/v1/health/ready", proc)
-                    basket = (pool, args.basket_size)
-                    target = f"bentoml {name} basket"
+                    target = f"bentoml {name}"
+                    basket = (pool, args.basket_size)  # warm-up: caches, masks, the batcher
                     run_fixed_rate(base + "/v1/products", customers, diet, args.rate, 5, target, basket)
-                    rows = []
-                    for rnd in range(1, args.rounds + 1):
-                        row = run_fixed_rate(
-                            base + "/v1/products", customers, diet, args.rate, args.duration, target, basket
-                        )
-                        row.note = f"round {rnd}, {args.basket_size}-item basket"
-                        rows.append(row)
-                        print(row, flush=True)
+                    rows = [
+                        basket_round(base, target, customers, diet, pool, args, r)
+                        for r in range(1, args.rounds + 1)
+                    ]
                     p99 = float(np.median([r.p99_ms for r in rows]))
                     print(f"{name}: complete_basket p99 at {args.rate:.0f} req/s {p99:.1f} ms (median of "
                           f"{len(rows)} rounds); load {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
@@ -645,19 +670,10 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-2], rows[-1], sep="\n", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     script = wrk_script(tmp / "products.lua", customers, diet)
-    env = {
-        **os.environ,
-        "RECSYS_DATA_DIR": str(data_dir),
-        "RECSYS_DEFAULT_CONSENT": "true",
-        "RECSYS_READ_REQUIRES_KEY": "false",  # like the naive server: no key check on the hot path
-        "RECSYS_ACCESS_LOG": "false",
-        "OPENBLAS_NUM_THREADS": "1",
-        "RECSYS_WORKERS": str(args.workers),
-    }
-    bento = [str(ROOT / ".venv/bin/bentoml"), "serve", "serving.service:RecsysService", "--host", "127.0.0.1"]
+    env = service_env(data_dir, args.workers)
     servers = {
         f"bentoml {name}": (
-            bento,
+            BENTO,
             "/v1/health/ready",
             {
                 "RECSYS_MODEL_DIR": str(directory),
@@ -687,19 +703,9 @@ def main(argv: list[str] | None = None) -> int:
         # Both servers up at once, measured in alternation: the machine is shared, so background
         # load drifts; interleaved rounds expose both targets to the same drift.
         for target, (cmd, ready, extra_env) in servers.items():
-            port = free_port()
             log = (tmp / f"{target.split()[0]}.log").open("w")
             logs.append(log)
-            proc = subprocess.Popen(
-                [*cmd, "--port", str(port)],
-                cwd=ROOT,
-                env={**env, **extra_env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs[target] = (proc, f"http://127.0.0.1:{port}")
-            wait_ready(f"http://127.0.0.1:{port}{ready}", proc)
+            procs[target] = launch(cmd, {**env, **extra_env}, ready, log)
         for target, (_, base) in procs.items():
             print(f"{target}: warm-up ...", flush=True)
             run_wrk(base + "/v1/products", script, 8, 5, target)  # caches, masks, the batcher
@@ -719,13 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, (args.rounds if pool else 0) + 1):
             for target, (_, base) in procs.items():
                 if target.startswith("bentoml"):  # basket completion: the project's service only
-                    url, basket = base + "/v1/products", (pool, args.basket_size)
-                    row = run_fixed_rate(
-                        url, customers, diet, args.rate, args.duration, f"{target} basket", basket
-                    )
-                    row.note = f"round {rnd}, {args.basket_size}-item basket"
-                    rows.append(row)
-                    print(row, flush=True)
+                    rows.append(basket_round(base, target, customers, diet, pool, args, rnd))
     finally:
         for proc, _ in procs.values():
             stop(proc)
