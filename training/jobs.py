@@ -8,7 +8,6 @@ git commit, metrics for every track and k, plots, and the native model next to i
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +20,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.progress import Progress
 from recsys.defaults import PROJECT_DIR
 from recsys.models.base import Recommender
-from recsys.models.model_dir import ITEMS_FILE, basket_completer, save_model_dir, write_checksums
-from recsys.ranking.basket import BASKET_FILE
-from recsys.ranking.basket_rerank import RERANK_FILE
+from recsys.models.model_dir import ITEMS_FILE, basket_completer, copy_model_dir, write_checksums
 from training.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from training.data import PreparedData, prepare, schema_summary
 from training.evaluation import EvaluationResult, full_evaluation
@@ -146,12 +143,7 @@ def log_model_artifacts(
         )
         mlflow.set_tag(TAG_PYFUNC_ID, info.model_id)
         if out is not None:
-            save_model_dir(model, items, Path(out))
-            if (native / BASKET_FILE).exists():
-                for name in (BASKET_FILE, RERANK_FILE):
-                    if (native / name).exists():
-                        shutil.copy(native / name, Path(out) / name)
-                write_checksums(Path(out))
+            copy_model_dir(native, items_path, Path(out))
 
 
 #: what loading and predicting import (recsys' runtime dependencies); training-only packages stay out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 ITEMS_FILE = "items.parquet"
 CHECKSUMS_FILE = "checksums.json"
+#: Every file of a model directory the checksums cover (the basket files are optional).
+MODEL_FILES = ("model.json", "arrays.npz", ITEMS_FILE, "basket.npz", "basket_rerank.npz")
 
 
 def save_model_dir(
@@ -35,12 +38,34 @@ def save_model_dir(
     the model (recsys.ranking.basket), so every door completes baskets from the same matrix.
     `rerank_on`: the training Dataset, to fit the learned basket re-ranker on (optional: it costs a
     second fit of the model; recsys.ranking.basket_rerank)."""
+    _clear(Path(out))
     out = model.save(Path(out))
     items_table.to_parquet(out / ITEMS_FILE, index=False)
     if interactions is not None and "basket_id" in interactions:
         basket_completer(model, interactions, rerank_on).save(out)
     write_checksums(out)  # after every file, the basket files included
     return out
+
+
+def copy_model_dir(src: Path, items_path: Path, out: Path) -> Path:
+    """`out` as the model files of `src` plus the items table, checksummed: the directory a training
+    job logs and the one it saves for `--out` are the same files, fitted and written once."""
+    out = Path(out)
+    _clear(out)
+    for name in MODEL_FILES:
+        if (Path(src) / name).exists():
+            shutil.copy(Path(src) / name, out / name)
+    shutil.copy(items_path, out / ITEMS_FILE)
+    write_checksums(out)
+    return out
+
+
+def _clear(out: Path) -> None:
+    """Remove the model files an earlier model left in `out` (other files stay): a basket re-ranker
+    of the last model must not be checksummed in with, and served beside, a new one without."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        (out / name).unlink(missing_ok=True)
 
 
 def basket_completer(model: Recommender, interactions: pd.DataFrame, rerank_on: Dataset | None = None):
@@ -65,8 +90,7 @@ def _sha256(path: Path) -> str:
 def write_checksums(directory: Path) -> None:
     """Record the digest of every model file now in `directory` (call after the last file is written)."""
     directory = Path(directory)
-    files = ("model.json", "arrays.npz", ITEMS_FILE, "basket.npz", "basket_rerank.npz")
-    names = [n for n in files if (directory / n).exists()]
+    names = [n for n in MODEL_FILES if (directory / n).exists()]
     sums = {n: _sha256(directory / n) for n in names}
     (directory / CHECKSUMS_FILE).write_text(json.dumps({"algorithm": "sha256", "files": sums}, indent=1))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lab.corrupt import CORRUPTIONS, corrupt_copy
@@ -45,3 +46,26 @@ def test_without_checksums_the_array_checks_still_refuse(saved, tmp_path):
         (bad / CHECKSUMS_FILE).unlink()
         with pytest.raises(ModelCorrupt):
             Recommender.load(bad)
+
+
+def test_a_model_file_an_earlier_model_left_is_not_saved_with_a_new_one(saved, tmp_path):
+    """Saving or copying over a directory that held a model with a basket re-ranker removes it (the
+    new model has none); files that are not model files stay."""
+    from recsys.models.model_dir import MODEL_FILES, copy_model_dir, save_model_dir
+    from recsys.ranking.basket import BASKET_FILE
+    from recsys.ranking.basket_rerank import RERANK_FILE
+
+    assert {BASKET_FILE, RERANK_FILE} <= set(MODEL_FILES)
+    model, items = Recommender.load(saved), saved / "items.parquet"
+    writers = {
+        "save": lambda out: save_model_dir(model, pd.read_parquet(items), out),
+        "copy": lambda out: copy_model_dir(saved, items, out),
+    }
+    for name, write in writers.items():
+        out = tmp_path / name
+        out.mkdir()
+        (out / RERANK_FILE).write_bytes(b"an earlier model's re-ranker")
+        (out / "notes.txt").write_text("mine")
+        write(out)
+        assert not (out / RERANK_FILE).exists() and (out / "notes.txt").read_text() == "mine"
+        assert verify_checksums(out, required=True) and Recommender.load(out).name == "als"
