@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from recsys.models.gbdt import FIELDS, export_trees, predict_logit
 from recsys.models.validate import ModelCorrupt, check_csr
-from recsys.ranking.food_first import _codes as item_codes
+from recsys.ranking.food_first import item_codes
 from recsys.ranking.topk import top_k
 
 FEATURES = (

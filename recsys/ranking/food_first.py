@@ -52,7 +52,8 @@ def _rank(popularity: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _codes(items_table: pd.DataFrame, column: str) -> np.ndarray:
+def item_codes(items_table: pd.DataFrame, column: str) -> np.ndarray:
+    """An integer code per product for `column` (product type, category); -1 where unknown."""
     if column not in items_table:
         return np.full(len(items_table), -1, dtype=np.int64)
     col = items_table[column].astype(object).where(items_table[column].notna(), None)
@@ -64,8 +65,8 @@ class FoodFirst:
 
     def __init__(self, items_table: pd.DataFrame, popularity: np.ndarray, names: np.ndarray):
         self.food = is_food_column(items_table)
-        self.types = _codes(items_table, "type")
-        self.categories = _codes(items_table, "category")
+        self.types = item_codes(items_table, "type")
+        self.categories = item_codes(items_table, "category")
         self.pop_rank = _rank(popularity)
         self.names = names
 
