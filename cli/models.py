@@ -126,15 +126,17 @@ def _train_untracked(
     from training.data import load_without_erased
 
     model = make_model(model_name, params)
-    # untracked is no excuse to keep erased customers; the lines from `until` on are never read
-    train, erased = load_without_erased(data, before=until)
-    if len(train.interactions) == 0:
+    # untracked is no excuse to keep erased customers; the lines from `until` on are never read;
+    # models that learn from per-pair aggregates leave the lines on disk (out of core)
+    in_memory = basket_rerank or not model.fits_out_of_core
+    train, erased = load_without_erased(data, before=until, in_memory=in_memory)
+    if train.n_lines == 0:
         raise ValueError(f"no interactions before {until} in {data}")
     start = time.perf_counter()
     model.fit(train)
-    save_model_dir(model, train.items_table, out, train.interactions, train if basket_rerank else None)
+    save_model_dir(model, train.items_table, out, train.basket_lines(), train if basket_rerank else None)
     print(
-        f"Trained {model!r} on {len(train.interactions):,} interactions before {until} "
+        f"Trained {model!r} on {train.n_lines:,} interactions before {until} "
         f"in {time.perf_counter() - start:.1f}s -> {out} (not tracked; {erased} erased customer(s) left out)"
     )
     return 0

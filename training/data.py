@@ -78,14 +78,19 @@ def resolve_cutoff(dataset: Dataset, split: SplitConfig) -> pd.Timestamp:
 
 
 def load_without_erased(
-    data_dir: Path, url: str | None = None, privacy: Privacy | None = None, before: pd.Timestamp | None = None
+    data_dir: Path,
+    url: str | None = None,
+    privacy: Privacy | None = None,
+    before: pd.Timestamp | None = None,
+    in_memory: bool = True,
 ) -> tuple[Dataset, int]:
     """The data directory's dataset minus every customer erased in the event store, and their count
     (training/privacy.py: an unreadable configured store stops here); with `before`, only the lines
-    strictly before it (a training set, read without its test weeks)."""
+    strictly before it (a training set, read without its test weeks); `in_memory=False` leaves the
+    lines on disk (an out-of-core Dataset: erased customers are dropped by the id map)."""
     privacy = privacy or read_privacy(url)
     tables, dropped = privacy.drop_erased(read_tables(data_dir, skip=("interactions",)))
-    return Dataset.from_tables(tables, lines=data_dir, before=before), dropped
+    return Dataset.from_tables(tables, lines=data_dir, before=before, in_memory=in_memory), dropped
 
 
 def prepare(data: DataConfig) -> PreparedData:

@@ -246,7 +246,7 @@ def fit_and_log(
             model,
             data.dataset.items_table,
             Path(out) if out else None,
-            data.split.train.interactions,
+            data.split.train.basket_lines(),
             rerank_on=data.split.train if config.model.basket_rerank else None,
         )
     return model, result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from recsys.data import pairs
 from recsys.data.idmap import IdMap
 from recsys.data.io import connect, read_tables, sql_list, table_files
+from recsys.data.pairs import BasketStats, LineSource
 
 Weighting = Literal["binary", "count", "log", "recency", "bm25"]
 
@@ -24,30 +26,52 @@ class Dataset:
 
     `items` covers the whole catalog (also products nobody bought yet, which hybrid models can rank)
     and `users` every customer, so splits of one dataset share the same id maps.
+
+    Out of core (`in_memory=False`), `interactions` is None and the lines stay in Parquet (`lines`):
+    models that learn from per-pair aggregates (`user_item_matrix`, `basket_stats`, computed by
+    DuckDB with bounded memory) fit from it; memory then grows with the pairs, not the lines.
     """
 
     users: IdMap
     items: IdMap
-    interactions: pd.DataFrame  # user_idx, item_idx, timestamp, quantity, value, discount, channel, basket_id
+    interactions: (
+        pd.DataFrame | None
+    )  # user_idx, item_idx, timestamp, quantity, value, discount, channel, basket_id
     items_table: pd.DataFrame  # row i describes item i
     users_table: pd.DataFrame  # row u describes user u
     offers: pd.DataFrame | None = None
     #: item_idx, store_id (categorical), week_start, display, mailer; a plan, so splits keep all of it
     promotions: pd.DataFrame | None = None
+    lines: LineSource | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_tables(
-        cls, tables: dict[str, pd.DataFrame], lines: Path | None = None, before: pd.Timestamp | None = None
+        cls,
+        tables: dict[str, pd.DataFrame],
+        lines: Path | None = None,
+        before: pd.Timestamp | None = None,
+        in_memory: bool = True,
     ) -> Dataset:
         """From canonical tables; with `lines` (a prepared data directory) the purchase lines are
         read from its Parquet file(s) by DuckDB instead of `tables["interactions"]` (see
         `_lines_from_parquet`), keeping only lines of the customers in `tables["customers"]` and,
         with `before`, only lines strictly before it: a training set read without its test weeks is
-        `temporal_split(full, before).train` without ever holding the full set."""
+        `temporal_split(full, before).train` without ever holding the full set. `in_memory=False`
+        (needs `lines`) leaves them on disk: an out-of-core Dataset (see the class)."""
         customers, products = tables["customers"], tables["products"]
         users = IdMap(customers["customer_id"], "customer")
         items = IdMap(products["product_id"], "product")
-        if lines is not None:
+        source = None
+        if not in_memory:
+            if lines is None:
+                raise ValueError("an out-of-core Dataset needs `lines` (a data directory)")
+            files = tuple(table_files(lines, "interactions"))
+            frame, source = (
+                None,
+                LineSource(files, users, items, None if before is None else pd.Timestamp(before)),
+            )
+        elif lines is not None:
             frame = _lines_from_parquet(table_files(lines, "interactions"), users, items, before)
         else:
             if before is not None:
@@ -66,11 +90,21 @@ class Dataset:
             users_table=customers.reset_index(drop=True),
             offers=tables.get("offers"),
             promotions=_promotions(tables.get("promotions"), items),
+            lines=source,
         )
 
     @classmethod
     def load(cls, data_dir: Path) -> Dataset:
         return cls.from_tables(read_tables(data_dir, skip=("interactions",)), lines=data_dir)
+
+    @property
+    def n_lines(self) -> int:
+        """Purchase lines, in memory or on disk."""
+        if self.interactions is not None:
+            return len(self.interactions)
+        if "n_lines" not in self._cache:
+            self._cache["n_lines"] = int(self.user_item_matrix("count").sum())
+        return self._cache["n_lines"]
 
     @property
     def n_users(self) -> int:
@@ -82,7 +116,17 @@ class Dataset:
 
     def with_interactions(self, interactions: pd.DataFrame) -> Dataset:
         """Same id maps and tables, a subset of the interactions (how splits are made)."""
-        return replace(self, interactions=interactions.reset_index(drop=True))
+        return replace(self, interactions=interactions.reset_index(drop=True), lines=None, _cache={})
+
+    def basket_stats(self, half_life_days: float) -> BasketStats:
+        """Per bought (user, item): baskets, first/last basket, recency-weighted basket count."""
+        return pairs.basket_stats(self.interactions, self.lines, (self.n_users, self.n_items), half_life_days)
+
+    def basket_lines(self, max_lines: int = pairs.BASKET_SAMPLE_LINES) -> pd.DataFrame:
+        """basket_id, item_idx of the lines (a basket sample when there are more than `max_lines`)."""
+        if self.interactions is not None and len(self.interactions) <= max_lines:
+            return self.interactions[["basket_id", "item_idx"]]
+        return pairs.basket_sample(self.interactions, self.lines, max_lines)
 
     def user_item_matrix(
         self,
@@ -96,8 +140,15 @@ class Dataset:
 
         count: purchase lines; log: log1p(count); recency: lines weighted by exp(-ln2 * age/half_life)
         (age relative to `now`, default the latest interaction); bm25: count re-weighted like
-        implicit's bm25_weight so that staples bought by everyone weigh less.
+        implicit's bm25_weight so that staples bought by everyone weigh less. Out of core every
+        weighting but recency is computed from the per-pair line counts.
         """
+        if self.interactions is None:
+            if weighting == "recency":
+                raise ValueError("recency weighting needs the lines in memory (Dataset in_memory=True)")
+            if "counts" not in self._cache:
+                self._cache["counts"] = pairs.line_counts(None, self.lines, (self.n_users, self.n_items))
+            return _weighted(self._cache["counts"].astype(np.float64), weighting, bm25_k1, bm25_b)
         inter = self.interactions
         rows = inter["user_idx"].to_numpy()
         cols = inter["item_idx"].to_numpy()
@@ -115,15 +166,19 @@ class Dataset:
         shape = (self.n_users, self.n_items)
         matrix = sp.csr_matrix((data, (rows, cols)), shape=shape, dtype=np.float64)  # duplicates summed
         matrix.sum_duplicates()
-        if weighting == "binary":
-            matrix.data[:] = 1.0
-        elif weighting == "log":
-            matrix.data = np.log1p(matrix.data)
-        elif weighting == "bm25":
-            matrix = bm25_weight(matrix, bm25_k1, bm25_b)
-        elif weighting not in ("count", "recency"):
-            raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
-        return matrix.astype(np.float32).tocsr()
+        return _weighted(matrix, weighting, bm25_k1, bm25_b)
+
+
+def _weighted(matrix: sp.csr_matrix, weighting: str, bm25_k1: float, bm25_b: float) -> sp.csr_matrix:
+    if weighting == "binary":
+        matrix.data[:] = 1.0
+    elif weighting == "log":
+        matrix.data = np.log1p(matrix.data)
+    elif weighting == "bm25":
+        matrix = bm25_weight(matrix, bm25_k1, bm25_b)
+    elif weighting not in ("count", "recency"):
+        raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
+    return matrix.astype(np.float32, copy=False).tocsr()
 
 
 def _lines_from_parquet(

@@ -34,6 +34,24 @@ class NotFittedError(RuntimeError):
     pass
 
 
+def csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as `<prefix>_indptr/_indices/_data/_shape` arrays (what validate.py checks)."""
+    m = m.tocsr()
+    return {
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_data": m.data,
+        f"{prefix}_shape": np.asarray(m.shape),
+    }
+
+
+def csr_from(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
+        shape=tuple(state[f"{prefix}_shape"]),
+    )
+
+
 class Recommender:
     """Base class. Learned state ends in `_`; `__init__` only stores keyword parameters."""
 
@@ -62,6 +80,10 @@ class Recommender:
         return f"{type(self).__name__}({params})"
 
     # ---- fitting ----------------------------------------------------------------------------
+    #: Fits from per-pair aggregates only (`Dataset.user_item_matrix`, `basket_stats`), so an
+    #: out-of-core Dataset (lines left on disk) will do.
+    fits_out_of_core: ClassVar[bool] = False
+
     def fit(self, dataset: Dataset) -> Recommender:
         self.users_ = dataset.users
         self.items_ = dataset.items

@@ -16,37 +16,15 @@ list is always full.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
-from recsys.models.base import Recommender
-
-DAY_NS = 86400e9
-
-
-def _days(ts: pd.Series | np.ndarray) -> np.ndarray:
-    return np.asarray(ts, dtype="datetime64[ns]").astype(np.int64) / DAY_NS
-
-
-def purchase_stats(dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(stats, baskets): stats has one row per (user_idx, item_idx) sorted, with n (distinct baskets),
-    first and last purchase (days since epoch); baskets has one row per (user, item, basket) with t."""
-    inter = dataset.interactions
-    baskets = inter.drop_duplicates(["user_idx", "item_idx", "basket_id"])[
-        ["user_idx", "item_idx", "timestamp"]
-    ]
-    t = _days(baskets["timestamp"])
-    frame = pd.DataFrame(
-        {"user_idx": baskets["user_idx"].to_numpy(), "item_idx": baskets["item_idx"].to_numpy(), "t": t}
-    )
-    g = frame.groupby(["user_idx", "item_idx"], sort=True)["t"]
-    stats = g.agg(n="size", first="min", last="max").reset_index()
-    return stats, frame
+from recsys.models.base import Recommender, csr_from, csr_state
 
 
 class BuyAgain(Recommender):
     name = "buy_again"
+    fits_out_of_core = True
 
     def __init__(
         self,
@@ -63,22 +41,23 @@ class BuyAgain(Recommender):
         self.min_cycle = min_cycle
 
     def _fit(self, dataset: Dataset) -> None:
-        stats, frame = purchase_stats(dataset)
-        self.now_ = np.array([frame["t"].max() if len(frame) else 0.0])
-        age = self.now_[0] - frame["t"].to_numpy()
-        frame = frame.assign(w=np.exp(-np.log(2.0) * np.clip(age, 0, None) / self.half_life_days))
-        wcount = frame.groupby(["user_idx", "item_idx"], sort=True)["w"].sum().to_numpy()
-        shape = (dataset.n_users, dataset.n_items)
-        rows, cols = stats["user_idx"].to_numpy(), stats["item_idx"].to_numpy()
+        stats = dataset.basket_stats(self.half_life_days)  # aggregated where the lines are (DuckDB)
+        self.now_ = np.array([stats.now])
+        self._share_pattern(stats.matrix_pattern, stats.first - 1.0, stats.last - 1.0, stats.wcount)
 
-        def mat(values: np.ndarray) -> sp.csr_matrix:
-            return sp.csr_matrix((np.asarray(values, dtype=np.float64), (rows, cols)), shape=shape)
+    def _share_pattern(self, n: sp.csr_matrix, first, last, wcount) -> None:
+        """n_ holds the baskets; first_/last_ (days relative to now, minus 1: strictly negative, so
+        kept as entries) and wcount_ are matrices over the SAME index arrays, so `.data` arrays align
+        and a national program's pairs are indexed once (float32 halves them again)."""
+        indptr = n.indptr.astype(np.int32) if n.nnz < 2**31 else n.indptr
+        self.n_ = sp.csr_matrix((n.data.astype(np.float32, copy=False), n.indices, indptr), shape=n.shape)
 
-        # All matrices share one sparsity pattern (rows, cols sorted), so .data arrays align.
-        self.n_ = mat(stats["n"].to_numpy())
-        self.first_ = mat(stats["first"].to_numpy() - self.now_[0] - 1.0)  # strictly negative, kept
-        self.last_ = mat(stats["last"].to_numpy() - self.now_[0] - 1.0)
-        self.wcount_ = mat(wcount)
+        def like(values: np.ndarray) -> sp.csr_matrix:
+            return sp.csr_matrix(
+                (np.asarray(values, dtype=np.float32), self.n_.indices, self.n_.indptr), shape=n.shape
+            )
+
+        self.first_, self.last_, self.wcount_ = like(first), like(last), like(wcount)
 
     # ---- features shared with the grocery ranker -------------------------------------------
     def pair_features(self, rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,20 +100,18 @@ class BuyAgain(Recommender):
         return out
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        coo = self.n_.tocoo()
         return {
             "now": self.now_,
-            "rows": coo.row,
-            "cols": coo.col,
-            "n": coo.data,
-            "first": self.first_.tocoo().data,
-            "last": self.last_.tocoo().data,
-            "wcount": self.wcount_.tocoo().data,
+            **csr_state("baskets", self.n_),
+            "first": self.first_.data,
+            "last": self.last_.data,
+            "wcount": self.wcount_.data,
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        shape = (len(self.users_), len(self.items_))
-        rows, cols = state["rows"], state["cols"]
         self.now_ = state["now"]
-        for key in ("n", "first", "last", "wcount"):
-            setattr(self, f"{key}_", sp.csr_matrix((state[key], (rows, cols)), shape=shape))
+        n = csr_from("baskets", state)
+        for key in ("first", "last", "wcount"):
+            if len(state[key]) != n.nnz:
+                raise ValueError(f"{key} has {len(state[key])} values for {n.nnz} pairs")
+        self._share_pattern(n, state["first"], state["last"], state["wcount"])

@@ -14,33 +14,17 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, csr_from, csr_state
 from recsys.ranking.similarity import factor_cosine, unit_rows
 
 Weighting = Literal["binary", "count", "log", "bm25"]
-
-
-def _csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    m = m.tocsr()
-    return {
-        f"{prefix}_indptr": m.indptr,
-        f"{prefix}_indices": m.indices,
-        f"{prefix}_data": m.data,
-        f"{prefix}_shape": np.asarray(m.shape),
-    }
-
-
-def _csr_from(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
-    return sp.csr_matrix(
-        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
-        shape=tuple(state[f"{prefix}_shape"]),
-    )
 
 
 class _FactorModel(Recommender):
     """Shared scoring for matrix factorisation: score = user_factors @ item_factors.T."""
 
     name = "base"
+    fits_out_of_core = True
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] @ self.item_factors_.T
@@ -178,6 +162,7 @@ class ItemKNN(Recommender):
     """
 
     name = "item_knn"
+    fits_out_of_core = True
 
     def __init__(
         self, similarity: Literal["cosine", "bm25"] = "bm25", K: int = 100, weighting: Weighting = "log"
@@ -218,8 +203,8 @@ class ItemKNN(Recommender):
         return (rows if others is None else rows[:, np.asarray(others, dtype=np.int64)]).toarray()
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {**_csr_state("sim", self.sim_), **_csr_state("ui", self.user_items_)}
+        return {**csr_state("sim", self.sim_), **csr_state("ui", self.user_items_)}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.sim_ = _csr_from("sim", state)
-        self.user_items_ = _csr_from("ui", state)
+        self.sim_ = csr_from("sim", state)
+        self.user_items_ = csr_from("ui", state)

@@ -43,10 +43,10 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
-from recsys.models.base import NotFittedError, Recommender
+from recsys.models.base import NotFittedError, Recommender, csr_from, csr_state
 from recsys.models.buy_again import BuyAgain
 from recsys.models.gbdt import export_trees, predict_proba
-from recsys.models.implicit_models import ALS, ItemKNN, _csr_from, _csr_state
+from recsys.models.implicit_models import ALS, ItemKNN
 from recsys.models.popularity import item_category_codes, popularity_scores, user_category_share
 
 FEATURES = (
@@ -329,7 +329,7 @@ class GroceryRanker(Recommender):
     # ---- persistence --------------------------------------------------------------------------
     def _get_state(self) -> dict[str, np.ndarray]:
         state = {
-            **_csr_state("candidates", self.candidate_scores_),
+            **csr_state("candidates", self.candidate_scores_),
             "base_scores": self.base_scores_,
             "fallback": self.fallback_,
             "promo": self.promo_,
@@ -341,7 +341,7 @@ class GroceryRanker(Recommender):
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.candidate_scores_ = _csr_from("candidates", state)
+        self.candidate_scores_ = csr_from("candidates", state)
         self.base_scores_ = state["base_scores"]
         self.fallback_ = state["fallback"]
         self.promo_ = state["promo"]

@@ -4,8 +4,7 @@ A readable but wrong file (an index past the end of the catalog, a negative row 
 matrix of the wrong shape, text where numbers belong) must be refused at load: used, it can crash
 the process inside compiled code (scipy's sparse tools) instead of raising. Rules are by array name,
 so every model's state is covered without per-model code: `*_indptr/_indices/_data/_shape` are a
-CSR matrix over items, `user_*` has a row per customer, `item_*` a row per product, `rows`/`cols`
-index customers/products.
+CSR matrix over items, `user_*` has a row per customer and `item_*` a row per product.
 """
 
 from __future__ import annotations
@@ -36,13 +35,6 @@ def check_csr(where: str, indptr: np.ndarray, indices: np.ndarray, n_rows: int, 
 def _check_rows(where: str, a: np.ndarray, n: int, what: str) -> None:
     if a.ndim == 0 or a.shape[0] != n:
         _fail(where, f"expected {n} rows (one per {what}), got shape {a.shape}")
-
-
-def _check_index(where: str, a: np.ndarray, n: int) -> None:
-    if a.ndim != 1 or a.dtype.kind not in "iu":
-        _fail(where, f"must be a 1-d integer array, got {a.dtype} with shape {a.shape}")
-    if len(a) and (a.min() < 0 or a.max() >= n):
-        _fail(where, f"index out of range [0, {n}): {a.min()}..{a.max()}")
 
 
 def validate_arrays(arrays: dict[str, np.ndarray], n_users: int, n_items: int, where: str) -> None:
@@ -78,10 +70,6 @@ def validate_arrays(arrays: dict[str, np.ndarray], n_users: int, n_items: int, w
         elif key.startswith("item_"):
             _check_rows(f"{where}:{key}", a, n_items, "product")
             pairs.setdefault(key[len("item_") :], {})["item"] = a
-        elif key == "rows":
-            _check_index(f"{where}:{key}", a, n_users)
-        elif key == "cols":
-            _check_index(f"{where}:{key}", a, n_items)
     for name, pair in pairs.items():
         u, i = pair.get("user"), pair.get("item")
         if u is not None and i is not None and u.ndim == 2 and (i.ndim != 2 or u.shape[1] != i.shape[1]):

@@ -1,0 +1,183 @@
+"""Per (customer, product) aggregates of the purchase lines, computed by DuckDB out of core.
+
+What the buy-again model and the factor models learn from is not the lines but one row per pair
+the customer bought: how many lines, how many baskets, the first and last basket, a recency-weighted
+basket count. A national program has hundreds of millions of lines but a few times fewer pairs, so
+these aggregates are computed where the lines are (Parquet parts on disk, read by DuckDB with
+bounded memory that spills) and only the pairs reach numpy. The same SQL runs over an in-memory
+frame (registered with DuckDB), so both kinds of Dataset give the same numbers from one query.
+
+Rows come sorted by (user, item): a CSR matrix is built from them without a conversion copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+
+from recsys.data.idmap import IdMap
+from recsys.data.io import connect, sql_list
+
+DAY_NS = 86400e9
+#: Columns of the line relation every aggregate reads.
+LINE_COLUMNS = ("user_idx", "item_idx", "basket_id", "timestamp")
+
+
+@dataclass(frozen=True)
+class LineSource:
+    """Purchase lines left on disk: the Parquet file(s) of a data directory, the id maps that turn
+    their ids into indices (lines of customers or products not in them are dropped, as erased
+    customers must be), and an optional end (lines strictly before it)."""
+
+    files: tuple[Path, ...]
+    users: IdMap
+    items: IdMap
+    before: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class BasketStats:
+    """One entry per bought (user, item), sorted: distinct baskets, first and last basket (days
+    relative to `now`, the last basket of the data; <= 0) and the baskets' count weighted by
+    0.5 ** (age / half_life_days)."""
+
+    matrix_pattern: sp.csr_matrix  # users x items, data = baskets
+    first: np.ndarray
+    last: np.ndarray
+    wcount: np.ndarray
+    now: float  # days since the epoch
+
+
+def _relation(con, interactions: pd.DataFrame | None, source: LineSource | None) -> str:
+    """Register the lines as the view `lines` (user_idx, item_idx, basket_id, timestamp)."""
+    if interactions is not None:
+        con.register("frame", interactions[list(LINE_COLUMNS)])
+        con.execute("CREATE VIEW lines AS SELECT * FROM frame")
+        return "lines"
+    assert source is not None
+    con.register(
+        "users",
+        pa.table(
+            {"customer_id": source.users.to_list(), "user_idx": np.arange(len(source.users), dtype=np.int32)}
+        ),
+    )
+    con.register(
+        "items",
+        pa.table(
+            {"product_id": source.items.to_list(), "item_idx": np.arange(len(source.items), dtype=np.int32)}
+        ),
+    )
+    where = (
+        ""
+        if source.before is None
+        else f"WHERE i.timestamp < TIMESTAMP '{pd.Timestamp(source.before).isoformat()}'"
+    )
+    con.execute(
+        f"""CREATE VIEW lines AS
+        SELECT u.user_idx, p.item_idx, i.basket_id, i.timestamp::TIMESTAMP_NS AS timestamp
+        FROM read_parquet({sql_list(list(source.files))}) AS i
+        JOIN users AS u USING (customer_id) JOIN items AS p USING (product_id) {where}"""
+    )
+    return "lines"
+
+
+def _csr(
+    user_idx: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """CSR from entries already sorted by (row, column), without scipy's conversion copies."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_idx, minlength=shape[0]), out=indptr[1:])
+    return sp.csr_matrix((data, item_idx, indptr), shape=shape)
+
+
+def _column(table: pa.Table, name: str, dtype) -> np.ndarray:
+    return table.column(name).to_numpy().astype(dtype, copy=False)
+
+
+def line_counts(
+    interactions: pd.DataFrame | None, source: LineSource | None, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """users x items float32 matrix of purchase lines per pair."""
+    con = connect()
+    lines = _relation(con, interactions, source)
+    table = con.sql(
+        f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} GROUP BY ALL ORDER BY user_idx, item_idx"
+    ).to_arrow_table()
+    con.close()
+    users = _column(table, "user_idx", np.int32)
+    items = _column(table, "item_idx", np.int32)
+    n = _column(table, "n", np.float32)
+    del table
+    return _csr(users, items, n, shape)
+
+
+def basket_stats(
+    interactions: pd.DataFrame | None,
+    source: LineSource | None,
+    shape: tuple[int, int],
+    half_life_days: float,
+) -> BasketStats:
+    """Per bought pair: distinct baskets, first/last basket and the recency-weighted basket count.
+
+    A basket's time is its earliest line. The weights are taken against the latest line (`ref`, one
+    cheap scan) inside the aggregate and rescaled to the latest basket afterwards, exactly:
+    0.5 ** ((now - t) / h) = 0.5 ** ((ref - t) / h) * 0.5 ** ((now - ref) / h).
+    """
+    con = connect()
+    lines = _relation(con, interactions, source)
+    ref = con.sql(f"SELECT epoch_ns(max(timestamp)) / {DAY_NS} FROM {lines}").fetchall()[0][0]
+    if ref is None:
+        con.close()
+        empty = sp.csr_matrix(shape, dtype=np.float32)
+        return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
+    table = con.sql(
+        f"""WITH b AS (
+            SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
+            FROM {lines} GROUP BY user_idx, item_idx, basket_id)
+        SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t) AS first, max(t) AS last,
+            sum(pow(0.5, -t / {float(half_life_days)})) AS w
+        FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
+    ).to_arrow_table()
+    con.close()
+    last_rel = _column(table, "last", np.float64)
+    shift = float(last_rel.max())  # now - ref (<= 0)
+    stats = BasketStats(
+        matrix_pattern=_csr(
+            _column(table, "user_idx", np.int32),
+            _column(table, "item_idx", np.int32),
+            _column(table, "n", np.float32),
+            shape,
+        ),
+        first=(_column(table, "first", np.float64) - shift).astype(np.float32),
+        last=(last_rel - shift).astype(np.float32),
+        wcount=(_column(table, "w", np.float64) * 0.5 ** (-shift / half_life_days)).astype(np.float32),
+        now=float(ref + shift),
+    )
+    return stats
+
+
+#: Lines the basket co-occurrence is learned from at most: a product's partners are stable long
+#: before a national program's hundreds of millions of lines, and beyond this a uniform sample of
+#: whole baskets (by a hash of the basket id, so the same data gives the same sample) is used.
+BASKET_SAMPLE_LINES = 5_000_000
+
+
+def basket_sample(
+    interactions: pd.DataFrame | None, source: LineSource | None, max_lines: int
+) -> pd.DataFrame:
+    """basket_id (a 64-bit hash of it), item_idx of a uniform sample of whole baskets holding about
+    `max_lines` lines, or of every line when there are no more."""
+    con = connect()
+    lines = _relation(con, interactions, source)
+    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
+    share = 1.0 if total <= max_lines else max_lines / total
+    buckets = 1_000_000
+    keep = "" if share >= 1.0 else f"WHERE hash(basket_id) % {buckets} < {int(share * buckets)}"
+    frame = con.sql(f"SELECT hash(basket_id) AS basket_id, item_idx FROM {lines} {keep}").df()
+    con.close()
+    return frame
