@@ -204,14 +204,16 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def basket_completer(data: Path, selector):
-    """Basket co-occurrence from a data directory's interactions, on the selector's item rows."""
+    """Basket co-occurrence from a data directory's baskets (a sample of them in a national
+    program's data: `Dataset.basket_lines`), on the selector's item rows."""
     from recsys.data.dataset import Dataset
     from recsys.data.io import read_tables
     from recsys.ranking.basket import BasketCompleter
 
-    dataset = Dataset.from_tables(read_tables(data, skip=("promotions", "interactions")), lines=data)
+    tables = read_tables(data, skip=("promotions", "interactions"))
+    dataset = Dataset.from_tables(tables, lines=data, in_memory=False)
     to_model = selector.item_index(dataset.items.to_list())
-    return BasketCompleter.from_interactions(dataset.interactions, selector.n_items, to_model=to_model)
+    return BasketCompleter.from_interactions(dataset.basket_lines(), selector.n_items, to_model=to_model)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
