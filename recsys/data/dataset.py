@@ -236,13 +236,16 @@ def _promotions(table: pd.DataFrame | None, items: IdMap) -> pd.DataFrame | None
 
 
 def bm25_weight(matrix: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-    """BM25 weighting of a users x items matrix (items play the role of terms)."""
-    coo = matrix.tocoo()
+    """BM25 weighting of a users x items matrix (items play the role of terms). Computed on the
+    CSR arrays (same pattern out, no COO round trip): a national program's matrix is copied once."""
+    matrix = matrix.tocsr()
+    matrix.sum_duplicates()
     n_users = matrix.shape[0]
-    item_df = np.bincount(coo.col, minlength=matrix.shape[1])
+    item_df = np.bincount(matrix.indices, minlength=matrix.shape[1])
     idf = np.log(n_users) - np.log1p(item_df)
     row_sums = np.asarray(matrix.sum(axis=1)).ravel()
     avg = row_sums.mean() if n_users else 1.0
     length_norm = (1.0 - b) + b * row_sums / max(avg, 1e-12)
-    data = coo.data * (k1 + 1.0) / (k1 * length_norm[coo.row] + coo.data) * idf[coo.col]
-    return sp.csr_matrix((data, (coo.row, coo.col)), shape=matrix.shape)
+    rows = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(matrix.indptr))
+    data = matrix.data * (k1 + 1.0) / (k1 * length_norm[rows] + matrix.data) * idf[matrix.indices]
+    return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)

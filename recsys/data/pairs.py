@@ -95,8 +95,23 @@ def _csr(
     return sp.csr_matrix((data, item_idx, indptr), shape=shape)
 
 
-def _column(table: pa.Table, name: str, dtype) -> np.ndarray:
-    return table.column(name).to_numpy().astype(dtype, copy=False)
+#: Rows fetched from DuckDB at a time: the result reaches numpy batch by batch, never as one
+#: Arrow table beside the arrays made from it.
+FETCH_ROWS = 1 << 20
+
+
+def _fetch(con, query: str, dtypes: dict[str, type]) -> dict[str, np.ndarray]:
+    """The query's columns as numpy arrays of the given types, fetched in record batches."""
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
+    for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
+        for name, dtype in dtypes.items():
+            chunks[name].append(batch.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False))
+    out = {}
+    for name, dtype in dtypes.items():
+        parts = chunks.pop(name)
+        out[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        del parts
+    return out
 
 
 def line_counts(
@@ -105,15 +120,13 @@ def line_counts(
     """users x items float32 matrix of purchase lines per pair."""
     con = connect()
     lines = _relation(con, interactions, source)
-    table = con.sql(
-        f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} GROUP BY ALL ORDER BY user_idx, item_idx"
-    ).to_arrow_table()
+    got = _fetch(
+        con,
+        f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} GROUP BY ALL ORDER BY user_idx, item_idx",
+        {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32},
+    )
     con.close()
-    users = _column(table, "user_idx", np.int32)
-    items = _column(table, "item_idx", np.int32)
-    n = _column(table, "n", np.float32)
-    del table
-    return _csr(users, items, n, shape)
+    return _csr(got["user_idx"], got["item_idx"], got["n"], shape)
 
 
 def basket_stats(
@@ -135,30 +148,30 @@ def basket_stats(
         con.close()
         empty = sp.csr_matrix(shape, dtype=np.float32)
         return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
-    table = con.sql(
+    got = _fetch(
+        con,
         f"""WITH b AS (
             SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
             FROM {lines} GROUP BY user_idx, item_idx, basket_id)
         SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t) AS first, max(t) AS last,
             sum(pow(0.5, -t / {float(half_life_days)})) AS w
-        FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
-    ).to_arrow_table()
+        FROM b GROUP BY ALL ORDER BY user_idx, item_idx""",
+        {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32, "first": np.float32,
+         "last": np.float32, "w": np.float32},
+    )  # fmt: skip
     con.close()
-    last_rel = _column(table, "last", np.float64)
-    shift = float(last_rel.max())  # now - ref (<= 0)
-    stats = BasketStats(
-        matrix_pattern=_csr(
-            _column(table, "user_idx", np.int32),
-            _column(table, "item_idx", np.int32),
-            _column(table, "n", np.float32),
-            shape,
-        ),
-        first=(_column(table, "first", np.float64) - shift).astype(np.float32),
-        last=(last_rel - shift).astype(np.float32),
-        wcount=(_column(table, "w", np.float64) * 0.5 ** (-shift / half_life_days)).astype(np.float32),
+    # days relative to the latest line, small numbers: float32 keeps them to a few seconds
+    shift = float(got["last"].max())  # now - ref (<= 0)
+    got["first"] -= shift
+    got["last"] -= shift
+    got["w"] *= np.float32(0.5 ** (-shift / half_life_days))
+    return BasketStats(
+        matrix_pattern=_csr(got.pop("user_idx"), got.pop("item_idx"), got.pop("n"), shape),
+        first=got["first"],
+        last=got["last"],
+        wcount=got["w"],
         now=float(ref + shift),
     )
-    return stats
 
 
 #: Lines the basket co-occurrence is learned from at most: a product's partners are stable long

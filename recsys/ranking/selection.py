@@ -566,26 +566,30 @@ class ProductSelector:
     ) -> pd.DataFrame:
         """user_id, item_id, rank, score, reason for many customers (the batch-job form of `select`);
         a request-level error (e.g. unknown store) is raised."""
-        frames = []
+        users, items, ranks, scores, reasons = [], [], [], [], []
         for lo in range(0, len(queries), batch_size):
             qs, ss = queries[lo : lo + batch_size], shoppers[lo : lo + batch_size]
             for s, sel in zip(ss, self.select(qs, ss), strict=True):
                 if isinstance(sel, Exception):
                     raise sel
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "user_id": s.customer_id,
-                            "item_id": self.item_ids[sel.items].astype(str),
-                            "rank": np.arange(1, len(sel.items) + 1),
-                            "score": sel.scores.astype(np.float64),
-                            "reason": [text for text, _ in sel.reasons],
-                        }
-                    )
-                )
-        if not frames:
+                n = len(sel.items)
+                users.append(np.full(n, s.customer_id, dtype=object))
+                items.append(sel.items)
+                ranks.append(np.arange(1, n + 1))
+                scores.append(sel.scores.astype(np.float64))
+                reasons.extend(text for text, _ in sel.reasons)
+        if not users:
             return pd.DataFrame(columns=["user_id", "item_id", "rank", "score", "reason"])
-        return pd.concat(frames, ignore_index=True)
+        # one frame for the whole batch: a frame per customer costs more than the selection itself
+        return pd.DataFrame(
+            {
+                "user_id": np.concatenate(users),
+                "item_id": self.item_ids[np.concatenate(items)].astype(str),
+                "rank": np.concatenate(ranks),
+                "score": np.concatenate(scores),
+                "reason": reasons,
+            }
+        )
 
 
 def _contains_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
