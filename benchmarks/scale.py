@@ -1,15 +1,16 @@
 """Scale: wall time and peak memory of every batch step on synthetic national-size loyalty data.
 
-    .venv/bin/python benchmarks/scale.py [--sizes 100000,300000,1000000] [--baseline /work/main]
-        [--work /tmp/recsys-scale] [--products 30000] [--weeks 52]
+    .venv/bin/python benchmarks/scale.py [--sizes 100000,300000,1000000] [--baseline /work/base]
+        [--work /tmp/recsys-scale] [--products 30000] [--weeks 52] [--steps ...] [--max-gb 12]
 
 For each size (customers; 30,000 products, 52 weeks by default) the steps run as the `recsys` command
 line a retailer would run, each in its own process: `data prepare --source synthetic`, `train
 --no-track` of buy_again, als and the default champion (grocery_ranker) on every week but the last
-four, and `recommend` of the champion for every customer under a diet (vegan, fail-closed). Peak RSS
-is the largest sum over the step's process tree, sampled every 0.2 s with psutil. `--baseline DIR`
-runs the same steps with the code checked out in DIR (e.g. main before this change) at
-`--baseline-sizes`, in the same run, so ratios are against a same-machine baseline.
+four, and `recommend` with buy-again and with the champion for every customer under a diet (vegan,
+fail-closed). Peak RSS is the largest sum over the step's process tree, sampled every 0.2 s with
+psutil; a step past `--max-gb` is stopped and reported as such (it cannot fit; the machine stays up).
+`--baseline DIR` runs `--baseline-steps` with the code checked out in DIR (e.g. main before this
+change) at `--baseline-sizes`, in the same run, so ratios are against a same-machine baseline.
 
 Cells already in benchmarks/results/scale.csv with status ok are skipped, so a long run can be split
 (`--sizes 100000` now, `--sizes 1000000` later); `--redo` measures them again. Data and models live
@@ -34,14 +35,22 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-STEPS = ("prepare", "train buy_again", "train als", "train grocery_ranker", "recommend")
+STEPS = (
+    "prepare",
+    "train buy_again",
+    "train als",
+    "recommend buy_again",
+    "train grocery_ranker",
+    "recommend grocery_ranker",
+)
 #: Targets of issue 19 at 1M customers: (seconds, GB peak RSS).
 TARGETS = {
     "prepare": (15 * 60, 8.0),
     "train buy_again": (20 * 60, 8.0),
     "train als": (20 * 60, 8.0),
     "train grocery_ranker": (20 * 60, 8.0),
-    "recommend": (30 * 60, 8.0),
+    "recommend buy_again": (30 * 60, 8.0),
+    "recommend grocery_ranker": (30 * 60, 8.0),
 }
 #: The issue's "today" figures at 100k customers x 20,000 products (seconds, GB).
 ISSUE_TODAY = {
@@ -54,8 +63,12 @@ UNTIL = "2024-12-02"  # 52 weeks from 2024-01-01: the last four weeks are left o
 COLUMNS = ["code", "customers", "step", "lines", "seconds", "cpu_seconds", "peak_gb", "status", "note"]
 
 
-def measure(cmd: list[str], code: Path, log: Path, timeout: float) -> tuple[float, float, float, str]:
-    """(wall seconds, CPU seconds, peak GB summed over the process tree, status) of one command.
+def measure(
+    cmd: list[str], code: Path, log: Path, timeout: float, max_gb: float = float("inf")
+) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak GB summed over the process tree, status) of one command;
+    stopped (status says so) past `timeout` or once the tree holds more than `max_gb`, so a step
+    that cannot fit does not take the machine down with it.
 
     CPU seconds (user + system of the reaped process tree) are what to compare on a shared machine:
     wall time there also counts the other jobs' turns on the cores."""
@@ -71,10 +84,14 @@ def measure(cmd: list[str], code: Path, log: Path, timeout: float) -> tuple[floa
                 peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
-            if time.perf_counter() - start > timeout:
-                proc.kill()
+            over = "timeout" if time.perf_counter() - start > timeout else None
+            if peak / 1e9 > max_gb:
+                over = f"stopped over {max_gb:g} GB"
+            if over:
+                for p in [*root.children(recursive=True), root]:
+                    p.kill()
                 proc.wait()
-                return time.perf_counter() - start, _cpu(before), peak / 1e9, "timeout"
+                return time.perf_counter() - start, _cpu(before), peak / 1e9, over
             time.sleep(0.2)
     seconds = time.perf_counter() - start
     status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
@@ -95,13 +112,14 @@ def step_command(step: str, n: int, data: Path, models: Path, args: argparse.Nam
         model = step.split()[1]
         return [*cli, "train", "--data", str(data), "--until", UNTIL, "--model", model, "--out",
                 str(models / model), "--no-track"]  # fmt: skip
+    model = step.split()[1]
     users = models / "users.csv"
     if not users.exists():
         pd.DataFrame({"user_id": pd.read_parquet(data / "customers.parquet")["customer_id"]}).to_csv(
             users, index=False
         )
-    return [*cli, "recommend", "--model", str(models / "grocery_ranker"), "--users", str(users), "--k", "10",
-            "--diet", "vegan", "--out", str(models / "recs.csv")]  # fmt: skip
+    return [*cli, "recommend", "--model", str(models / model), "--users", str(users), "--k", "10",
+            "--diet", "vegan", "--out", str(models / f"recs-{model}.csv")]  # fmt: skip
 
 
 def load_rows() -> pd.DataFrame:
@@ -116,7 +134,8 @@ def run_size(
     data, models = work / "data", work / "models"
     models.mkdir(parents=True, exist_ok=True)
     lines = None
-    for step in STEPS:
+    steps = [s for s in STEPS if s in args.steps] if code_name == "new" else args.baseline_steps
+    for step in steps:
         done = rows[(rows["code"] == code_name) & (rows["customers"] == n) & (rows["step"] == step)]
         if len(done) and (done["status"] == "ok").all() and not args.redo:
             print(f"{code_name} {n:,} {step}: done before, skipped")
@@ -124,9 +143,9 @@ def run_size(
         if step != "prepare" and not (data / "manifest.json").exists():
             # a resumed run needs the data again: prepare it without measuring
             measure(step_command("prepare", n, data, models, args), code, work / "prepare.log", args.timeout)
-        if step == "recommend" and not (models / "grocery_ranker" / "model.json").exists():
+        if step.startswith("recommend") and not (models / step.split()[1] / "model.json").exists():
             status, seconds, cpu, peak = (
-                "skipped: no champion model",
+                "skipped: no trained model",
                 float("nan"),
                 float("nan"),
                 float("nan"),
@@ -134,7 +153,7 @@ def run_size(
         else:
             log = work / f"{step.replace(' ', '_')}.log"
             command = step_command(step, n, data, models, args)
-            seconds, cpu, peak, status = measure(command, code, log, args.timeout)
+            seconds, cpu, peak, status = measure(command, code, log, args.timeout, args.max_gb)
             if status != "ok":
                 status += ": " + " ".join(log.read_text().strip().splitlines()[-1:])[:160]
         if (data / "manifest.json").exists():
@@ -249,10 +268,22 @@ def main() -> None:
     p.add_argument("--baseline-sizes", default="100000", help="sizes the baseline runs at")
     p.add_argument("--work", default="/tmp/recsys-scale", help="data and models (outside the repository)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per step")
+    p.add_argument("--max-gb", type=float, default=12.0, help="stop a step whose process tree holds more")
+    p.add_argument("--steps", default=",".join(STEPS), help="steps to run (comma separated)")
+    p.add_argument(
+        "--baseline-steps",
+        default="train buy_again,train als,recommend buy_again",
+        help="steps the baseline runs (its data is prepared unmeasured)",
+    )
     p.add_argument("--keep", action="store_true", help="keep data and models after each size")
     p.add_argument("--redo", action="store_true", help="measure cells already in scale.csv again")
     p.add_argument("--note", default="", help="free text stored with each row (e.g. machine load)")
     args = p.parse_args()
+    args.steps = [s.strip() for s in args.steps.split(",")]
+    args.baseline_steps = [s.strip() for s in args.baseline_steps.split(",")]
+    unknown = sorted(set(args.steps + args.baseline_steps) - set(STEPS))
+    if unknown:
+        p.error(f"unknown step(s) {unknown}; choose from {', '.join(STEPS)}")
     rows = load_rows()
     runs = [("new", ROOT, int(n)) for n in args.sizes.split(",") if n]
     if args.baseline:
