@@ -34,9 +34,8 @@ class Dataset:
 
     users: IdMap
     items: IdMap
-    interactions: (
-        pd.DataFrame | None
-    )  # user_idx, item_idx, timestamp, quantity, value, discount, channel, basket_id
+    #: user_idx, item_idx, timestamp, quantity, value, discount, channel, basket_id; None out of core
+    interactions: pd.DataFrame | None
     items_table: pd.DataFrame  # row i describes item i
     users_table: pd.DataFrame  # row u describes user u
     offers: pd.DataFrame | None = None
@@ -66,11 +65,8 @@ class Dataset:
         if not in_memory:
             if lines is None:
                 raise ValueError("an out-of-core Dataset needs `lines` (a data directory)")
-            files = tuple(table_files(lines, "interactions"))
-            frame, source = (
-                None,
-                LineSource(files, users, items, None if before is None else pd.Timestamp(before)),
-            )
+            end = None if before is None else pd.Timestamp(before)
+            frame, source = None, LineSource(tuple(table_files(lines, "interactions")), users, items, end)
         elif lines is not None:
             frame = _lines_from_parquet(table_files(lines, "interactions"), users, items, before)
         else:
