@@ -100,12 +100,35 @@ def _csr(
 FETCH_ROWS = 1 << 20
 
 
-def _fetch(con, query: str, dtypes: dict[str, type]) -> dict[str, np.ndarray]:
-    """The query's columns as numpy arrays of the given types, fetched in record batches."""
+#: Lines one aggregate pass may group: DuckDB's hash aggregate over a national program's lines
+#: (hundreds of millions of (customer, product, basket) groups) ran out of its bounded memory
+#: instead of spilling, so larger data is aggregated in passes over contiguous customer ranges.
+#: A customer's pairs all fall in one pass, so the passes' sorted results concatenate sorted.
+LINES_PER_PASS = 40_000_000
+
+
+def _customer_passes(con, lines: str, n_users: int) -> list[str]:
+    """WHERE clauses splitting the lines into passes of about LINES_PER_PASS by customer index."""
+    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
+    passes = max(1, -(-int(total) // LINES_PER_PASS))
+    if passes == 1:
+        return [""]
+    bounds = np.linspace(0, n_users, passes + 1).astype(np.int64)
+    return [
+        f"WHERE user_idx >= {lo} AND user_idx < {hi}" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _fetch(con, queries: list[str], dtypes: dict[str, type]) -> dict[str, np.ndarray]:
+    """The queries' columns, one after the other, as numpy arrays of the given types, fetched in
+    record batches."""
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
-    for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
-        for name, dtype in dtypes.items():
-            chunks[name].append(batch.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False))
+    for query in queries:
+        for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
+            for name, dtype in dtypes.items():
+                chunks[name].append(
+                    batch.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+                )
     out = {}
     for name, dtype in dtypes.items():
         parts = chunks.pop(name)
@@ -122,7 +145,11 @@ def line_counts(
     lines = _relation(con, interactions, source)
     got = _fetch(
         con,
-        f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} GROUP BY ALL ORDER BY user_idx, item_idx",
+        [
+            f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} {where}"
+            " GROUP BY ALL ORDER BY user_idx, item_idx"
+            for where in _customer_passes(con, lines, shape[0])
+        ],
         {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32},
     )
     con.close()
@@ -150,12 +177,15 @@ def basket_stats(
         return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
     got = _fetch(
         con,
-        f"""WITH b AS (
-            SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
-            FROM {lines} GROUP BY user_idx, item_idx, basket_id)
-        SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t) AS first, max(t) AS last,
-            sum(pow(0.5, -t / {float(half_life_days)})) AS w
-        FROM b GROUP BY ALL ORDER BY user_idx, item_idx""",
+        [
+            f"""WITH b AS (
+                SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
+                FROM {lines} {where} GROUP BY user_idx, item_idx, basket_id)
+            SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t) AS first, max(t) AS last,
+                sum(pow(0.5, -t / {float(half_life_days)})) AS w
+            FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
+            for where in _customer_passes(con, lines, shape[0])
+        ],
         {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32, "first": np.float32,
          "last": np.float32, "w": np.float32},
     )  # fmt: skip

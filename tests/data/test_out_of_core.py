@@ -89,3 +89,17 @@ def test_basket_sample_keeps_whole_baskets(data_dir):
     sizes = everything.groupby("basket_id").size()
     sampled = sample.groupby("basket_id").size()
     assert (sizes.loc[sampled.index] == sampled).all()  # no basket cut in two
+
+
+def test_aggregates_in_customer_passes_equal_one_pass(data_dir, monkeypatch):
+    from recsys.data import pairs
+
+    _, disk = both(data_dir)
+    whole = (disk.user_item_matrix("count"), disk.basket_stats(90.0))
+    monkeypatch.setattr(pairs, "LINES_PER_PASS", 1_000)  # many passes over customer ranges
+    _, disk = both(data_dir)
+    parts = (disk.user_item_matrix("count"), disk.basket_stats(90.0))
+    assert (whole[0] != parts[0]).nnz == 0
+    assert (whole[1].matrix_pattern != parts[1].matrix_pattern).nnz == 0
+    for key in ("first", "last", "wcount"):
+        np.testing.assert_array_equal(getattr(whole[1], key), getattr(parts[1], key))
