@@ -16,8 +16,9 @@ rows are the same model's list with the basket only excluded; "+ re-ranker" rows
 re-ranker (`recsys.ranking.basket_rerank`), fitted as `recsys train --basket-rerank` fits it (its fit
 time includes the extra fits of the model it needs). Writes benchmarks/results/basket.{md,csv}.
 
-`--week 46` is the validation split the blend weight and the re-ranker's tree settings were chosen on
-(train before week 46, baskets of weeks 46-49), so the test weeks are not tuned on.
+`--week 46` is the validation split the blend weight and the re-ranker's features, tree settings and
+training windows were chosen on (train before week 46, baskets of weeks 46-49), so the test weeks are
+not tuned on.
 """
 
 from __future__ import annotations
