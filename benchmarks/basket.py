@@ -14,10 +14,11 @@ the best of the anchor blends tried). The project's models go through the ONE se
 `ProductSelector.select` with mode `complete_basket`, as the service, CLI and pyfunc call it; "alone"
 rows are the same model's list with the basket only excluded; "+ re-ranker" rows add the learned
 re-ranker (`recsys.ranking.basket_rerank`), fitted as `recsys train --basket-rerank` fits it (its fit
-time includes the second fit of the model it needs). Writes benchmarks/results/basket.{md,csv}.
+time includes the extra fits of the model it needs). Writes benchmarks/results/basket.{md,csv}.
 
-`--week 46` is the validation split the blend weight and the re-ranker's tree settings were chosen on
-(train before week 46, baskets of weeks 46-49), so the test weeks are not tuned on.
+`--week 46` is the validation split the blend weight and the re-ranker's features, tree settings and
+training windows were chosen on (train before week 46, baskets of weeks 46-49), so the test weeks are
+not tuned on.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from recsys.data.io import read_tables  # noqa: E402
 from recsys.data.splits import temporal_split  # noqa: E402
 from recsys.metrics.ranking import hit_rate_at_k, ndcg_at_k  # noqa: E402
 from recsys.ranking.basket import BasketCompleter, blend  # noqa: E402
-from recsys.ranking.basket_rerank import fit_basket_reranker  # noqa: E402
+from recsys.ranking.basket_rerank import DEFAULT_WINDOWS, fit_basket_reranker  # noqa: E402
 from recsys.ranking.topk import top_k  # noqa: E402
 
 MIN_KNOWN = 4
@@ -223,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         f"from the training baskets ({completer.neighbours.nnz:,} pairs, built in {build_s:.0f}s); project "
         f"models blend it with the customer's own scores at weight {completer.weight} "
         f"(`recsys.ranking.basket`), through `ProductSelector.select(mode='complete_basket')`.",
-        "- Re-ranker rows: the blend's top candidates re-scored by boosted trees fitted on the training "
-        "data's last 4 weeks of baskets against a copy of the model fitted before them "
-        "(`recsys.ranking.basket_rerank`); its fit, the copy's included: "
+        "- Re-ranker rows: the blend's top candidates re-scored by boosted trees fitted on the baskets "
+        f"of the training data's last {DEFAULT_WINDOWS} four-week windows, each against a copy of the "
+        "model fitted before it (`recsys.ranking.basket_rerank`); its fit, the copies' included: "
         + (", ".join(f"{LABELS.get(m, m)} {s:.0f}s" for m, s in rerank_s.items()) or "not run")
         + "; model fits: "
         + ", ".join(f"{LABELS.get(m, m)} {s:.0f}s" for m, s in fit_s.items())

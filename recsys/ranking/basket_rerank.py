@@ -2,22 +2,25 @@
 
 The blend (`recsys.ranking.basket.blend`) adds two scaled signals with one weight for everybody. A
 small boosted-tree classifier does better by looking at each candidate's evidence separately: how
-strongly and how many of the basket's products it goes with, whether the customer buys it and how
-lately, whether the basket already holds its product type (a substitute, rarely bought twice) and
-the basket size. It re-scores the blend's top `candidates` (after the request's mask, so diet and
-basket exclusions hold exactly as before); every other allowed item keeps the blend's order below
-them, so k is honoured.
+strongly and how many of the basket's products it goes with (cosine, but also how likely it is given
+each basket product and the pair's lift, which cosine blurs for products of very different
+popularity), whether the customer buys it and how lately, how much of its product type and category
+the customer buys, whether the basket already holds its product type (a substitute, rarely bought
+twice) and the basket size. It re-scores the blend's top `candidates` (after the request's mask, so
+diet and basket exclusions hold exactly as before); every other allowed item keeps the blend's order
+below them, so k is honoured.
 
-Training, without leakage (`fit_basket_reranker`): the last `holdout_days` of the training data are
-held out; a copy of the model (same parameters), the co-occurrence and the purchase statistics are
-fitted on the data BEFORE them; baskets of the held-out weeks each hide one product, and the rows
-are (customer, candidate, basket) features labelled 1 for the hidden product. So no feature of a
-basket has seen that basket. At serving the same features come from the full model, co-occurrence
-and statistics. The trees are saved as arrays (`recsys.models.gbdt`), with the statistics, in
-`basket_rerank.npz` next to `basket.npz`; the model directory's checksums cover it.
+Training, without leakage (`fit_basket_reranker`): windows of `holdout_days` at the end of the
+training data are held out, one after the other (`windows`); for each, a copy of the model (same
+parameters), the co-occurrence and the purchase statistics are fitted on the data BEFORE it; baskets
+of the window each hide one product, and the rows are (customer, candidate, basket) features
+labelled 1 for the hidden product. So no feature of a basket has seen that basket. At serving the
+same features come from the full model, co-occurrence and statistics. The trees are saved as arrays
+(`recsys.models.gbdt`), with the statistics, in `basket_rerank.npz` next to `basket.npz`; the model
+directory's checksums cover it.
 
-Optional per model config (`model.basket_rerank`): its fit costs a second fit of the model on the
-older data, which training jobs that do not serve baskets need not pay.
+Optional per model config (`model.basket_rerank`): its fit costs one more fit of the model per
+window on the older data, which training jobs that do not serve baskets need not pay.
 """
 
 from __future__ import annotations
@@ -50,12 +53,21 @@ FEATURES = (
     "same_type",  # basket products of its product type (a substitute is rarely bought twice)
     "same_category",
     "basket_size",
+    "cond_max",  # strongest P(it | a basket product), from the cosine and both products' baskets
+    "cond_sum",  # summed P(it | basket product): what the basket's products predict together
+    "lift_max",  # strongest lift with a basket product (rare pairs that cosine underrates)
+    "type_share",  # the customer's purchases of its product type per basket (a need, not a brand)
+    "category_share",
+    "personal_rank",  # position of the model's score among the candidates
 )
 RERANK_FILE = "basket_rerank.npz"
 #: Candidates re-scored per request: the blend's top; the hidden product is among its top 100 in
 #: most validation baskets that any candidate list of this size can reach.
 DEFAULT_CANDIDATES = 100
 DAY_NS = 86400e9
+#: Held-out windows stacked for training, each with its own copy of the model: twice the baskets of
+#: one window, and both as far from their copy's data as served baskets are from the model's.
+DEFAULT_WINDOWS = 2
 
 
 class PurchaseStats:
@@ -106,6 +118,23 @@ class PurchaseStats:
         n[hit] = self.n.data[lo:hi][pos[hit]]
         since[hit] = self.end - self.last.data[lo:hi][pos[hit]]  # same sparsity pattern as n
         return n, since
+
+    def code_share(self, user: int, items: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Per item: the customer's purchases (basket lines) of products with the item's code, per
+        basket of the customer (0: unknown customer or code -1)."""
+        out = np.zeros(len(items), dtype=np.float64)
+        if user < 0 or user >= self.n.shape[0]:
+            return out
+        lo, hi = self.n.indptr[user], self.n.indptr[user + 1]
+        own = codes[self.n.indices[lo:hi]]
+        mine = own >= 0
+        if not mine.any():
+            return out
+        per_code = np.bincount(own[mine], weights=self.n.data[lo:hi][mine])
+        c = codes[items]
+        hit = (c >= 0) & (c < len(per_code))
+        out[hit] = per_code[c[hit]] / max(float(self.user_baskets[user]), 1.0)
+        return out
 
 
 class BasketReranker:
@@ -160,6 +189,10 @@ class BasketReranker:
         X[:, 12] = _same(self.type_codes, basket, cands)
         X[:, 13] = _same(self.category_codes, basket, cands)
         X[:, 14] = len(basket)
+        X[:, 15], X[:, 16], X[:, 17] = _conditional(completer, self.stats, basket, cands)
+        X[:, 18] = self.stats.code_share(user, cands, self.type_codes)
+        X[:, 19] = self.stats.code_share(user, cands, self.category_codes)
+        X[:, 20] = _rank(personal[cands])
         return cands, X
 
     def rescore(
@@ -281,6 +314,41 @@ def validate(a: dict[str, np.ndarray], n_items: int, where: str) -> None:
         raise ModelCorrupt(f"{where}: a tree splits on a feature index outside [0, {len(FEATURES)})")
 
 
+def _conditional(
+    completer, stats: PurchaseStats, basket: np.ndarray, cands: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate c, over the basket products b that count it among their partners: the largest
+    and the summed P(c | b) and the largest lift. The cosine is co(b, c) / sqrt(n_b n_c) with n the
+    baskets of a product, so P(c | b) = cosine * sqrt(n_c / n_b) and lift = cosine * N / sqrt(n_b n_c)
+    (N: baskets), with no pair counts stored beside the cosine."""
+    nb = completer.neighbours
+    best, total, lift = (np.zeros(len(cands)) for _ in range(3))
+    starts, ends = nb.indptr[basket], nb.indptr[basket + 1]
+    if not len(basket) or not len(cands) or not (ends > starts).any():
+        return best, total, lift
+    pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+    owner = np.repeat(basket, ends - starts)  # the basket product of each partner entry
+    order = np.argsort(cands)
+    ranked = cands[order]
+    at = np.minimum(np.searchsorted(ranked, nb.indices[pos]), len(cands) - 1)
+    found = ranked[at] == nb.indices[pos]
+    which, cos = order[at[found]], nb.data[pos][found].astype(np.float64)
+    n_b = np.maximum(stats.pop[owner[found]], 1.0).astype(np.float64)
+    n_c = np.maximum(stats.pop[cands[which]], 1.0).astype(np.float64)
+    cond = cos * np.sqrt(n_c / n_b)
+    np.maximum.at(best, which, cond)
+    total += np.bincount(which, weights=cond, minlength=len(cands))
+    np.maximum.at(lift, which, cos * max(float(stats.user_baskets.sum()), 1.0) / np.sqrt(n_b * n_c))
+    return best, total, lift
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """0 for the largest value, 1 for the next... (ties in input order)."""
+    out = np.empty(len(values), dtype=np.float64)
+    out[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return out
+
+
 def _same(codes: np.ndarray, basket: np.ndarray, cands: np.ndarray) -> np.ndarray:
     """How many basket products share each candidate's code (-1: no code, never counted)."""
     b = codes[basket]
@@ -327,20 +395,27 @@ def fit_basket_reranker(
     tree_params: dict | None = None,
     min_known: int = 4,
     min_cases: int = 20,
+    windows: int = DEFAULT_WINDOWS,
 ) -> BasketReranker | None:
-    """Fit the re-ranker for a fitted `model` trained on `dataset` (see the module doc: a copy of the
-    model, the co-occurrence and the statistics see only the data before the last `holdout_days`;
-    `baskets` of those days, with >= `min_known` products the older data knows, are the training
-    cases). None when the data has no baskets to learn from (too short, or fewer than `min_cases`
-    baskets with the hidden product among the candidates)."""
+    """Fit the re-ranker for a fitted `model` trained on `dataset` (see the module doc: per window of
+    `holdout_days`, the newest ending with the data and each older one just before the next, a copy
+    of the model, the co-occurrence and the statistics see only the data before the window; `baskets`
+    of its days, with >= `min_known` products that older data knows, are training cases). Windows
+    with no older data are skipped. None when the data has no baskets to learn from (too short, or
+    fewer than `min_cases` baskets with the hidden product among the candidates)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
-    rows = training_rows(model, dataset, holdout_days, baskets, candidates, random_state, min_known)
-    if rows is None or rows[3] < min_cases:
+    parts = [
+        training_rows(model, dataset, holdout_days, baskets, candidates, random_state + w, min_known, w)
+        for w in range(windows)
+    ]
+    parts = [p for p in parts if p is not None]
+    reached = sum(p[3] for p in parts)
+    if not parts or reached < min_cases:
         return None
-    X, y, groups, reached = rows
+    X, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     clf = HistGradientBoostingClassifier(
         **{**TREE_PARAMS, **(tree_params or {})}, early_stopping=False, random_state=random_state
     )
@@ -353,7 +428,8 @@ def fit_basket_reranker(
     types, cats = _type_codes(dataset)
     out = BasketReranker(export_trees(clf), full, types, cats, candidates)
     out.fit_info = {  # what the fit saw, for logs and benchmarks (not saved)
-        "cases": groups,
+        "windows": len(parts),
+        "cases": sum(p[2] for p in parts),
         "cases_reached": reached,
         "rows": len(y),
         "seconds": time.perf_counter() - start,
@@ -376,8 +452,10 @@ def training_rows(
     candidates: int = DEFAULT_CANDIDATES,
     random_state: int = 0,
     min_known: int = 4,
+    window: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, int, int] | None:
-    """(X, y, cases, cases reached): the re-ranker's training rows (see `fit_basket_reranker`);
+    """(X, y, cases, cases reached): the re-ranker's training rows of one window (see
+    `fit_basket_reranker`; `window` 0 = the last `holdout_days`, 1 = the days before them, ...);
     only cases whose hidden product is among the candidates give rows (the others teach no order).
     None when the data cannot be split into older data and held-out baskets."""
     from recsys.ranking.basket import BasketCompleter, blend
@@ -386,9 +464,11 @@ def training_rows(
     if "basket_id" not in inter or not len(inter):
         return None
     ts = inter["timestamp"]
-    split = ts.max() - pd.Timedelta(days=float(holdout_days))
+    end = ts.max() - pd.Timedelta(days=float(holdout_days) * window)
+    split = end - pd.Timedelta(days=float(holdout_days))
     past = (ts < split).to_numpy()
-    if past.sum() == 0 or past.all():
+    held = past if window == 0 else past | (ts >= end).to_numpy()  # the newest window keeps ts.max()
+    if past.sum() == 0 or held.all():
         return None
     n_users, n_items = dataset.n_users, dataset.n_items
     early = dataset.with_interactions(inter[past])
@@ -396,7 +476,7 @@ def training_rows(
     completer = BasketCompleter.from_interactions(early.interactions, n_items)
     stats = PurchaseStats.from_interactions(early.interactions, n_users, n_items, end=split)
     rng = np.random.default_rng(random_state)
-    cases = holdout_cases(inter[~past], stats.pop > 0, baskets, rng, min_known)
+    cases = holdout_cases(inter[~held], stats.pop > 0, baskets, rng, min_known)
     cases = [c for c in cases if stats.user_baskets[c[0]] > 0]  # customers the twin knows
     probe = BasketReranker({}, stats, *_type_codes(dataset), candidates)
     X_parts, y_parts = [], []

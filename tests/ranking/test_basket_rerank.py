@@ -109,6 +109,16 @@ def test_features_have_known_values():
     assert f["same_type"].tolist() == [1, 1, 0]  # basket types {0, 1}; item 3 is type 2
     assert f["same_category"].tolist() == [0, 0, 0]  # no codes: never counted
     assert f["basket_size"].tolist() == [2, 2, 2]
+    # P(c | b) = cosine * sqrt(n_c / n_b), baskets per product n = pop (at least 1): n_2 = 3, others 1
+    r3 = np.sqrt(3.0)
+    assert f["cond_max"] == pytest.approx([0.5 * r3, 0.1, 0.2])
+    assert f["cond_sum"] == pytest.approx([0.8 * r3, 0.1, 0.2])
+    # lift = cosine * baskets (4) / sqrt(n_b n_c)
+    assert f["lift_max"] == pytest.approx([0.5 * 4 / r3, 0.4, 0.8])
+    # the customer's lines of each type per basket: type 0 (items 2 twice, 0 once) 3/3, type 1 none
+    assert f["type_share"] == pytest.approx([1.0, 0.0, 1 / 3])
+    assert f["category_share"].tolist() == [0, 0, 0]
+    assert f["personal_rank"].tolist() == [0, 2, 1]  # personal 4, 0, 2
 
 
 def test_training_rows_see_only_the_data_before_the_held_out_baskets(dataset):
@@ -123,6 +133,23 @@ def test_training_rows_see_only_the_data_before_the_held_out_baskets(dataset):
     assert X[:, FEATURES.index("n")].max() <= most
     pop = before.groupby("item_idx").size()
     assert np.expm1(X[:, FEATURES.index("log_pop")]).max() == pytest.approx(pop.max())
+
+
+def test_an_older_window_is_held_out_from_its_own_older_data(dataset):
+    model = BuyAgain().fit(dataset)
+    X, y, cases, reached = training_rows(model, dataset, holdout_days=20, min_known=2, window=1)
+    assert cases > 0 and y.sum() == reached
+    inter = dataset.interactions
+    split = inter["timestamp"].max() - pd.Timedelta(days=40)  # before the window [max-40d, max-20d)
+    before = inter[inter["timestamp"] < split].drop_duplicates(["user_idx", "item_idx", "basket_id"])
+    assert X[:, FEATURES.index("n")].max() <= before.groupby(["user_idx", "item_idx"]).size().max()
+    pop = before.groupby("item_idx").size()
+    assert np.expm1(X[:, FEATURES.index("log_pop")]).max() == pytest.approx(pop.max())
+    # both windows feed one fit; a window reaching before the data is skipped, not an error
+    two = fit_basket_reranker(model, dataset, holdout_days=20, min_known=2, min_cases=5, windows=2)
+    assert two is not None and two.fit_info["windows"] == 2
+    one = fit_basket_reranker(model, dataset, holdout_days=40, min_known=2, min_cases=5, windows=2)
+    assert one is not None and one.fit_info["windows"] == 1
 
 
 def test_too_little_data_fits_no_reranker(dataset):
