@@ -77,7 +77,7 @@ def ensure_model(
     print(f"  fitted in {time.perf_counter() - start:.1f}s", flush=True)
     start = time.perf_counter()
     save_model_dir(
-        model, dataset.items_table, model_dir, dataset.interactions, dataset if basket_rerank else None
+        model, dataset.items_table, model_dir, dataset.basket_lines(), dataset if basket_rerank else None
     )
     print(f"  basket files in {time.perf_counter() - start:.1f}s", flush=True)
 
