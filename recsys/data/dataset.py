@@ -144,7 +144,14 @@ class Dataset:
                 raise ValueError("recency weighting needs the lines in memory (Dataset in_memory=True)")
             if "counts" not in self._cache:
                 self._cache["counts"] = pairs.line_counts(None, self.lines, (self.n_users, self.n_items))
-            return _weighted(self._cache["counts"].astype(np.float64), weighting, bm25_k1, bm25_b)
+            counts = self._cache["counts"]  # every weighting shares its index arrays (read-only)
+            data = counts.data.astype(np.float64)
+            return _weighted(
+                sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape),
+                weighting,
+                bm25_k1,
+                bm25_b,
+            )
         inter = self.interactions
         rows = inter["user_idx"].to_numpy()
         cols = inter["item_idx"].to_numpy()
@@ -174,7 +181,8 @@ def _weighted(matrix: sp.csr_matrix, weighting: str, bm25_k1: float, bm25_b: flo
         matrix = bm25_weight(matrix, bm25_k1, bm25_b)
     elif weighting not in ("count", "recency"):
         raise ValueError(f"unknown weighting {weighting!r}; use binary, count, log, recency or bm25")
-    return matrix.astype(np.float32, copy=False).tocsr()
+    # float32 values over the same index arrays (scipy's astype would copy those too)
+    return sp.csr_matrix((matrix.data.astype(np.float32), matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _lines_from_parquet(

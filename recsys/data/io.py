@@ -108,11 +108,11 @@ def digest(data_dir: Path) -> str:
 DUCKDB_MEMORY = "3GB"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(memory_limit: str = DUCKDB_MEMORY) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with bounded memory that spills to the system temp directory."""
     con = duckdb.connect()
     spill = Path(tempfile.gettempdir()) / "recsys-duckdb"
-    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'; SET temp_directory = '{spill}'")
+    con.execute(f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{spill}'")
     return con
 
 

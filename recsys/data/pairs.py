@@ -86,12 +86,11 @@ def _relation(con, interactions: pd.DataFrame | None, source: LineSource | None)
     return "lines"
 
 
-def _csr(
-    user_idx: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]
-) -> sp.csr_matrix:
-    """CSR from entries already sorted by (row, column), without scipy's conversion copies."""
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(user_idx, minlength=shape[0]), out=indptr[1:])
+def _csr(indptr: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """CSR from entries sorted by (row, column): the arrays are used as they are (int32 row
+    pointers where they fit, so scipy does not copy the indices to a wider type)."""
+    if indptr[-1] < 2**31:
+        indptr = indptr.astype(np.int32)
     return sp.csr_matrix((data, item_idx, indptr), shape=shape)
 
 
@@ -104,7 +103,9 @@ FETCH_ROWS = 1 << 20
 #: (hundreds of millions of (customer, product, basket) groups) ran out of its bounded memory
 #: instead of spilling, so larger data is aggregated in passes over contiguous customer ranges.
 #: A customer's pairs all fall in one pass, so the passes' sorted results concatenate sorted.
-LINES_PER_PASS = 40_000_000
+LINES_PER_PASS = 30_000_000
+#: DuckDB's working memory for one pass (it spills beyond): the pairs arrays grow beside it.
+PASS_MEMORY = "1500MB"
 
 
 def _customer_passes(con, lines: str, n_users: int) -> list[str]:
@@ -119,12 +120,17 @@ def _customer_passes(con, lines: str, n_users: int) -> list[str]:
     ]
 
 
-def _fetch(con, queries: list[str], dtypes: dict[str, type]) -> dict[str, np.ndarray]:
-    """The queries' columns, one after the other, as numpy arrays of the given types, fetched in
-    record batches."""
+def _fetch(
+    con, queries: list[str], n_users: int, dtypes: dict[str, type]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(CSR row pointers, the other columns as numpy arrays of the given types) of queries that
+    return rows sorted by (user_idx, item_idx), one after the other, fetched in record batches; the
+    user column is counted per batch, never kept."""
+    rows = np.zeros(n_users, dtype=np.int64)
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
     for query in queries:
         for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
+            rows += np.bincount(batch.column("user_idx").to_numpy(), minlength=n_users)
             for name, dtype in dtypes.items():
                 chunks[name].append(
                     batch.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
@@ -134,26 +140,27 @@ def _fetch(con, queries: list[str], dtypes: dict[str, type]) -> dict[str, np.nda
         parts = chunks.pop(name)
         out[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
         del parts
-    return out
+    return np.concatenate([[0], np.cumsum(rows)]), out
 
 
 def line_counts(
     interactions: pd.DataFrame | None, source: LineSource | None, shape: tuple[int, int]
 ) -> sp.csr_matrix:
     """users x items float32 matrix of purchase lines per pair."""
-    con = connect()
+    con = connect(PASS_MEMORY)
     lines = _relation(con, interactions, source)
-    got = _fetch(
+    indptr, got = _fetch(
         con,
         [
             f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} {where}"
             " GROUP BY ALL ORDER BY user_idx, item_idx"
             for where in _customer_passes(con, lines, shape[0])
         ],
-        {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32},
+        shape[0],
+        {"item_idx": np.int32, "n": np.float32},
     )
     con.close()
-    return _csr(got["user_idx"], got["item_idx"], got["n"], shape)
+    return _csr(indptr, got["item_idx"], got["n"], shape)
 
 
 def basket_stats(
@@ -168,14 +175,14 @@ def basket_stats(
     cheap scan) inside the aggregate and rescaled to the latest basket afterwards, exactly:
     0.5 ** ((now - t) / h) = 0.5 ** ((ref - t) / h) * 0.5 ** ((now - ref) / h).
     """
-    con = connect()
+    con = connect(PASS_MEMORY)
     lines = _relation(con, interactions, source)
     ref = con.sql(f"SELECT epoch_ns(max(timestamp)) / {DAY_NS} FROM {lines}").fetchall()[0][0]
     if ref is None:
         con.close()
         empty = sp.csr_matrix(shape, dtype=np.float32)
         return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
-    got = _fetch(
+    indptr, got = _fetch(
         con,
         [
             f"""WITH b AS (
@@ -186,8 +193,8 @@ def basket_stats(
             FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
             for where in _customer_passes(con, lines, shape[0])
         ],
-        {"user_idx": np.int32, "item_idx": np.int32, "n": np.float32, "first": np.float32,
-         "last": np.float32, "w": np.float32},
+        shape[0],
+        {"item_idx": np.int32, "n": np.float32, "first": np.float32, "last": np.float32, "w": np.float32},
     )  # fmt: skip
     con.close()
     # days relative to the latest line, small numbers: float32 keeps them to a few seconds
@@ -196,7 +203,7 @@ def basket_stats(
     got["last"] -= shift
     got["w"] *= np.float32(0.5 ** (-shift / half_life_days))
     return BasketStats(
-        matrix_pattern=_csr(got.pop("user_idx"), got.pop("item_idx"), got.pop("n"), shape),
+        matrix_pattern=_csr(indptr, got.pop("item_idx"), got.pop("n"), shape),
         first=got["first"],
         last=got["last"],
         wcount=got["w"],
