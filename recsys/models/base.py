@@ -25,6 +25,8 @@ from recsys.ranking.similarity import cooccurrence_cosine
 from recsys.ranking.topk import candidate_top_k, top_k
 
 FORMAT_VERSION = 1
+#: Customers whose purchases the default item similarity (reasons, similar items) is counted over.
+SIMILARITY_CUSTOMERS = 100_000
 
 #: The selection step of recommend: (scores, k, allowed) -> (items, scores), both (n_users, k).
 Selector = Callable[[np.ndarray, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
@@ -89,6 +91,7 @@ class Recommender:
         self.items_ = dataset.items
         seen = dataset.user_item_matrix("binary")
         self.seen_ = seen
+        self.__dict__.pop("_seen_csc", None)  # the similarity's matrix of a previous fit
         self.item_popularity_ = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32)
         self._fit(dataset)
         return self
@@ -289,10 +292,18 @@ class Recommender:
 
     def item_similarity(self, item_idx: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
         """(len(item_idx), len(others)) similarities (`others` None: every item); default: cosine of
-        purchase co-occurrence. Factor models override it with the cosine of their item factors."""
+        purchase co-occurrence. Factor models override it with the cosine of their item factors.
+
+        The co-occurrence is counted over at most SIMILARITY_CUSTOMERS customers (evenly spaced
+        rows): a call costs the buyers of the items it compares, so over a national program's
+        customers it would grow with the program and a batch of all of them with its square."""
         csc = getattr(self, "_seen_csc", None)
-        if csc is None or csc.shape != self.seen_.shape:
-            csc = self._seen_csc = self.seen_.tocsc()
+        if csc is None:
+            rows = self.seen_.shape[0]
+            seen = self.seen_
+            if rows > SIMILARITY_CUSTOMERS:
+                seen = seen[np.linspace(0, rows - 1, SIMILARITY_CUSTOMERS).astype(np.int64)]
+            csc = self._seen_csc = seen.tocsc()
         return cooccurrence_cosine(csc, item_idx, others)
 
     def similar_items(

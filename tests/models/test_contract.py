@@ -91,3 +91,20 @@ def test_contract(name, fitted, block_dataset, tmp_path):
     if model.supports_basket:
         basket = model.complete_basket(["i1", "i2"], k=3)
         assert len(basket) == 3 and not basket["item_id"].isin(["i1", "i2"]).any()
+
+
+def test_item_similarity_counts_a_bounded_customer_sample(block_dataset, monkeypatch):
+    from recsys.models import base
+    from recsys.models.buy_again import BuyAgain
+    from recsys.ranking.similarity import cooccurrence_cosine
+
+    model = BuyAgain().fit(block_dataset)
+    items = np.arange(3)
+    everyone = model.item_similarity(items)
+    np.testing.assert_allclose(everyone, cooccurrence_cosine(model.seen_.tocsc(), items), rtol=1e-6)
+    monkeypatch.setattr(base, "SIMILARITY_CUSTOMERS", 10)
+    model.fit(block_dataset)  # a refit forgets the matrix of the fit before
+    rows = np.linspace(0, model.seen_.shape[0] - 1, 10).astype(np.int64)
+    sampled = model.item_similarity(items)
+    np.testing.assert_allclose(sampled, cooccurrence_cosine(model.seen_[rows].tocsc(), items), rtol=1e-6)
+    assert not np.allclose(sampled, everyone)
