@@ -222,7 +222,7 @@ def basket_sample(
 ) -> pd.DataFrame:
     """basket_id (a 64-bit hash of it), item_idx of a uniform sample of whole baskets holding about
     `max_lines` lines, or of every line when there are no more."""
-    con = connect()
+    con = connect(PASS_MEMORY)
     lines = _relation(con, interactions, source)
     total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
     share = 1.0 if total <= max_lines else max_lines / total

@@ -26,7 +26,7 @@ from recsys.ranking.topk import candidate_top_k, top_k
 
 FORMAT_VERSION = 1
 #: Customers whose purchases the default item similarity (reasons, similar items) is counted over.
-SIMILARITY_CUSTOMERS = 100_000
+SIMILARITY_CUSTOMERS = 20_000
 
 #: The selection step of recommend: (scores, k, allowed) -> (items, scores), both (n_users, k).
 Selector = Callable[[np.ndarray, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
@@ -89,12 +89,17 @@ class Recommender:
     def fit(self, dataset: Dataset) -> Recommender:
         self.users_ = dataset.users
         self.items_ = dataset.items
-        seen = dataset.user_item_matrix("binary")
+        seen = self._seen(dataset)
         self.seen_ = seen
         self.__dict__.pop("_seen_csc", None)  # the similarity's matrix of a previous fit
         self.item_popularity_ = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32)
         self._fit(dataset)
         return self
+
+    def _seen(self, dataset: Dataset) -> sp.csr_matrix:
+        """users x items, 1 where the customer bought the product (a model that aggregates the
+        pairs anyway may answer from its own aggregate instead of another pass over the lines)."""
+        return dataset.user_item_matrix("binary")
 
     def _fit(self, dataset: Dataset) -> None:
         raise NotImplementedError
@@ -113,7 +118,8 @@ class Recommender:
         user_idx = np.asarray(user_idx, dtype=np.int64)
         known = user_idx >= 0
         if self.needs_history and known.any():
-            known[known] = np.diff(self.seen_.indptr)[user_idx[known]] > 0
+            rows, indptr = user_idx[known], self.seen_.indptr  # O(batch), not O(customers)
+            known[known] = indptr[rows + 1] > indptr[rows]
         return known
 
     def score(self, user_idx: np.ndarray | list[int]) -> np.ndarray:

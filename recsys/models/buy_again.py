@@ -40,10 +40,16 @@ class BuyAgain(Recommender):
         self.horizon_days = horizon_days
         self.min_cycle = min_cycle
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _seen(self, dataset: Dataset) -> sp.csr_matrix:
+        # the bought pairs are the pattern of the basket statistics: one aggregate, not two
         stats = dataset.basket_stats(self.half_life_days)  # aggregated where the lines are (DuckDB)
         self.now_ = np.array([stats.now])
         self._share_pattern(stats.matrix_pattern, stats.first - 1.0, stats.last - 1.0, stats.wcount)
+        n = self.n_
+        return sp.csr_matrix((np.ones(n.nnz, dtype=np.float32), n.indices, n.indptr), shape=n.shape)
+
+    def _fit(self, dataset: Dataset) -> None:
+        pass  # everything is in `_seen`
 
     def _share_pattern(self, n: sp.csr_matrix, first, last, wcount) -> None:
         """n_ holds the baskets; first_/last_ (days relative to now, minus 1: strictly negative, so
