@@ -83,13 +83,15 @@ def load_without_erased(
     privacy: Privacy | None = None,
     before: pd.Timestamp | None = None,
     in_memory: bool = True,
+    skip: tuple[str, ...] = (),
 ) -> tuple[Dataset, int]:
     """The data directory's dataset minus every customer erased in the event store, and their count
     (training/privacy.py: an unreadable configured store stops here); with `before`, only the lines
     strictly before it (a training set, read without its test weeks); `in_memory=False` leaves the
-    lines on disk (an out-of-core Dataset: erased customers are dropped by the id map)."""
+    lines on disk (an out-of-core Dataset: erased customers are dropped by the id map); `skip`
+    leaves out tables the caller does not use (a national program's offer log is millions of rows)."""
     privacy = privacy or read_privacy(url)
-    tables, dropped = privacy.drop_erased(read_tables(data_dir, skip=("interactions",)))
+    tables, dropped = privacy.drop_erased(read_tables(data_dir, skip=("interactions", *skip)))
     return Dataset.from_tables(tables, lines=data_dir, before=before, in_memory=in_memory), dropped
 
 

@@ -44,7 +44,9 @@ class BuyAgain(Recommender):
         # the bought pairs are the pattern of the basket statistics: one aggregate, not two
         stats = dataset.basket_stats(self.half_life_days)  # aggregated where the lines are (DuckDB)
         self.now_ = np.array([stats.now])
-        self._share_pattern(stats.matrix_pattern, stats.first - 1.0, stats.last - 1.0, stats.wcount)
+        stats.first[:] -= 1.0  # in place: a national program's pairs are not copied
+        stats.last[:] -= 1.0
+        self._share_pattern(stats.matrix_pattern, stats.first, stats.last, stats.wcount)
         n = self.n_
         return sp.csr_matrix((np.ones(n.nnz, dtype=np.float32), n.indices, n.indptr), shape=n.shape)
 
