@@ -247,6 +247,7 @@ def report(rows: pd.DataFrame) -> str:
         for step in STEPS:
             r = big[big["step"] == step]
             if not len(r):
+                lines.append(f"- {step}: NOT MEASURED at this size")
                 continue
             r = r.iloc[0]
             limit_s, limit_gb = TARGETS[step]
