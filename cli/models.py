@@ -129,7 +129,9 @@ def _train_untracked(
     # untracked is no excuse to keep erased customers; the lines from `until` on are never read;
     # models that learn from per-pair aggregates leave the lines on disk (out of core)
     in_memory = basket_rerank or not model.fits_out_of_core
-    unused = ("offers", "engagement", "campaign_products") + (() if in_memory else ("promotions",))
+    unused = ("offers", "engagement", "campaign_products") + (
+        () if in_memory or model.reads_promotions else ("promotions",)
+    )
     train, erased = load_without_erased(data, before=until, in_memory=in_memory, skip=unused)
     if train.n_lines == 0:
         raise ValueError(f"no interactions before {until} in {data}")

@@ -114,6 +114,70 @@ class Dataset:
         """Same id maps and tables, a subset of the interactions (how splits are made)."""
         return replace(self, interactions=interactions.reset_index(drop=True), lines=None, _cache={})
 
+    def window(self, after: pd.Timestamp | None = None, before: pd.Timestamp | None = None) -> Dataset:
+        """The lines at or after `after` and strictly before `before` (either may be None), same id
+        maps and tables: in memory a filtered frame, out of core a narrower line source."""
+        if self.interactions is None:
+            assert self.lines is not None
+            lines = self.lines
+            if after is not None:
+                after = pd.Timestamp(after) if lines.after is None else max(pd.Timestamp(after), lines.after)
+            if before is not None:
+                before = (
+                    pd.Timestamp(before) if lines.before is None else min(pd.Timestamp(before), lines.before)
+                )
+            lines = replace(
+                lines,
+                after=lines.after if after is None else after,
+                before=lines.before if before is None else before,
+            )
+            return replace(self, lines=lines, _cache={})
+        ts = self.interactions["timestamp"]
+        keep = np.ones(len(ts), dtype=bool)
+        if after is not None:
+            keep &= (ts >= pd.Timestamp(after)).to_numpy()
+        if before is not None:
+            keep &= (ts < pd.Timestamp(before)).to_numpy()
+        return self.with_interactions(self.interactions[keep])
+
+    def subset(self, user_idx: np.ndarray, workdir: Path | None = None) -> Dataset:
+        """The customers `user_idx` (sorted, unique) as a program of their own: users re-indexed
+        0..m-1 in that order, same catalog. Out of core with a `workdir`, their lines are written
+        there once (`pairs.write_lines`), so every later aggregate reads them alone; without one,
+        each aggregate filters them out of all the lines again."""
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        ids = self.users.external_ids[user_idx]
+        users = IdMap(ids, self.users.kind)
+        table = self.users_table.iloc[user_idx].reset_index(drop=True)
+        if self.interactions is not None:
+            position = np.full(self.n_users, -1, dtype=np.int64)
+            position[user_idx] = np.arange(len(user_idx))
+            inter = self.interactions
+            new = position[inter["user_idx"].to_numpy()]
+            keep = new >= 0
+            frame = inter[keep].assign(user_idx=new[keep].astype(np.int32)).reset_index(drop=True)
+            return replace(self, users=users, users_table=table, interactions=frame, lines=None, _cache={})
+        assert self.lines is not None
+        sorted_ids = np.sort(ids.astype(str)) if len(ids) else None
+        id_range = None if sorted_ids is None else (str(sorted_ids[0]), str(sorted_ids[-1]))
+        lines = replace(self.lines, users=users, id_range=id_range)
+        if workdir is not None:
+            out = Path(workdir) / "lines.parquet"
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            pairs.write_lines(lines, out)
+            lines = replace(lines, files=(out,), before=None, after=None, id_range=None)
+        return replace(self, users=users, users_table=table, lines=lines, _cache={})
+
+    def latest(self) -> pd.Timestamp | None:
+        """Time of the latest line, None without lines."""
+        if self.interactions is not None:
+            return self.interactions["timestamp"].max() if len(self.interactions) else None
+        return pairs.latest(None, self.lines)
+
+    def customer_stats(self, with_store: bool = False) -> pairs.CustomerStats:
+        """Per customer: distinct baskets, latest line (days since the epoch), main store if asked."""
+        return pairs.customer_stats(self.interactions, self.lines, self.n_users, with_store)
+
     def basket_stats(self, half_life_days: float) -> BasketStats:
         """Per bought (user, item): baskets, first/last basket, recency-weighted basket count."""
         return pairs.basket_stats(self.interactions, self.lines, (self.n_users, self.n_items), half_life_days)
@@ -239,16 +303,30 @@ def _promotions(table: pd.DataFrame | None, items: IdMap) -> pd.DataFrame | None
     )
 
 
-def bm25_weight(matrix: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-    """BM25 weighting of a users x items matrix (items play the role of terms). Computed on the
-    CSR arrays (same pattern out, no COO round trip): a national program's matrix is copied once."""
-    matrix = matrix.tocsr()
-    matrix.sum_duplicates()
+def bm25_parameters(matrix: sp.csr_matrix) -> tuple[np.ndarray, float]:
+    """(idf per item, average row sum) of a users x items count matrix: what BM25 learns from the
+    whole population, so that rows of other customers can be weighted as the population's were."""
     n_users = matrix.shape[0]
     item_df = np.bincount(matrix.indices, minlength=matrix.shape[1])
     idf = np.log(n_users) - np.log1p(item_df)
+    avg = float(np.asarray(matrix.sum(axis=1)).ravel().mean()) if n_users else 1.0
+    return idf, avg
+
+
+def bm25_weight(
+    matrix: sp.csr_matrix,
+    k1: float = 1.2,
+    b: float = 0.75,
+    parameters: tuple[np.ndarray, float] | None = None,
+) -> sp.csr_matrix:
+    """BM25 weighting of a users x items matrix (items play the role of terms), with the matrix's
+    own `bm25_parameters` unless given. Computed on the CSR arrays (same pattern out, no COO round
+    trip): a national program's matrix is copied once."""
+    matrix = matrix.tocsr()
+    matrix.sum_duplicates()
+    n_users = matrix.shape[0]
+    idf, avg = bm25_parameters(matrix) if parameters is None else parameters
     row_sums = np.asarray(matrix.sum(axis=1)).ravel()
-    avg = row_sums.mean() if n_users else 1.0
     length_norm = (1.0 - b) + b * row_sums / max(avg, 1e-12)
     rows = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(matrix.indptr))
     data = matrix.data * (k1 + 1.0) / (k1 * length_norm[rows] + matrix.data) * idf[matrix.indices]

@@ -32,12 +32,16 @@ LINE_COLUMNS = ("user_idx", "item_idx", "basket_id", "timestamp")
 class LineSource:
     """Purchase lines left on disk: the Parquet file(s) of a data directory, the id maps that turn
     their ids into indices (lines of customers or products not in them are dropped, as erased
-    customers must be), and an optional end (lines strictly before it)."""
+    customers must be), and an optional time window (lines at or after `after`, strictly before
+    `before`). `id_range` (the smallest and largest customer id of `users`) only narrows what is
+    read: a filter on the file's own column lets the reader skip row groups of other customers."""
 
     files: tuple[Path, ...]
     users: IdMap
     items: IdMap
     before: pd.Timestamp | None = None
+    after: pd.Timestamp | None = None
+    id_range: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ class BasketStats:
     now: float  # days since the epoch
 
 
-def _relation(con, interactions: pd.DataFrame | None, source: LineSource | None) -> str:
-    """Register the lines as the view `lines` (user_idx, item_idx, basket_id, timestamp)."""
+def _relation(
+    con, interactions: pd.DataFrame | None, source: LineSource | None, with_store: bool = False
+) -> str:
+    """Register the lines as the view `lines` (user_idx, item_idx, basket_id, timestamp[, store_id])."""
     if interactions is not None:
         con.register("frame", interactions[list(LINE_COLUMNS)])
         con.execute("CREATE VIEW lines AS SELECT * FROM frame")
@@ -72,18 +78,28 @@ def _relation(con, interactions: pd.DataFrame | None, source: LineSource | None)
             {"product_id": source.items.to_list(), "item_idx": np.arange(len(source.items), dtype=np.int32)}
         ),
     )
-    where = (
-        ""
-        if source.before is None
-        else f"WHERE i.timestamp < TIMESTAMP '{pd.Timestamp(source.before).isoformat()}'"
-    )
+    where = _where(source)
     con.execute(
         f"""CREATE VIEW lines AS
         SELECT u.user_idx, p.item_idx, i.basket_id, i.timestamp::TIMESTAMP_NS AS timestamp
+            {", i.store_id" if with_store else ""}
         FROM read_parquet({sql_list(list(source.files))}) AS i
         JOIN users AS u USING (customer_id) JOIN items AS p USING (product_id) {where}"""
     )
     return "lines"
+
+
+def _where(source: LineSource) -> str:
+    """The WHERE clause of a line source's window and customer id range (on the raw columns)."""
+    terms = []
+    if source.after is not None:
+        terms.append(f"i.timestamp >= TIMESTAMP '{pd.Timestamp(source.after).isoformat()}'")
+    if source.before is not None:
+        terms.append(f"i.timestamp < TIMESTAMP '{pd.Timestamp(source.before).isoformat()}'")
+    if source.id_range is not None:
+        lo, hi = (value.replace("'", "''") for value in source.id_range)
+        terms.append(f"i.customer_id BETWEEN '{lo}' AND '{hi}'")
+    return "WHERE " + " AND ".join(terms) if terms else ""
 
 
 def _csr(indptr: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -231,3 +247,75 @@ def basket_sample(
     frame = con.sql(f"SELECT hash(basket_id) AS basket_id, item_idx FROM {lines} {keep}").df()
     con.close()
     return frame
+
+
+@dataclass(frozen=True)
+class CustomerStats:
+    """Per customer (index = user_idx): distinct baskets, the time of the latest line (NaT without
+    lines) and, when asked for, the most visited store (ties: the store seen first in the lines, then the
+    smallest id: the order the in-memory frame's categories had)."""
+
+    baskets: np.ndarray
+    last: np.ndarray  # datetime64[ns]
+    store: pd.DataFrame | None  # user_idx, store_id
+
+
+def customer_stats(
+    interactions: pd.DataFrame | None, source: LineSource | None, n_users: int, with_store: bool = False
+) -> CustomerStats:
+    con = connect(PASS_MEMORY)
+    if interactions is not None:
+        # the frame's store column (a categorical) is only registered when asked for
+        columns = list(LINE_COLUMNS) + (["store_id"] if with_store else [])
+        con.register("frame", interactions[columns])
+        lines = "frame"
+    else:
+        lines = _relation(con, None, source, with_store=with_store)
+    got = con.sql(
+        "SELECT user_idx, count(DISTINCT basket_id) AS baskets, epoch_ns(max(timestamp)) AS last"
+        f" FROM {lines} GROUP BY user_idx"
+    ).df()
+    baskets, last = np.zeros(n_users), np.full(n_users, np.datetime64("NaT"), dtype="datetime64[ns]")
+    users = got["user_idx"].to_numpy(np.int64)
+    baskets[users] = got["baskets"].to_numpy(np.float64)
+    last[users] = got["last"].to_numpy(np.int64).astype("datetime64[ns]")
+    store = None
+    if with_store:
+        store = con.sql(
+            f"""WITH visits AS (
+                SELECT user_idx, arg_min(store_id::VARCHAR, timestamp) AS store_id FROM {lines}
+                WHERE store_id IS NOT NULL GROUP BY user_idx, basket_id),
+            counts AS (SELECT user_idx, store_id, count(*) AS n FROM visits GROUP BY ALL),
+            seen AS (SELECT store_id::VARCHAR AS store_id, min(timestamp) AS t FROM {lines} GROUP BY ALL)
+            SELECT user_idx, store_id FROM counts JOIN seen USING (store_id)
+            QUALIFY row_number() OVER (PARTITION BY user_idx ORDER BY n DESC, t, store_id) = 1
+            ORDER BY user_idx"""
+        ).df()[["user_idx", "store_id"]]
+    con.close()
+    return CustomerStats(baskets, last, store)
+
+
+def latest(interactions: pd.DataFrame | None, source: LineSource | None) -> pd.Timestamp | None:
+    """Time of the latest line, None without lines."""
+    con = connect(PASS_MEMORY)
+    lines = _relation(con, interactions, source)
+    value = con.sql(f"SELECT epoch_ns(max(timestamp)) FROM {lines}").fetchall()[0][0]
+    con.close()
+    return None if value is None else pd.Timestamp(int(value), unit="ns")
+
+
+def write_lines(source: LineSource, out: Path) -> None:
+    """The source's lines (their raw columns, its window and customers only) as one Parquet file: a
+    sample of customers that is read many times is then read from its own file, not filtered out of
+    every line of the program again."""
+    con = connect(PASS_MEMORY)
+    con.register("users", pa.table({"customer_id": source.users.to_list()}))
+    where = _where(source)
+    keep = "i.customer_id IN (SELECT customer_id FROM users)"
+    where = f"{where} AND {keep}" if where else f"WHERE {keep}"
+    target = str(out).replace("'", "''")
+    con.execute(
+        f"COPY (SELECT i.* FROM read_parquet({sql_list(list(source.files))}) AS i {where})"
+        f" TO '{target}' (FORMAT parquet)"
+    )
+    con.close()

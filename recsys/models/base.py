@@ -85,6 +85,8 @@ class Recommender:
     #: Fits from per-pair aggregates only (`Dataset.user_item_matrix`, `basket_stats`), so an
     #: out-of-core Dataset (lines left on disk) will do.
     fits_out_of_core: ClassVar[bool] = False
+    #: Reads the promotion calendar (`Dataset.promotions`), so a loader must not skip it.
+    reads_promotions: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset) -> Recommender:
         self.users_ = dataset.users

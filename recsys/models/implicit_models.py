@@ -94,6 +94,18 @@ class ALS(_FactorModel):
             np.asarray(model.item_factors, dtype=np.float32),
         )
 
+    def fold_in(self, item_factors: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
+        """Factors of the users of a weighted users x items matrix given fixed item factors: one
+        exact least-squares solve per user, as the next user step of a fit would give (customers
+        left out of a fit get factors on the same scale as those in it)."""
+        with threadpool_limits(1, "blas"):
+            model = self._model()
+            model.item_factors = np.asarray(item_factors, dtype=np.float32)
+            return np.asarray(
+                model.recalculate_user(np.arange(matrix.shape[0]), matrix.astype(np.float32)),
+                dtype=np.float32,
+            )
+
     def score_basket(self, item_idx: np.ndarray | list[int]) -> np.ndarray:
         """Fold the basket in as a new user (one exact least-squares step, `recalculate_user`)."""
         item_idx = np.unique(np.asarray(item_idx, dtype=np.int64))

@@ -37,12 +37,16 @@ customer is scored.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, bm25_parameters, bm25_weight
 from recsys.models.base import NotFittedError, Recommender, csr_from, csr_state
 from recsys.models.buy_again import BuyAgain
 from recsys.models.gbdt import export_trees, predict_proba
@@ -90,6 +94,8 @@ ALS_WARM_ITERATIONS = 3
 
 class GroceryRanker(Recommender):
     name = "grocery_ranker"
+    fits_out_of_core = True
+    reads_promotions = True
 
     def __init__(
         self,
@@ -104,6 +110,8 @@ class GroceryRanker(Recommender):
         knn_neighbours: int = 100,
         knn_days: float = 182.0,
         max_train_users: int = 5000,
+        max_fit_customers: int = 100_000,
+        score_block_customers: int = 100_000,
         negative_rate: float = 0.1,
         max_iter: int = 200,
         learning_rate: float = 0.08,
@@ -124,6 +132,8 @@ class GroceryRanker(Recommender):
         self.knn_neighbours = knn_neighbours
         self.knn_days = knn_days
         self.max_train_users = max_train_users
+        self.max_fit_customers = max_fit_customers
+        self.score_block_customers = score_block_customers
         self.negative_rate = negative_rate
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -154,28 +164,78 @@ class GroceryRanker(Recommender):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if int(self.label_windows) < 1:
             raise ValueError(f"label_windows must be >= 1, got {self.label_windows!r}")
+        for name in ("max_fit_customers", "score_block_customers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
         self.promo_ = np.array([bool(self.use_promotions) and dataset.promotions is not None])
         promotions = self._promotion_span(dataset) if self._promo_on() else None
-        X, y, seen, newest = self._training_rows(dataset, promotions)
-        self._fit_trees(X, y, seen)
-        self.history_ = _History(self, dataset, promotions, previous=newest)
-        self.base_scores_ = _below_candidates(self.history_.recent_pop)
-        self.fallback_ = self.history_.recent_pop.astype(np.float32)
-        # precompute what is served: one CSR row per user of the model (empty without history)
-        users = np.flatnonzero(np.diff(self.seen_.indptr) > 0)
-        block = self.compute_candidate_scores(users)
-        counts = np.zeros(self.seen_.shape[0], dtype=np.int64)
-        counts[users] = np.diff(block.indptr)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        self.candidate_scores_ = sp.csr_matrix((block.data, block.indices, indptr), shape=self.seen_.shape)
+        with tempfile.TemporaryDirectory(prefix="recsys-ranker-") as tmp:
+            sample = self._fit_sample(dataset, Path(tmp) / "sample")
+            X, y, seen, newest = self._training_rows(sample, promotions)
+            self._fit_trees(X, y, seen)
+            del X, y, seen
+            self.history_ = _History(self, sample, promotions, previous=newest)
+            del newest
+            self.base_scores_ = _below_candidates(self.history_.recent_pop)
+            self.fallback_ = self.history_.recent_pop.astype(np.float32)
+            # precompute what is served: one CSR row per user of the model (empty without history)
+            if sample is dataset:
+                self.candidate_scores_ = self._scores_of_history(self.history_, self.seen_.shape[0], 0)
+            else:
+                self.candidate_scores_ = self._scores_in_blocks(dataset, promotions, Path(tmp))
+                self.history_ = None  # fitted on the sample's indices: not a history of `dataset`
 
-    def _windows(self, timestamps: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    def _fit_sample(self, dataset: Dataset, workdir: Path) -> Dataset:
+        """What the sub-models and trees learn from: every customer, or at most `max_fit_customers`
+        evenly spaced over the customer index when the program is larger. Collaborative factors,
+        item statistics and the trees need a large sample, not every customer of a national
+        program; each customer's own features still come from all of their history (`_scores_in_blocks`)."""
+        n = dataset.n_users
+        if n <= int(self.max_fit_customers):
+            return dataset
+        idx = np.unique(np.linspace(0, n - 1, int(self.max_fit_customers)).round().astype(np.int64))
+        return dataset.subset(idx, workdir if dataset.interactions is None else None)
+
+    def _scores_of_history(self, history: _History, n_rows: int, offset: int) -> sp.csr_matrix:
+        """(n_rows, n_items) CSR of the stage-two scores of every customer of `history` with a
+        purchase, placed at rows `offset + local index`."""
+        users = np.flatnonzero(np.diff(history.seen.indptr) > 0)
+        block = self._candidate_scores(history, users)
+        counts = np.zeros(n_rows, dtype=np.int64)
+        counts[offset + users] = np.diff(block.indptr)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return sp.csr_matrix((block.data, block.indices, indptr), shape=(n_rows, history.n_items))
+
+    def _scores_in_blocks(
+        self, dataset: Dataset, promotions: pd.DataFrame | None, tmp: Path
+    ) -> sp.csr_matrix:
+        """Stage-two scores of every customer, `score_block_customers` at a time: each block's own
+        purchase history against the item side fitted on the sample (`_History(items=...)`), so
+        memory holds one block's pairs, not the program's."""
+        n_users, step = dataset.n_users, int(self.score_block_customers)
+        data, indices, counts = [], [], np.zeros(n_users, dtype=np.int64)
+        for lo in range(0, n_users, step):
+            hi = min(lo + step, n_users)
+            workdir = tmp / f"block-{lo}"
+            block = dataset.subset(np.arange(lo, hi), workdir if dataset.interactions is None else None)
+            history = _History(self, block, promotions, items=self.history_)
+            scores = self._scores_of_history(history, hi - lo, 0)
+            counts[lo:hi] = np.diff(scores.indptr)
+            data.append(scores.data)
+            indices.append(scores.indices)
+            del history, scores, block
+            shutil.rmtree(workdir, ignore_errors=True)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return sp.csr_matrix(
+            (np.concatenate(data), np.concatenate(indices), indptr), shape=(n_users, dataset.n_items)
+        )
+
+    def _windows(self, latest: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """(start, end) of each label window: window w ends `w * window_stride_days` before the end
         of the training data (the newest one includes the last event)."""
-        latest = timestamps.max()
         out = []
         for w in range(int(self.label_windows)):
             end = latest - pd.Timedelta(days=float(self.window_stride_days) * w)
@@ -184,11 +244,13 @@ class GroceryRanker(Recommender):
 
     def _promotion_span(self, dataset: Dataset) -> pd.DataFrame:
         """The calendar weeks any history can read (one filter of a large table, not one per window)."""
-        ts = dataset.interactions["timestamp"]
+        latest = dataset.latest()
         span = pd.Timedelta(days=float(self.label_days))
-        nows = [ts[ts < start].max() for start, _ in self._windows(ts) if (ts < start).any()]
-        lo, hi = min(nows + [ts.max()]) - span, ts.max() + span
         promo = dataset.promotions
+        if latest is None:
+            return promo.iloc[:0]
+        nows = [dataset.window(before=start).latest() for start, _ in self._windows(latest)]
+        lo, hi = min([t for t in nows if t is not None] + [latest]) - span, latest + span
         return promo[(promo["week_start"] >= lo) & (promo["week_start"] < hi)]
 
     def _training_rows(
@@ -197,19 +259,18 @@ class GroceryRanker(Recommender):
         """(X, y, seen) over the stacked label windows, negatives subsampled at `negative_rate`, and
         the newest window's history. Windows go oldest first: each history continues the ALS
         factors of the one before (older data only, so no leak)."""
-        inter = dataset.interactions
-        ts = inter["timestamp"]
         X_parts, y_parts, s_parts = [], [], []
         rng = np.random.default_rng(self.random_state)
         history = None
-        for w, (start, end) in reversed(list(enumerate(self._windows(ts)))):
+        latest = dataset.latest()
+        windows = self._windows(latest) if latest is not None else []
+        for w, (start, end) in reversed(list(enumerate(windows))):
             # features and sub-models only see what happened before the window starts
-            past = ts < start
-            if not past.any():
+            past = dataset.window(before=start)
+            if past.latest() is None:
                 continue
-            in_window = (ts >= start) & ((ts < end) if w > 0 else True)
-            truth = dataset.with_interactions(inter[in_window]).user_item_matrix("binary")
-            history = _History(self, dataset.with_interactions(inter[past]), promotions, previous=history)
+            truth = dataset.window(after=start, before=end if w > 0 else None).user_item_matrix("binary")
+            history = _History(self, past, promotions, previous=history)
             users = np.flatnonzero((np.diff(truth.indptr) > 0) & (np.diff(history.seen.indptr) > 0))
             if len(users) > self.max_train_users:
                 users = np.sort(rng.choice(users, self.max_train_users, replace=False))
@@ -271,18 +332,20 @@ class GroceryRanker(Recommender):
     def compute_candidate_scores(self, user_idx: np.ndarray) -> sp.csr_matrix:
         """Stage-two scores of the candidates of `user_idx` (known users with history), freshly
         computed from the fitted sub-models and trees: (len(user_idx), n_items) float32 CSR. Only a
-        model fitted in this process can (sub-models are not saved); `candidate_scores` reads the
-        scores precomputed at the end of `fit`."""
+        model fitted in this process on every customer can (sub-models are not saved, and a fit on
+        a sample keeps none); `candidate_scores` reads the scores precomputed at the end of `fit`."""
         history = getattr(self, "history_", None)
         if history is None:
             raise NotFittedError("stage-two scores need the sub-models of a fit in this process")
-        user_idx = np.asarray(user_idx, dtype=np.int64)
+        return self._candidate_scores(history, np.asarray(user_idx, dtype=np.int64))
+
+    def _candidate_scores(self, history: _History, user_idx: np.ndarray) -> sp.csr_matrix:
         counts = np.zeros(len(user_idx), dtype=np.int64)
-        items_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.float32)]
+        items_parts, score_parts = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.float32)]
         lo = 0
         for batch, rows, items, seen, X in history.candidate_rows(user_idx):
             counts[lo : lo + len(batch)] = np.bincount(rows, minlength=len(batch))
-            items_parts.append(items)
+            items_parts.append(items.astype(np.int32))
             score_parts.append(_nonzero32(self.stage_two_proba(X, seen)))
             lo += len(batch)
         return sp.csr_matrix(
@@ -291,7 +354,7 @@ class GroceryRanker(Recommender):
                 np.concatenate(items_parts),
                 np.concatenate([[0], np.cumsum(counts)]),
             ),
-            shape=(len(user_idx), self.seen_.shape[1]),
+            shape=(len(user_idx), history.n_items),
         )
 
     # ---- serving interface ------------------------------------------------------------------------
@@ -356,7 +419,12 @@ class GroceryRanker(Recommender):
 class _History:
     """Everything the stage-two features read, fitted on one span of purchases: the data before a
     label window (training) or all training data (scoring). Candidates and features come only from
-    here, so training rows and served scores are computed by the same code."""
+    here, so training rows and served scores are computed by the same code.
+
+    With `items` (a history fitted on the fit sample), only the customer side is computed, from
+    `dataset`'s own customers (a block of a program larger than the sample): the candidate universe,
+    item statistics, collaborative item side, BM25 statistics, the time reference and the promotion
+    calendar are `items`'; ALS factors are folded in against its item factors."""
 
     def __init__(
         self,
@@ -364,63 +432,110 @@ class _History:
         dataset: Dataset,
         promotions: pd.DataFrame | None,
         previous: _History | None = None,
+        items: _History | None = None,
     ):
         self.ranker = ranker
-        inter = dataset.interactions
         n_users, n_items = dataset.n_users, dataset.n_items
         self.n_items = n_items
-        now = inter["timestamp"].max()
-        days = pd.Timedelta(days=1)
-
-        # the candidate universe: products anyone bought in the last `recent_days`
-        recent = inter["timestamp"] >= now - float(ranker.recent_days) * days
-        self.universe = np.unique(inter.loc[recent, "item_idx"].to_numpy()).astype(np.int64)
-        self.position = np.full(n_items, -1, dtype=np.int64)
-        self.position[self.universe] = np.arange(len(self.universe))
+        self.now = items.now if items is not None else dataset.latest()
+        now, days = self.now, pd.Timedelta(days=1)
 
         # purchase history per (customer, product): buy-again's matrices share one sorted pattern
         ba = BuyAgain().fit(dataset)
+        if items is not None:
+            _same_now(ba, float(items.buy_again.now_[0]))
         self.buy_again = ba
         self.seen = ba.n_
         self.pair_keys = _keys(ba.n_)
-        last_span = inter["timestamp"] >= now - float(ranker.label_days) * days
-        recent_counts = dataset.with_interactions(inter[last_span]).user_item_matrix("count")
-        last_week = inter["timestamp"] >= now - 7 * days
+        recent_counts = dataset.window(after=now - float(ranker.label_days) * days).user_item_matrix("count")
+        last_week = dataset.window(after=now - 7 * days).user_item_matrix("count")
+        # float32 throughout: every column already is (counts, buy-again's days), so nothing is lost
         self.pairs = np.column_stack(
             [
                 ba.n_.data,
-                ba.first_.data + 1.0,
-                ba.last_.data + 1.0,
+                ba.first_.data + np.float32(1.0),
+                ba.last_.data + np.float32(1.0),
                 ba.wcount_.data,
                 self._aligned(recent_counts),
-                self._aligned(dataset.with_interactions(inter[last_week]).user_item_matrix("count")),
+                self._aligned(last_week),
             ]
-        )
-        self.counts = dataset.user_item_matrix("count")
-        self.item_cat = previous.item_cat if previous is not None else item_category_codes(dataset)
+        ).astype(np.float32)
+        del last_week
+        counts = dataset.user_item_matrix("count")
+        if items is not None:
+            self.item_cat = items.item_cat
+        else:
+            self.item_cat = previous.item_cat if previous is not None else item_category_codes(dataset)
 
         # per customer
-        visits = inter.drop_duplicates(["user_idx", "basket_id"])
-        self.user_baskets = np.bincount(visits["user_idx"].to_numpy(), minlength=n_users).astype(np.float64)
+        stats = dataset.customer_stats(with_store=promotions is not None)
+        self.user_baskets = stats.baskets
         self.user_items = np.diff(ba.n_.indptr).astype(np.float64)
-        last = np.full(n_users, np.nan)
-        t = inter.groupby("user_idx")["timestamp"].max()
-        last[t.index.to_numpy()] = (now - t).dt.total_seconds().to_numpy() / 86400.0
-        self.user_since_visit = last
-        repeated = ba.n_.copy()
-        repeated.data = (repeated.data >= 2).astype(np.float64)
+        self.user_since_visit = (now - pd.Series(stats.last)).dt.total_seconds().to_numpy() / 86400.0
+        repeated = sp.csr_matrix(
+            ((ba.n_.data >= 2).astype(np.float64), ba.n_.indices, ba.n_.indptr), shape=ba.n_.shape
+        )
         self.user_repeat_share = np.divide(
             np.asarray(repeated.sum(axis=1)).ravel(),
             self.user_items,
             out=np.zeros(n_users),
             where=self.user_items > 0,
         )
-        self.user_cat_share = user_category_share(self.counts, self.item_cat)
+        self.user_cat_share = user_category_share(counts, self.item_cat)
 
-        # per product
-        buyers = np.bincount(ba.n_.indices, minlength=n_items).astype(np.float64)
+        if items is None:
+            self._fit_items(dataset, counts, recent_counts, repeated, previous)
+        else:
+            self._take_items(items)
+            self.user_factors = ALS(factors=ranker.als_factors).fold_in(
+                self.all_item_factors, _bm25(counts, self.bm25)
+            )
+            self.knn_users = dataset.user_item_matrix(ItemKNN(similarity="bm25").weighting)
+        del counts, recent_counts, repeated
+
+        self.promo = None
+        if promotions is not None:
+            self._fit_store(dataset, stats.store, promotions)
+            self.promo = items.promo if items is not None else self._promo_weeks(dataset, promotions, now)
+
+    #: what a block's history takes from the sample's
+    ITEM_SIDE = (
+        "universe",
+        "position",
+        "item_repeat_rate",
+        "log_pop",
+        "recent_pop",
+        "popular_pool",
+        "all_item_factors",
+        "item_factors",
+        "knn_sim",
+        "bm25",
+    )
+
+    def _take_items(self, items: _History) -> None:
+        for name in self.ITEM_SIDE:
+            setattr(self, name, getattr(items, name))
+
+    def _fit_items(
+        self,
+        dataset: Dataset,
+        counts: sp.csr_matrix,
+        recent_counts: sp.csr_matrix,
+        repeated: sp.csr_matrix,
+        previous: _History | None,
+    ) -> None:
+        """The item side: candidate universe, item statistics and the collaborative sub-models."""
+        ranker, n_items, days = self.ranker, self.n_items, pd.Timedelta(days=1)
+        # the candidate universe: products anyone bought in the last `recent_days`
+        recent = dataset.window(after=self.now - float(ranker.recent_days) * days).user_item_matrix("count")
+        self.universe = np.unique(recent.indices).astype(np.int64)
+        del recent
+        self.position = np.full(n_items, -1, dtype=np.int64)
+        self.position[self.universe] = np.arange(len(self.universe))
+        seen = self.buy_again.n_
+        buyers = np.bincount(seen.indices, minlength=n_items).astype(np.float64)
         self.item_repeat_rate = np.divide(
-            np.bincount(ba.n_.indices, weights=repeated.data, minlength=n_items),
+            np.bincount(seen.indices, weights=repeated.data, minlength=n_items),
             buyers,
             out=np.full(n_items, np.nan),
             where=buyers > 0,
@@ -429,14 +544,10 @@ class _History:
         self.recent_pop = popularity_scores(np.bincount(recent_counts.indices, minlength=n_items), buyers)
         pool = np.argsort(-self.recent_pop[self.universe], kind="stable")
         self.popular_pool = pool[: int(ranker.n_popular) * 20].astype(np.int64)  # universe positions
+        self.bm25 = bm25_parameters(counts.astype(np.float64))
+        self._fit_collaborative(dataset, counts, previous)
 
-        self._fit_collaborative(dataset, previous)
-
-        self.promo = None
-        if promotions is not None:
-            self._fit_promotions(dataset, visits, promotions, now)
-
-    def _fit_collaborative(self, dataset: Dataset, previous: _History | None) -> None:
+    def _fit_collaborative(self, dataset: Dataset, counts: sp.csr_matrix, previous: _History | None) -> None:
         """ALS factors and item-kNN similarities, keeping only their universe columns for scoring.
         ALS starts from `previous` (a history of older data) when given: a few iterations then
         converge instead of a cold start."""
@@ -448,12 +559,11 @@ class _History:
             random_state=ranker.random_state,
         )
         start = (previous.user_factors, previous.all_item_factors) if warm else None
-        self.user_factors, self.all_item_factors = als.factorize(dataset.user_item_matrix("bm25"), start)
+        self.user_factors, self.all_item_factors = als.factorize(_bm25(counts, self.bm25), start)
         self.item_factors = np.ascontiguousarray(self.all_item_factors[self.universe])
         knn = ItemKNN(similarity="bm25", K=ranker.knn_neighbours)
-        inter = dataset.interactions
-        lately = inter["timestamp"] >= inter["timestamp"].max() - pd.Timedelta(days=float(ranker.knn_days))
-        sim = knn.similarity_matrix(dataset.with_interactions(inter[lately]).user_item_matrix("count"))
+        lately = dataset.window(after=self.now - pd.Timedelta(days=float(ranker.knn_days)))
+        sim = knn.similarity_matrix(lately.user_item_matrix("count"))
         self.knn_sim = sim.tocsc()[:, self.universe].tocsr()
         self.knn_users = dataset.user_item_matrix(knn.weighting)
 
@@ -465,18 +575,19 @@ class _History:
         out[np.searchsorted(self.pair_keys, _keys(m))] = m.data
         return out
 
-    def _fit_promotions(
-        self, dataset: Dataset, visits: pd.DataFrame, promo: pd.DataFrame, now: pd.Timestamp
-    ) -> None:
-        """Each customer's main store (most visits) and, per store, the weeks each product is in the
-        mailer / on display in the `label_days` after the data ends (the horizon recommended for) and
-        in the same span before. Weeks are packed as mailer + 8 x display (at most 5 weeks each)."""
+    def _fit_store(self, dataset: Dataset, store: pd.DataFrame, promo: pd.DataFrame) -> None:
+        """Each customer's main store (most visits), as a code of the calendar's stores."""
         stores = promo["store_id"].cat.categories
-        visits = visits.dropna(subset=["store_id"])  # one row per (customer, basket)
-        counts = visits.groupby(["user_idx", "store_id"], observed=True).size().reset_index(name="n")
-        main = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("user_idx")
         self.user_store = np.full(dataset.n_users, -1, dtype=np.int64)
-        self.user_store[main["user_idx"].to_numpy()] = stores.get_indexer(main["store_id"].astype(str))
+        self.user_store[store["user_idx"].to_numpy(np.int64)] = stores.get_indexer(
+            store["store_id"].astype(str)
+        )
+
+    def _promo_weeks(self, dataset: Dataset, promo: pd.DataFrame, now: pd.Timestamp):
+        """Per store, the weeks each product is in the mailer / on display in the `label_days` after
+        the data ends (the horizon recommended for) and in the same span before. Weeks are packed as
+        mailer + 8 x display (at most 5 weeks each)."""
+        stores = promo["store_id"].cat.categories
         span = pd.Timedelta(days=float(self.ranker.label_days))
 
         def weeks(lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
@@ -487,7 +598,7 @@ class _History:
             m.sum_duplicates()
             return _keys(m), m.data
 
-        self.promo = (weeks(now, now + span), weeks(now - span, now))
+        return (weeks(now, now + span), weeks(now - span, now))
 
     # ---- candidates and features --------------------------------------------------------------
     def candidate_rows(self, user_idx: np.ndarray, sample=None, batch_size: int = 256):
@@ -598,6 +709,23 @@ class _History:
             cols[f"promo_mailer_weeks{suffix}"] = packed % 8
             cols[f"promo_display_weeks{suffix}"] = packed // 8
         return cols
+
+
+def _bm25(counts: sp.csr_matrix, parameters: tuple[np.ndarray, float]) -> sp.csr_matrix:
+    """float32 BM25 weights of line counts with the population's statistics (as `Dataset`'s)."""
+    m = bm25_weight(counts.astype(np.float64), parameters=parameters)
+    return sp.csr_matrix((m.data.astype(np.float32), m.indices, m.indptr), shape=m.shape)
+
+
+def _same_now(model: BuyAgain, now: float) -> None:
+    """Re-express a buy-again fit of a block of customers against the sample's time reference
+    `now` (days since the epoch), in place: its first/last days shift by the gap and its
+    recency-weighted counts decay by it, as if fitted on the whole program."""
+    gap = float(model.now_[0]) - now  # <= 0: a block's latest basket is not after the program's
+    model.first_.data += np.float32(gap)
+    model.last_.data += np.float32(gap)
+    model.wcount_.data *= np.float32(0.5 ** (-gap / float(model.half_life_days)))
+    model.now_ = np.array([now])
 
 
 def _label_sampler(truth: sp.csr_matrix, rate: float, rng: np.random.Generator):

@@ -103,3 +103,43 @@ def test_aggregates_in_customer_passes_equal_one_pass(data_dir, monkeypatch):
     assert (whole[1].matrix_pattern != parts[1].matrix_pattern).nnz == 0
     for key in ("first", "last", "wcount"):
         np.testing.assert_array_equal(getattr(whole[1], key), getattr(parts[1], key))
+
+
+def test_windows_are_equal_and_match_the_lines(data_dir):
+    memory, disk = both(data_dir)
+    after, before = pd.Timestamp("2024-01-15"), pd.Timestamp("2024-02-01")
+    a = memory.window(after=after, before=before).user_item_matrix("count")
+    b = disk.window(after=after, before=before).user_item_matrix("count")
+    assert a.nnz > 0 and (a != b).nnz == 0
+    ts = memory.interactions["timestamp"]
+    assert a.sum() == ((ts >= after) & (ts < before)).sum()
+    # a window of a window narrows it: it never reaches past the outer one
+    assert disk.window(before=before).window(before=BEFORE).latest() < before
+    assert memory.latest() == disk.latest() == ts.max()
+
+
+def test_subset_is_a_program_of_its_own(data_dir, tmp_path):
+    memory, disk = both(data_dir)
+    idx = np.array([3, 50, 51, 120, 299])
+    full = memory.user_item_matrix("count")
+    for sub in (memory.subset(idx), disk.subset(idx), disk.subset(idx, tmp_path / "lines")):
+        assert sub.users.to_list() == [memory.users.to_list()[i] for i in idx]
+        assert (sub.user_item_matrix("count") != full[idx]).nnz == 0
+    # written once, then read from its own file
+    assert disk.subset(idx, tmp_path / "w").lines.files == (tmp_path / "w" / "lines.parquet",)
+
+
+def test_customer_stats_equal_a_direct_count(data_dir):
+    memory, disk = both(data_dir)
+    inter = memory.interactions
+    for stats in (memory.customer_stats(), disk.customer_stats()):
+        baskets = inter.groupby("user_idx")["basket_id"].nunique()
+        np.testing.assert_array_equal(stats.baskets[baskets.index], baskets.to_numpy())
+        last = inter.groupby("user_idx")["timestamp"].max()
+        np.testing.assert_array_equal(stats.last[last.index], last.to_numpy())
+    main = disk.customer_stats(with_store=True).store
+    visits = inter.drop_duplicates(["user_idx", "basket_id"])
+    top = visits.groupby("user_idx")["store_id"].agg(lambda s: s.astype(str).value_counts().max())
+    got = main.set_index("user_idx")["store_id"]
+    counted = visits.assign(s=visits["store_id"].astype(str)).groupby(["user_idx", "s"]).size()
+    assert all(counted[(u, got[u])] == top[u] for u in got.index)  # a store with the most visits

@@ -147,3 +147,44 @@ def test_promotion_features_count_weeks_at_the_main_store(block_dataset, tmp_pat
     # switched off, or no calendar in the data: the base feature set
     assert GroceryRanker(label_windows=1, use_promotions=False, **FAST).fit(data).feature_names == FEATURES
     assert GroceryRanker(label_windows=1, **FAST).fit(block_dataset).feature_names == FEATURES
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory) -> tuple[Dataset, Dataset]:
+    """300 synthetic customers in three Parquet parts, in memory and left on disk."""
+    from lab.synthetic import write_synthetic_parts
+    from recsys.data.io import read_tables
+
+    out = tmp_path_factory.mktemp("program") / "data"
+    write_synthetic_parts(out, 300, 200, 8, seed=3, block=100)
+    tables = read_tables(out, skip=("interactions",))
+    return Dataset.from_tables(tables, lines=out), Dataset.from_tables(tables, lines=out, in_memory=False)
+
+
+def test_a_program_larger_than_the_fit_sample_is_scored_in_blocks(program):
+    memory, disk = program
+    sampled = {"label_windows": 1, "max_fit_customers": 120, **FAST}
+    a = GroceryRanker(score_block_customers=70, **sampled).fit(memory)
+    # the same from the lines on disk, and whatever the block size: a customer's scores depend on
+    # their own history and the sample's sub-models, not on who shares their block
+    _same_csr(
+        a.candidate_scores_, GroceryRanker(score_block_customers=70, **sampled).fit(disk).candidate_scores_
+    )
+    _same_csr(
+        a.candidate_scores_,
+        GroceryRanker(score_block_customers=1000, **sampled).fit(memory).candidate_scores_,
+    )
+    # every customer with a purchase is scored, not only the sample's
+    bought = np.diff(memory.user_item_matrix("binary").indptr) > 0
+    np.testing.assert_array_equal(a.candidate_scores_.getnnz(axis=1) > 0, bought)
+    with pytest.raises(NotFittedError, match="sub-models of a fit"):
+        a.compute_candidate_scores(np.flatnonzero(bought))
+
+
+def test_the_ranker_fits_the_same_from_disk(program):
+    memory, disk = program
+    a = GroceryRanker(label_windows=2, window_stride_days=7.0, **FAST).fit(memory)
+    _same_csr(
+        a.candidate_scores_,
+        GroceryRanker(label_windows=2, window_stride_days=7.0, **FAST).fit(disk).candidate_scores_,
+    )
