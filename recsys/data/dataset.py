@@ -161,12 +161,20 @@ class Dataset:
         sorted_ids = np.sort(ids.astype(str)) if len(ids) else None
         id_range = None if sorted_ids is None else (str(sorted_ids[0]), str(sorted_ids[-1]))
         lines = replace(self.lines, users=users, id_range=id_range)
-        if workdir is not None:
-            out = Path(workdir) / "lines.parquet"
-            Path(workdir).mkdir(parents=True, exist_ok=True)
-            pairs.write_lines(lines, out)
-            lines = replace(lines, files=(out,), before=None, after=None, id_range=None)
-        return replace(self, users=users, users_table=table, lines=lines, _cache={})
+        sub = replace(self, users=users, users_table=table, lines=lines, _cache={})
+        return sub if workdir is None else sub.written(workdir)
+
+    def written(self, workdir: Path) -> Dataset:
+        """Out of core: the same Dataset reading its lines from one file written into `workdir` (its
+        window and customers only, `pairs.write_lines`); in memory: itself."""
+        if self.interactions is not None:
+            return self
+        assert self.lines is not None
+        out = Path(workdir) / "lines.parquet"
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        pairs.write_lines(self.lines, out)
+        lines = replace(self.lines, files=(out,), before=None, after=None, id_range=None)
+        return replace(self, lines=lines, _cache={})
 
     def latest(self) -> pd.Timestamp | None:
         """Time of the latest line, None without lines."""

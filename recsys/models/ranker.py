@@ -33,12 +33,23 @@ keeps the pairwise count small. Negative rows are subsampled (`negative_rate`; e
 kept) and each model's log-odds are shifted back by log(negative_rate), so both stay calibrated
 probabilities on one scale. Last, the sub-models are refitted on all the training data and every
 customer is scored.
+
+A national program (more than `max_fit_customers`): sub-models, item statistics and trees learn
+from an evenly spaced sample of that many customers (what they estimate is about products and
+needs a large sample, not every customer), and every customer is then scored from all of their own
+history, `score_block_customers` at a time in `score_workers` processes, against the sample's item
+side (ALS factors folded in, the sample's BM25 statistics and time reference). Every aggregate is a
+`Dataset` one (DuckDB over the lines in memory or in Parquet), so memory follows the sample and a
+block, not the number of purchase lines; below the limit the fit is the one described above.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +122,8 @@ class GroceryRanker(Recommender):
         knn_days: float = 182.0,
         max_train_users: int = 5000,
         max_fit_customers: int = 100_000,
-        score_block_customers: int = 100_000,
+        score_block_customers: int = 25_000,
+        score_workers: int = 0,
         negative_rate: float = 0.1,
         max_iter: int = 200,
         learning_rate: float = 0.08,
@@ -134,6 +146,7 @@ class GroceryRanker(Recommender):
         self.max_train_users = max_train_users
         self.max_fit_customers = max_fit_customers
         self.score_block_customers = score_block_customers
+        self.score_workers = score_workers
         self.negative_rate = negative_rate
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -164,6 +177,8 @@ class GroceryRanker(Recommender):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if int(self.label_windows) < 1:
             raise ValueError(f"label_windows must be >= 1, got {self.label_windows!r}")
+        if int(self.score_workers) < 0:
+            raise ValueError(f"score_workers must be >= 0 (0: every usable core), got {self.score_workers!r}")
         for name in ("max_fit_customers", "score_block_customers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -185,8 +200,9 @@ class GroceryRanker(Recommender):
             if sample is dataset:
                 self.candidate_scores_ = self._scores_of_history(self.history_, self.seen_.shape[0], 0)
             else:
-                self.candidate_scores_ = self._scores_in_blocks(dataset, promotions, Path(tmp))
-                self.history_ = None  # fitted on the sample's indices: not a history of `dataset`
+                items = _ItemSide.of(self.history_)
+                self.history_ = None  # the sample's customers: neither needed nor a history of `dataset`
+                self.candidate_scores_ = self._scores_in_blocks(dataset, items, promotions, Path(tmp))
 
     def _fit_sample(self, dataset: Dataset, workdir: Path) -> Dataset:
         """What the sub-models and trees learn from: every customer, or at most `max_fit_customers`
@@ -197,7 +213,7 @@ class GroceryRanker(Recommender):
         if n <= int(self.max_fit_customers):
             return dataset
         idx = np.unique(np.linspace(0, n - 1, int(self.max_fit_customers)).round().astype(np.int64))
-        return dataset.subset(idx, workdir if dataset.interactions is None else None)
+        return dataset.subset(idx, workdir)
 
     def _scores_of_history(self, history: _History, n_rows: int, offset: int) -> sp.csr_matrix:
         """(n_rows, n_items) CSR of the stage-two scores of every customer of `history` with a
@@ -210,28 +226,52 @@ class GroceryRanker(Recommender):
         return sp.csr_matrix((block.data, block.indices, indptr), shape=(n_rows, history.n_items))
 
     def _scores_in_blocks(
-        self, dataset: Dataset, promotions: pd.DataFrame | None, tmp: Path
+        self, dataset: Dataset, items: _ItemSide, promotions: pd.DataFrame | None, tmp: Path
     ) -> sp.csr_matrix:
         """Stage-two scores of every customer, `score_block_customers` at a time: each block's own
-        purchase history against the item side fitted on the sample (`_History(items=...)`), so
-        memory holds one block's pairs, not the program's."""
+        purchase history against the item side fitted on the sample (`_ItemSide`), so memory holds
+        one block's pairs per worker, not the program's. Blocks run in `score_workers` processes
+        (spawned: a worker starts empty and receives the catalog-sized item side and the trees,
+        never the parent's customer matrices)."""
         n_users, step = dataset.n_users, int(self.score_block_customers)
-        data, indices, counts = [], [], np.zeros(n_users, dtype=np.int64)
-        for lo in range(0, n_users, step):
-            hi = min(lo + step, n_users)
-            workdir = tmp / f"block-{lo}"
-            block = dataset.subset(np.arange(lo, hi), workdir if dataset.interactions is None else None)
-            history = _History(self, block, promotions, items=self.history_)
-            scores = self._scores_of_history(history, hi - lo, 0)
-            counts[lo:hi] = np.diff(scores.indptr)
-            data.append(scores.data)
-            indices.append(scores.indices)
-            del history, scores, block
-            shutil.rmtree(workdir, ignore_errors=True)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
+        scorer = self._scorer()
+        tasks = (
+            (
+                scorer,
+                items,
+                dataset.subset(np.arange(lo, min(lo + step, n_users))),
+                promotions,
+                tmp / f"block-{lo}",
+            )
+            for lo in range(0, n_users, step)
+        )
+        workers = min(_usable_cores(int(self.score_workers)), -(-n_users // step))
+        data, indices, counts = [], [], []
+        if workers <= 1:
+            results = map(_score_block, tasks)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            results = pool.imap(_score_block, tasks)
+        try:
+            for block_counts, block_data, block_indices in results:
+                counts.append(block_counts)
+                data.append(block_data)
+                indices.append(block_indices)
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+        indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
         return sp.csr_matrix(
             (np.concatenate(data), np.concatenate(indices), indptr), shape=(n_users, dataset.n_items)
         )
+
+    def _scorer(self) -> GroceryRanker:
+        """A copy holding what scoring reads (parameters, trees), not the fitted customer matrices."""
+        scorer = GroceryRanker(**self.get_params())
+        scorer.trees_, scorer.promo_ = self.trees_, self.promo_
+        return scorer
 
     def _windows(self, latest: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """(start, end) of each label window: window w ends `w * window_stride_days` before the end
@@ -432,18 +472,23 @@ class _History:
         dataset: Dataset,
         promotions: pd.DataFrame | None,
         previous: _History | None = None,
-        items: _History | None = None,
+        items: _ItemSide | None = None,
     ):
         self.ranker = ranker
         n_users, n_items = dataset.n_users, dataset.n_items
         self.n_items = n_items
         self.now = items.now if items is not None else dataset.latest()
         now, days = self.now, pd.Timedelta(days=1)
+        self.promo = None
+        if items is not None:
+            self._take_items(items)
+        else:
+            self.item_cat = previous.item_cat if previous is not None else item_category_codes(dataset)
 
         # purchase history per (customer, product): buy-again's matrices share one sorted pattern
         ba = BuyAgain().fit(dataset)
         if items is not None:
-            _same_now(ba, float(items.buy_again.now_[0]))
+            _same_now(ba, items.basket_now)
         self.buy_again = ba
         self.seen = ba.n_
         self.pair_keys = _keys(ba.n_)
@@ -462,10 +507,6 @@ class _History:
         ).astype(np.float32)
         del last_week
         counts = dataset.user_item_matrix("count")
-        if items is not None:
-            self.item_cat = items.item_cat
-        else:
-            self.item_cat = previous.item_cat if previous is not None else item_category_codes(dataset)
 
         # per customer
         stats = dataset.customer_stats(with_store=promotions is not None)
@@ -486,34 +527,19 @@ class _History:
         if items is None:
             self._fit_items(dataset, counts, recent_counts, repeated, previous)
         else:
-            self._take_items(items)
             self.user_factors = ALS(factors=ranker.als_factors).fold_in(
                 self.all_item_factors, _bm25(counts, self.bm25)
             )
             self.knn_users = dataset.user_item_matrix(ItemKNN(similarity="bm25").weighting)
         del counts, recent_counts, repeated
 
-        self.promo = None
         if promotions is not None:
             self._fit_store(dataset, stats.store, promotions)
-            self.promo = items.promo if items is not None else self._promo_weeks(dataset, promotions, now)
+            if items is None:
+                self.promo = self._promo_weeks(dataset, promotions, now)
 
-    #: what a block's history takes from the sample's
-    ITEM_SIDE = (
-        "universe",
-        "position",
-        "item_repeat_rate",
-        "log_pop",
-        "recent_pop",
-        "popular_pool",
-        "all_item_factors",
-        "item_factors",
-        "knn_sim",
-        "bm25",
-    )
-
-    def _take_items(self, items: _History) -> None:
-        for name in self.ITEM_SIDE:
+    def _take_items(self, items: _ItemSide) -> None:
+        for name in ITEM_SIDE:
             setattr(self, name, getattr(items, name))
 
     def _fit_items(
@@ -709,6 +735,60 @@ class _History:
             cols[f"promo_mailer_weeks{suffix}"] = packed % 8
             cols[f"promo_display_weeks{suffix}"] = packed // 8
         return cols
+
+
+#: what a block's history takes from the sample's (besides the time references and the calendar)
+ITEM_SIDE = (
+    "universe",
+    "position",
+    "item_repeat_rate",
+    "log_pop",
+    "recent_pop",
+    "popular_pool",
+    "all_item_factors",
+    "item_factors",
+    "knn_sim",
+    "bm25",
+    "item_cat",
+    "promo",
+)
+
+
+@dataclass(frozen=True)
+class _ItemSide:
+    """The part of a sample's history every customer's features share: catalog-sized, so it is
+    cheap to send to a worker process. `values` holds the ITEM_SIDE attributes."""
+
+    now: pd.Timestamp  # the latest line
+    basket_now: float  # buy-again's reference: the latest basket, days since the epoch
+    values: dict
+
+    @classmethod
+    def of(cls, history: _History) -> _ItemSide:
+        values = {name: getattr(history, name) for name in ITEM_SIDE}
+        return cls(history.now, float(history.buy_again.now_[0]), values)
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _score_block(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(candidates per customer, scores, item indices) of one block of customers (a worker's job)."""
+    scorer, items, block, promotions, workdir = task
+    try:
+        history = _History(scorer, block.written(workdir), promotions, items=items)
+        scores = scorer._scores_of_history(history, block.n_users, 0)
+        return np.diff(scores.indptr), scores.data, scores.indices
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _usable_cores(requested: int) -> int:
+    """`requested` workers, or with 0 the cores this process may run on."""
+    return requested if requested > 0 else len(os.sched_getaffinity(0))
 
 
 def _bm25(counts: sp.csr_matrix, parameters: tuple[np.ndarray, float]) -> sp.csr_matrix:

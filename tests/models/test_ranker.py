@@ -97,6 +97,9 @@ def test_subsampled_negatives_keep_probabilities_calibrated():
     np.testing.assert_allclose(p, 0.1, atol=0.01)
     with pytest.raises(ValueError, match="negative_rate"):
         GroceryRanker(negative_rate=0.0, **FAST).fit(make_dataset(block_rows(), 12))
+    for bad in ({"score_workers": -1}, {"max_fit_customers": 0}, {"score_block_customers": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GroceryRanker(**bad, **FAST).fit(make_dataset(block_rows(), 12))
 
 
 def _with_promotions(dataset, promotions: pd.DataFrame):
