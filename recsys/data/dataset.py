@@ -99,7 +99,9 @@ class Dataset:
         if self.interactions is not None:
             return len(self.interactions)
         if "n_lines" not in self._cache:
-            self._cache["n_lines"] = int(self.user_item_matrix("count").sum())
+            # one counting scan: the pair matrix is a national program's largest array, and a
+            # model that never reads it (buy-again) must not hold it for a count
+            self._cache["n_lines"] = pairs.line_total(None, self.lines)
         return self._cache["n_lines"]
 
     @property

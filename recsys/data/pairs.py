@@ -295,6 +295,15 @@ def customer_stats(
     return CustomerStats(baskets, last, store)
 
 
+def line_total(interactions: pd.DataFrame | None, source: LineSource | None) -> int:
+    """Number of lines (of the known customers and products, in the window)."""
+    con = connect(PASS_MEMORY)
+    lines = _relation(con, interactions, source)
+    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
+    con.close()
+    return int(total)
+
+
 def latest(interactions: pd.DataFrame | None, source: LineSource | None) -> pd.Timestamp | None:
     """Time of the latest line, None without lines."""
     con = connect(PASS_MEMORY)
