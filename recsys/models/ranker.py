@@ -198,7 +198,7 @@ class GroceryRanker(Recommender):
             self.fallback_ = self.history_.recent_pop.astype(np.float32)
             # precompute what is served: one CSR row per user of the model (empty without history)
             if sample is dataset:
-                self.candidate_scores_ = self._scores_of_history(self.history_, self.seen_.shape[0], 0)
+                self.candidate_scores_ = self._scores_of_history(self.history_)
             else:
                 items = _ItemSide.of(self.history_)
                 self.history_ = None  # the sample's customers: neither needed nor a history of `dataset`
@@ -215,15 +215,15 @@ class GroceryRanker(Recommender):
         idx = np.unique(np.linspace(0, n - 1, int(self.max_fit_customers)).round().astype(np.int64))
         return dataset.subset(idx, workdir)
 
-    def _scores_of_history(self, history: _History, n_rows: int, offset: int) -> sp.csr_matrix:
-        """(n_rows, n_items) CSR of the stage-two scores of every customer of `history` with a
-        purchase, placed at rows `offset + local index`."""
+    def _scores_of_history(self, history: _History) -> sp.csr_matrix:
+        """(customers, items) CSR of the stage-two scores of every customer of `history` with a
+        purchase (empty rows for the others)."""
         users = np.flatnonzero(np.diff(history.seen.indptr) > 0)
         block = self._candidate_scores(history, users)
-        counts = np.zeros(n_rows, dtype=np.int64)
-        counts[offset + users] = np.diff(block.indptr)
+        counts = np.zeros(history.seen.shape[0], dtype=np.int64)
+        counts[users] = np.diff(block.indptr)
         indptr = np.concatenate([[0], np.cumsum(counts)])
-        return sp.csr_matrix((block.data, block.indices, indptr), shape=(n_rows, history.n_items))
+        return sp.csr_matrix((block.data, block.indices, indptr), shape=history.seen.shape)
 
     def _scores_in_blocks(
         self, dataset: Dataset, items: _ItemSide, promotions: pd.DataFrame | None, tmp: Path
@@ -780,7 +780,7 @@ def _score_block(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scorer, items, block, promotions, workdir = task
     try:
         history = _History(scorer, block.written(workdir), promotions, items=items)
-        scores = scorer._scores_of_history(history, block.n_users, 0)
+        scores = scorer._scores_of_history(history)
         return np.diff(scores.indptr), scores.data, scores.indices
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
