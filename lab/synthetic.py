@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,9 @@ from lab.synthetic_catalog import (
 )
 from recsys.data.schema import CHANNELS, DIET_ATTRIBUTES, TABLES
 from recsys.offers.channels import CHANNELS as OFFER_CHANNELS
+
+if TYPE_CHECKING:
+    from recsys.data.io import PartWriter
 
 #: The discount ladder a policy chooses from (fraction off).
 DISCOUNT_LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])
@@ -638,6 +642,37 @@ class _World:
         seg = self.profile[cust] * len(GROUPS) + group
         return self.items.draw(seg, _hash_uniform(self.seed, cust, group, slot))
 
+    def shelf(self) -> _Shelf:
+        return _Shelf(self.seed, self.weeks, self.cat["price"], self.items)
+
+    def shoppers(self, block: slice) -> _Shoppers:
+        peak = self.channels.customers["peak_hour"].to_numpy()
+        return _Shoppers(
+            block.start, _customer_rows(self.cust, block), self.prefs[block], self.profile[block], peak[block]
+        )
+
+
+@dataclass(frozen=True)
+class _Shelf:
+    """What every block's purchase lines are drawn from besides its customers (small: the catalog)."""
+
+    seed: int
+    weeks: int
+    price: np.ndarray  # per product
+    items: _Segments  # (profile, group) -> allowed products by popularity
+
+
+@dataclass(frozen=True)
+class _Shoppers:
+    """The traits of one block of customers that their purchase lines are drawn from: rows `lo`.. of
+    the world, copied, so a block can be sent to another process without the world."""
+
+    lo: int
+    cust: dict
+    prefs: np.ndarray  # block rows x groups
+    profile: np.ndarray
+    peak_hour: np.ndarray
+
 
 def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generator, ids: pa.Array) -> _World:
     G = len(GROUPS)
@@ -651,22 +686,27 @@ def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generato
     return _World(seed, weeks, cat, cust, profile, allowed_group, prefs, items, channels)
 
 
+def _visits(cust: dict, weeks: int, rng: np.random.Generator) -> np.ndarray:
+    """customers x weeks store visits (baskets): the first draw of a block's random stream."""
+    return rng.poisson(_weekly_rate(cust, weeks))
+
+
 def _lines(
-    w: _World, rng: np.random.Generator, promo: np.ndarray | float, block: slice
+    shelf: _Shelf, shoppers: _Shoppers, rng: np.random.Generator, promo: np.ndarray | float
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Purchase lines of the customers in `block`, in time order: Poisson visits at the drifting rate,
+    """Purchase lines of a block of customers, in time order: Poisson visits at the drifting rate,
     groups by taste, items by habit. `promo` is the product x week shelf-promotion calendar, or the
     share of products on promotion to draw it with (first block); returned for the next blocks."""
-    G, n_products = len(GROUPS), len(w.cat["group"])
-    cust = _customer_rows(w.cust, block)  # local rows; `lc + lo` is the global customer
-    lo = block.start
+    G, n_products = len(GROUPS), len(shelf.price)
+    cust = shoppers.cust  # local rows; `lc + lo` is the global customer
+    lo = shoppers.lo
     # baskets, customer-major (so the per-customer draws below hit memory in order)
-    visits = rng.poisson(_weekly_rate(cust, w.weeks))
+    visits = _visits(cust, shelf.weeks, rng)
     b_cust, b_week = np.nonzero(visits)
     reps = visits[b_cust, b_week]
     b_cust, b_week = np.repeat(b_cust, reps), np.repeat(b_week, reps).astype(np.int32)
     nb = len(b_cust)
-    peak = w.channels.customers["peak_hour"].to_numpy()[lo + b_cust]
+    peak = shoppers.peak_hour[b_cust]
     hour = np.clip(peak + rng.normal(0.0, 1.0, nb), 7, 22)
     b_sec = b_week * _WEEK_S + rng.integers(0, 7, nb) * 86400 + (hour * 3600).astype(np.int64)
     b_channel = np.where(
@@ -678,34 +718,34 @@ def _lines(
     basket = np.repeat(np.arange(nb), b_size)
     n = len(basket)
     lc = b_cust[basket]
-    prefs = w.prefs[block]
+    prefs = shoppers.prefs
     rows = np.repeat(np.arange(len(prefs)), G)
     taste = _Segments.build(rows, prefs.ravel(), np.tile(np.arange(G, dtype=np.int8), len(prefs)), len(prefs))
     group = taste.draw(lc, rng.random(n)).astype(np.int64)
     # a personal favourite ("buy again") with the persona's repeat rate, else a popularity draw (discovery)
     slot = np.searchsorted(np.cumsum(_FAVOURITE_SLOTS), rng.random(n) * _FAVOURITE_SLOTS.sum(), side="right")
     fav = rng.random(n) < cust["repeat"][lc]
-    u = np.where(fav, _hash_uniform(w.seed, lc + lo, group, slot), rng.random(n))
-    seg = w.profile[lc + lo] * G + group
-    product = w.items.draw(seg, u)
+    u = np.where(fav, _hash_uniform(shelf.seed, lc + lo, group, slot), rng.random(n))
+    seg = shoppers.profile[lc] * G + group
+    product = shelf.items.draw(seg, u)
     week = b_week[basket]
     if not isinstance(promo, np.ndarray):
         promo = np.where(
-            rng.random((n_products, w.weeks)) < promo,
-            rng.choice([0.1, 0.2, 0.3], (n_products, w.weeks)),
+            rng.random((n_products, shelf.weeks)) < promo,
+            rng.choice([0.1, 0.2, 0.3], (n_products, shelf.weeks)),
             0.0,
         )
     # deal seeking, in proportion to the trait: the line goes to a promoted alternative in the group when
     # one is on the shelf this week, else to a personal markdown/coupon on the usual product
     seek = np.flatnonzero(rng.random(n) < DEAL_LINE_SHARE * cust["deal"][lc])
-    alt = w.items.draw(seg[seek], rng.random(seek.size))
+    alt = shelf.items.draw(seg[seek], rng.random(seek.size))
     swap = (promo[product[seek], week[seek]] == 0) & (promo[alt, week[seek]] > 0)
     product[seek[swap]] = alt[swap]
     line_promo = promo[product, week]
     coupon = seek[line_promo[seek] == 0]
     line_promo[coupon] = rng.choice([0.1, 0.2, 0.3], coupon.size)
     quantity = 1.0 + rng.poisson(EXTRA_QUANTITY, n)
-    gross = w.cat["price"][product] * quantity
+    gross = shelf.price[product] * quantity
     discount = gross * line_promo
 
     # one line per product and basket, as a till prints it: merge repeats of a product in a basket
@@ -842,12 +882,23 @@ class _Synthesis:
         n = len(self.w.prefs)
         return [slice(lo, min(lo + self.block, n)) for lo in range(0, n, self.block)]
 
+    def basket_offsets(self) -> list[int]:
+        """Where each block's basket ids start, then the redemptions': the baskets drawn before it. A
+        block's baskets are its visits, the first draw of its own stream, so no line is drawn here."""
+        counts = [int(self.first["basket"].max()) + 1 if len(self.first["basket"]) else 0]
+        for i, blk in enumerate(self.blocks()[1:], start=1):
+            visits = _visits(
+                _customer_rows(self.w.cust, blk), self.w.weeks, np.random.default_rng([self.w.seed, i])
+            )
+            counts.append(int(visits.sum()))
+        return np.cumsum([0, *counts]).tolist()
+
     def interaction_parts(self) -> Iterator[pd.DataFrame]:
         """Purchase lines block by block (each in time order), then the offer redemptions."""
         offset = 0
         for i, blk in enumerate(self.blocks()):
             rng = np.random.default_rng([self.w.seed, i])
-            lines = self.first if i == 0 else _lines(self.w, rng, self.promo, blk)[0]
+            lines = self.first if i == 0 else _lines(self.w.shelf(), self.w.shoppers(blk), rng, self.promo)[0]
             yield _interactions_table(lines, offset, self.customer_ids, self.product_ids, self.t0)
             offset += int(lines["basket"].max()) + 1 if len(lines["basket"]) else 0
         yield _interactions_table(self.redemptions, offset, self.customer_ids, self.product_ids, self.t0)
@@ -898,7 +949,7 @@ def _synthesise(
     products, truth_products = _products_table(cat, product_ids)
     customers, members, truth_customers = _customer_tables(cust, customer_ids)
     w = _world(seed, weeks, cat, cust, rng, customer_ids)
-    first, promo = _lines(w, rng, promo_share, slice(0, min(block, n_customers)))
+    first, promo = _lines(w.shelf(), w.shoppers(slice(0, min(block, n_customers))), rng, promo_share)
     noise = _ResponseNoise.draw(n_customers, G, response_noise, rng)
     off = _offers(w, noise, rng, offers_per_customer)
     truth_customers["visit_drop_end"] = _visit_drop(cust, weeks)[:, -1]
@@ -1010,7 +1061,7 @@ def _write(
     seed: int,
     tables: dict[str, pd.DataFrame],
     truth: dict[str, pd.DataFrame],
-    interactions: Iterable[pd.DataFrame],
+    interactions: Iterable[pd.DataFrame] | PartWriter,
     truth_parts: dict[str, Iterable[pd.DataFrame]],
 ) -> dict:
     from recsys.data.io import write_tables
@@ -1036,14 +1087,29 @@ def write_synthetic(data: SyntheticData, out: Path) -> dict:
 
 
 def write_synthetic_parts(
-    out: Path, n_customers: int, n_products: int, weeks: int, seed: int = 0, block: int = BLOCK_CUSTOMERS
+    out: Path,
+    n_customers: int,
+    n_products: int,
+    weeks: int,
+    seed: int = 0,
+    block: int = BLOCK_CUSTOMERS,
+    workers: int = 1,
 ) -> dict:
     """Generate and write block by block of `block` customers (the same data `generate` makes): purchase
     lines and the customer x group truth go to Parquet parts as they are drawn, so memory follows the
-    block, the catalog and the per-customer traits, not the number of purchase lines."""
+    block, the catalog and the per-customer traits, not the number of purchase lines.
+
+    `workers` > 1 draws, validates and writes the purchase-line blocks in that many worker processes
+    (`lab.synthetic_workers`); the files written are the same whatever the number."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     syn = _synthesise(n_customers, n_products, weeks, seed, block=block)
     parts = {"response": syn.response_parts(), "preferences": syn.preference_parts()}
-    return _write(out, seed, syn.tables, syn.truth, syn.interaction_parts(), parts)
+    if workers == 1:
+        return _write(out, seed, syn.tables, syn.truth, syn.interaction_parts(), parts)
+    from lab.synthetic_workers import interaction_writer
+
+    return _write(out, seed, syn.tables, syn.truth, interaction_writer(syn, workers), parts)
 
 
 def read_truth(data_dir: Path) -> dict[str, pd.DataFrame]:
