@@ -160,15 +160,23 @@ def _hash_uniform(seed: int, *keys: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Segments:
-    """Many categorical distributions in one sorted array: draw(segment, u) is one searchsorted.
+    """Many categorical distributions in one sorted array: draw(segment, u) is one sorted search.
 
     Segment s owns keys s + cumulative weight (scaled below 1), so a query s + u * total[s] lands
-    inside s. Zero-weight entries repeat the previous key and can never be drawn.
+    inside s. Zero-weight entries repeat the previous key and can never be drawn. `guide[b]` counts
+    the keys <= b / resolution: a query starts there and steps over the few keys left, which gives
+    exactly `np.searchsorted(keys, query, side="right")` several times faster than its binary search
+    over random queries (the step count is bounded; queries in crowded buckets fall back to it).
     """
 
     keys: np.ndarray
     values: np.ndarray
     total: np.ndarray
+    guide: np.ndarray
+    resolution: int  # guide buckets per segment
+
+    _STEPS = 4  # forward steps from the guide before a query falls back to the binary search
+    _KEYS_PER_BUCKET = 0.25
 
     @classmethod
     def build(cls, segment: np.ndarray, weight: np.ndarray, values: np.ndarray, n_segments: int) -> _Segments:
@@ -180,13 +188,36 @@ class _Segments:
         before = np.concatenate([[0.0], cum])[starts]
         cum = cum - before[segment]
         scale = np.where(total > 0, (1.0 - 1e-9) / np.where(total > 0, total, 1.0), 0.0)
-        return cls(segment + cum * scale[segment], values, total * scale)
+        keys = segment + cum * scale[segment]
+        resolution = max(1, int(np.ceil(len(keys) / cls._KEYS_PER_BUCKET / max(n_segments, 1))))
+        edges = np.arange(n_segments * resolution + 1) / resolution
+        guide = np.searchsorted(keys, edges, side="right").astype(np.int32 if len(keys) < 2**31 else np.int64)
+        return cls(keys, values, total * scale, guide, resolution)
 
     def draw(self, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
         if np.any(self.total[segment] <= 0):
             raise RuntimeError("draw from an empty segment (a diet-forbidden group was chosen)")
-        pos = np.searchsorted(self.keys, segment + u * self.total[segment], side="right")
-        return self.values[pos]
+        return self.values[self._search(segment + u * self.total[segment])]
+
+    def _search(self, q: np.ndarray) -> np.ndarray:
+        """np.searchsorted(self.keys, q, side="right"): the number of keys <= each query."""
+        keys, last = self.keys, len(self.keys) - 1
+        bucket = np.minimum((q * self.resolution).astype(np.int64), len(self.guide) - 1)
+        pos = self.guide[bucket].astype(np.int64)
+        # rounding of q * resolution may start a query one bucket late: step back over keys > q
+        back = np.flatnonzero((pos > 0) & (keys[np.maximum(pos - 1, 0)] > q))
+        while back.size:
+            pos[back] -= 1
+            back = back[(pos[back] > 0) & (keys[np.maximum(pos[back] - 1, 0)] > q[back])]
+        ahead = np.flatnonzero((pos <= last) & (keys[np.minimum(pos, last)] <= q))
+        for _ in range(self._STEPS):
+            if not ahead.size:
+                break
+            pos[ahead] += 1
+            ahead = ahead[(pos[ahead] <= last) & (keys[np.minimum(pos[ahead], last)] <= q[ahead])]
+        if ahead.size:
+            pos[ahead] = np.searchsorted(keys, q[ahead], side="right")
+        return pos
 
 
 # --------------------------------------------------------------------------------------------- catalog
@@ -728,6 +759,7 @@ def _lines(
     u = np.where(fav, _hash_uniform(shelf.seed, lc + lo, group, slot), rng.random(n))
     seg = shoppers.profile[lc] * G + group
     product = shelf.items.draw(seg, u)
+    del group, slot, fav, u  # a block's line arrays are large: free each as soon as it is used
     week = b_week[basket]
     if not isinstance(promo, np.ndarray):
         promo = np.where(
@@ -741,21 +773,25 @@ def _lines(
     alt = shelf.items.draw(seg[seek], rng.random(seek.size))
     swap = (promo[product[seek], week[seek]] == 0) & (promo[alt, week[seek]] > 0)
     product[seek[swap]] = alt[swap]
+    del seg, alt, swap
     line_promo = promo[product, week]
     coupon = seek[line_promo[seek] == 0]
     line_promo[coupon] = rng.choice([0.1, 0.2, 0.3], coupon.size)
     quantity = 1.0 + rng.poisson(EXTRA_QUANTITY, n)
     gross = shelf.price[product] * quantity
     discount = gross * line_promo
+    del week, seek, coupon, line_promo
 
     # one line per product and basket, as a till prints it: merge repeats of a product in a basket
     key = basket * n_products + product
     order = np.argsort(key, kind="stable")  # baskets are already ascending: only within-basket order moves
     key = key[order]
     head = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    del key
     quantity, gross, discount = (np.add.reduceat(a[order], head) for a in (quantity, gross, discount))
     lc, product, basket = lc[order[head]], product[order[head]], basket[order[head]]
     n, b_size = len(head), np.bincount(basket, minlength=nb)
+    del order, head
 
     # time order: baskets by timestamp, lines follow their basket
     border = np.argsort(b_sec, kind="stable")
@@ -841,10 +877,27 @@ BLOCK_CUSTOMERS = 10_000
 _BASKET_DIGITS = 10  # fixed width, so basket ids sort like their numbers whatever the block count
 
 
+def _basket_ids(numbers: np.ndarray) -> pa.Array:
+    """'B' + the number zero-padded to _BASKET_DIGITS: written digit by digit into one byte matrix when
+    every number fits the width (faster than Arrow's cast, pad and join, which handle the rest)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if numbers.size and (numbers.min() < 0 or numbers.max() >= 10**_BASKET_DIGITS):
+        digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), _BASKET_DIGITS, "0")
+        return pc.binary_join_element_wise("B", digits, "")
+    width = _BASKET_DIGITS + 1
+    chars = np.empty((numbers.size, width), dtype=np.uint8)
+    chars[:, 0] = ord("B")
+    rest = numbers.copy()
+    for col in range(width - 1, 0, -1):
+        rest, digit = np.divmod(rest, 10)
+        chars[:, col] = digit + ord("0")
+    offsets = np.arange(numbers.size + 1, dtype=np.int32) * width
+    return pa.StringArray.from_buffers(numbers.size, pa.py_buffer(offsets), pa.py_buffer(chars))
+
+
 def _interactions_table(
     part: dict[str, np.ndarray], basket_offset: int, customer_ids: pa.Array, product_ids: pa.Array, t0
 ) -> pd.DataFrame:
-    digits = pc.utf8_lpad(pa.array(part["basket"] + basket_offset).cast(pa.string()), _BASKET_DIGITS, "0")
     return pd.DataFrame(
         {
             "customer_id": _str(_take(customer_ids, part["customer"])),
@@ -854,7 +907,7 @@ def _interactions_table(
             "value": np.round(part["gross"] - part["discount"], 2),
             "discount": np.round(part["discount"], 2),
             "channel": _str(_take(list(CHANNELS), part["channel"])),
-            "basket_id": _str(pc.binary_join_element_wise("B", digits, "")),
+            "basket_id": _str(_basket_ids(part["basket"] + basket_offset)),
             "store_id": _str(_take([f"S{i + 1}" for i in range(_STORES)], part["store"])),
         }
     )

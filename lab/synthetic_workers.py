@@ -79,14 +79,19 @@ def _draw(task: _Task) -> list[Problem]:
     ctx = _CONTEXT
     rng = np.random.default_rng([ctx.shelf.seed, task.index])
     lines = _lines(ctx.shelf, task.shoppers, rng, ctx.promo)[0]
-    return _write_block(ctx, task.index, lines, task.offset, task.baskets)
+    table = _table(ctx, task.index, lines, task.offset, task.baskets)
+    del lines  # before validation copies the table
+    return _write(ctx, task.index, table)
 
 
-def _write_block(ctx: _Context, index: int, lines: dict, offset: int, baskets: int | None) -> list[Problem]:
+def _table(ctx: _Context, index: int, lines: dict, offset: int, baskets: int | None) -> pd.DataFrame:
     drawn = int(lines["basket"].max()) + 1 if len(lines["basket"]) else 0
     if baskets is not None and drawn != baskets:  # the offsets of the blocks after it would be wrong
         raise RuntimeError(f"block {index} drew {drawn} baskets, {baskets} were counted ahead")
-    table = _interactions_table(lines, offset, ctx.customer_ids, ctx.product_ids, ctx.t0)
+    return _interactions_table(lines, offset, ctx.customer_ids, ctx.product_ids, ctx.t0)
+
+
+def _write(ctx: _Context, index: int, table: pd.DataFrame) -> list[Problem]:
     return write_part("interactions", table, ctx.refs, ctx.directory / f"part-{index:05d}.parquet")
 
 
@@ -98,9 +103,17 @@ def interaction_writer(syn: _Synthesis, workers: int) -> PartWriter:
     def write(refs: dict[str, pd.DataFrame], directory: Path) -> list[Problem]:
         ctx = _Context(syn.w.shelf(), syn.promo, syn.customer_ids, syn.product_ids, syn.t0, refs, directory)
         blocks, offsets = syn.blocks(), syn.basket_offsets()
-        tasks = [(i, blk, offsets[i], offsets[i + 1] - offsets[i]) for i, blk in enumerate(blocks) if i > 0]
+        last = len(blocks)  # the redemptions' part
         found: dict[int, list[Problem]] = {}
-        n = min(workers, len(tasks))
+
+        def here(i: int, lines: dict, baskets: int | None) -> None:
+            found[i] = _write(ctx, i, _table(ctx, i, lines, offsets[i], baskets))
+
+        tasks = (
+            _Task(i, syn.w.shoppers(blocks[i]), offsets[i], offsets[i + 1] - offsets[i])
+            for i in range(1, last)
+        )
+        n = min(workers, last - 1)
         if n:
             with tempfile.TemporaryDirectory(prefix="recsys-synthetic-") as tmp:
                 context_file = Path(tmp) / "context.pickle"
@@ -111,20 +124,16 @@ def interaction_writer(syn: _Synthesis, workers: int) -> PartWriter:
                 ) as pool:
                     pending: deque[tuple[int, Future]] = deque()
                     try:
-                        for i, blk, offset, baskets in tasks:
+                        for task in tasks:
                             while len(pending) > n:  # bounded window: at most n + 1 blocks submitted
-                                j, done = pending.popleft()
-                                found[j] = done.result()
-                            pending.append(
-                                (i, pool.submit(_draw, _Task(i, syn.w.shoppers(blk), offset, baskets)))
-                            )
+                                i, done = pending.popleft()
+                                found[i] = done.result()
+                            pending.append((task.index, pool.submit(_draw, task)))
                             if 0 not in found:  # the parent's own block while the first workers start
-                                found[0] = _write_block(
-                                    ctx, 0, syn.first, offsets[0], offsets[1] - offsets[0]
-                                )
+                                here(0, syn.first, offsets[1] - offsets[0])
                         while pending:
-                            j, done = pending.popleft()
-                            found[j] = done.result()
+                            i, done = pending.popleft()
+                            found[i] = done.result()
                     except BrokenProcessPool as exc:
                         raise RuntimeError(
                             "a worker process died (out of memory? a script calling this with workers > 1"
@@ -134,8 +143,8 @@ def interaction_writer(syn: _Synthesis, workers: int) -> PartWriter:
                         for _, future in pending:
                             future.cancel()
         if 0 not in found:
-            found[0] = _write_block(ctx, 0, syn.first, offsets[0], offsets[1] - offsets[0])
-        found[len(blocks)] = _write_block(ctx, len(blocks), syn.redemptions, offsets[-1], None)
+            here(0, syn.first, offsets[1] - offsets[0])
+        here(last, syn.redemptions, None)
         return [p for i in sorted(found) for p in found[i]]
 
     return write

@@ -164,12 +164,14 @@ def write_tables(
     typed = validated(tables, sources, partitioned=tuple(parts))
     info = dict(manifest or {})
     with staged_dir(out) as tmp:
-        for name, df in typed.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
+        for name in typed:
+            typed[name].to_parquet(tmp / f"{name}.parquet", index=False)
+        refs_of = {name: references(name, typed) for name in parts}
+        del typed  # parts are checked against the key columns only: the typed copies are written
         problems: list[Problem] = []
         for name, blocks in parts.items():
             (tmp / name).mkdir()
-            refs = references(name, typed)
+            refs = refs_of[name]
             if callable(blocks):
                 problems.extend(blocks(refs, tmp / name))
                 continue
