@@ -696,7 +696,8 @@ class _Shelf:
 @dataclass(frozen=True)
 class _Shoppers:
     """The traits of one block of customers that their purchase lines are drawn from: rows `lo`.. of
-    the world, copied, so a block can be sent to another process without the world."""
+    the world (views, which pickle as the block's rows alone: a block goes to a worker process
+    without the world)."""
 
     lo: int
     cust: dict
