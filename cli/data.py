@@ -60,7 +60,8 @@ def _synthetic_workers(given: int | None) -> int:
     if given is None:
         from lab.synthetic_workers import MAX_DEFAULT_WORKERS
 
-        return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(usable, MAX_DEFAULT_WORKERS))
     if given < 1:
         raise ValueError(f"--workers must be at least 1, got {given}")
     return given
