@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,11 +35,13 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     elif args.source == "synthetic":
         from lab.synthetic import write_synthetic_parts
 
+        workers = _synthetic_workers(args.workers)
         progress = Progress(1)
         with progress.step(
             f"generating and writing {args.customers:,} customers x {args.products:,} products"
+            f" ({workers} worker{'s' if workers > 1 else ''})"
         ):
-            write_synthetic_parts(out, args.customers, args.products, args.weeks, args.seed)
+            write_synthetic_parts(out, args.customers, args.products, args.weeks, args.seed, workers=workers)
     else:
         if not Path(args.source).is_dir():
             raise ValueError(
@@ -50,6 +53,18 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     print(summarize(out))
     print(f"\nWrote {out} in {time.perf_counter() - start:.1f}s")
     return 0
+
+
+def _synthetic_workers(given: int | None) -> int:
+    """--workers, checked; by default the processors this process may run on, at most a few."""
+    if given is None:
+        from lab.synthetic_workers import MAX_DEFAULT_WORKERS
+
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(usable, MAX_DEFAULT_WORKERS))
+    if given < 1:
+        raise ValueError(f"--workers must be at least 1, got {given}")
+    return given
 
 
 def _cmd_data_validate(args: argparse.Namespace) -> int:
@@ -104,6 +119,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("--products", type=int, default=3000, help="synthetic: number of products")
     prep.add_argument("--weeks", type=int, default=26, help="synthetic: weeks of history")
     prep.add_argument("--seed", type=int, default=0, help="synthetic: random seed")
+    prep.add_argument(
+        "--workers",
+        type=int,
+        help="synthetic: processes drawing blocks of customers (default: usable CPUs, at most 8;"
+        " 1 = in this process); the data are the same whatever the number",
+    )
     prep.add_argument(
         "--engine",
         choices=("local", "spark"),

@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,9 @@ from lab.synthetic_catalog import (
 )
 from recsys.data.schema import CHANNELS, DIET_ATTRIBUTES, TABLES
 from recsys.offers.channels import CHANNELS as OFFER_CHANNELS
+
+if TYPE_CHECKING:
+    from recsys.data.io import PartWriter
 
 #: The discount ladder a policy chooses from (fraction off).
 DISCOUNT_LEVELS: np.ndarray = np.array([0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30])
@@ -156,15 +160,23 @@ def _hash_uniform(seed: int, *keys: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Segments:
-    """Many categorical distributions in one sorted array: draw(segment, u) is one searchsorted.
+    """Many categorical distributions in one sorted array: draw(segment, u) is one sorted search.
 
     Segment s owns keys s + cumulative weight (scaled below 1), so a query s + u * total[s] lands
-    inside s. Zero-weight entries repeat the previous key and can never be drawn.
+    inside s. Zero-weight entries repeat the previous key and can never be drawn. `guide[b]` counts
+    the keys <= b / resolution: a query starts there and steps over the few keys left, which gives
+    exactly `np.searchsorted(keys, query, side="right")` several times faster than its binary search
+    over random queries (the step count is bounded; queries in crowded buckets fall back to it).
     """
 
     keys: np.ndarray
     values: np.ndarray
     total: np.ndarray
+    guide: np.ndarray
+    resolution: int  # guide buckets per segment
+
+    _STEPS = 4  # forward steps from the guide before a query falls back to the binary search
+    _KEYS_PER_BUCKET = 0.25
 
     @classmethod
     def build(cls, segment: np.ndarray, weight: np.ndarray, values: np.ndarray, n_segments: int) -> _Segments:
@@ -176,13 +188,36 @@ class _Segments:
         before = np.concatenate([[0.0], cum])[starts]
         cum = cum - before[segment]
         scale = np.where(total > 0, (1.0 - 1e-9) / np.where(total > 0, total, 1.0), 0.0)
-        return cls(segment + cum * scale[segment], values, total * scale)
+        keys = segment + cum * scale[segment]
+        resolution = max(1, int(np.ceil(len(keys) / cls._KEYS_PER_BUCKET / max(n_segments, 1))))
+        edges = np.arange(n_segments * resolution + 1) / resolution
+        guide = np.searchsorted(keys, edges, side="right").astype(np.int32 if len(keys) < 2**31 else np.int64)
+        return cls(keys, values, total * scale, guide, resolution)
 
     def draw(self, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
         if np.any(self.total[segment] <= 0):
             raise RuntimeError("draw from an empty segment (a diet-forbidden group was chosen)")
-        pos = np.searchsorted(self.keys, segment + u * self.total[segment], side="right")
-        return self.values[pos]
+        return self.values[self._search(segment + u * self.total[segment])]
+
+    def _search(self, q: np.ndarray) -> np.ndarray:
+        """np.searchsorted(self.keys, q, side="right"): the number of keys <= each query."""
+        keys, last = self.keys, len(self.keys) - 1
+        bucket = np.minimum((q * self.resolution).astype(np.int64), len(self.guide) - 1)
+        pos = self.guide[bucket].astype(np.int64)
+        # rounding of q * resolution may start a query one bucket late: step back over keys > q
+        back = np.flatnonzero((pos > 0) & (keys[np.maximum(pos - 1, 0)] > q))
+        while back.size:
+            pos[back] -= 1
+            back = back[(pos[back] > 0) & (keys[np.maximum(pos[back] - 1, 0)] > q[back])]
+        ahead = np.flatnonzero((pos <= last) & (keys[np.minimum(pos, last)] <= q))
+        for _ in range(self._STEPS):
+            if not ahead.size:
+                break
+            pos[ahead] += 1
+            ahead = ahead[(pos[ahead] <= last) & (keys[np.minimum(pos[ahead], last)] <= q[ahead])]
+        if ahead.size:
+            pos[ahead] = np.searchsorted(keys, q[ahead], side="right")
+        return pos
 
 
 # --------------------------------------------------------------------------------------------- catalog
@@ -638,6 +673,38 @@ class _World:
         seg = self.profile[cust] * len(GROUPS) + group
         return self.items.draw(seg, _hash_uniform(self.seed, cust, group, slot))
 
+    def shelf(self) -> _Shelf:
+        return _Shelf(self.seed, self.weeks, self.cat["price"], self.items)
+
+    def shoppers(self, block: slice) -> _Shoppers:
+        peak = self.channels.customers["peak_hour"].to_numpy()
+        return _Shoppers(
+            block.start, _customer_rows(self.cust, block), self.prefs[block], self.profile[block], peak[block]
+        )
+
+
+@dataclass(frozen=True)
+class _Shelf:
+    """What every block's purchase lines are drawn from besides its customers (small: the catalog)."""
+
+    seed: int
+    weeks: int
+    price: np.ndarray  # per product
+    items: _Segments  # (profile, group) -> allowed products by popularity
+
+
+@dataclass(frozen=True)
+class _Shoppers:
+    """The traits of one block of customers that their purchase lines are drawn from: rows `lo`.. of
+    the world (views, which pickle as the block's rows alone: a block goes to a worker process
+    without the world)."""
+
+    lo: int
+    cust: dict
+    prefs: np.ndarray  # block rows x groups
+    profile: np.ndarray
+    peak_hour: np.ndarray
+
 
 def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generator, ids: pa.Array) -> _World:
     G = len(GROUPS)
@@ -651,22 +718,27 @@ def _world(seed: int, weeks: int, cat: dict, cust: dict, rng: np.random.Generato
     return _World(seed, weeks, cat, cust, profile, allowed_group, prefs, items, channels)
 
 
+def _visits(cust: dict, weeks: int, rng: np.random.Generator) -> np.ndarray:
+    """customers x weeks store visits (baskets): the first draw of a block's random stream."""
+    return rng.poisson(_weekly_rate(cust, weeks))
+
+
 def _lines(
-    w: _World, rng: np.random.Generator, promo: np.ndarray | float, block: slice
+    shelf: _Shelf, shoppers: _Shoppers, rng: np.random.Generator, promo: np.ndarray | float
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Purchase lines of the customers in `block`, in time order: Poisson visits at the drifting rate,
+    """Purchase lines of a block of customers, in time order: Poisson visits at the drifting rate,
     groups by taste, items by habit. `promo` is the product x week shelf-promotion calendar, or the
     share of products on promotion to draw it with (first block); returned for the next blocks."""
-    G, n_products = len(GROUPS), len(w.cat["group"])
-    cust = _customer_rows(w.cust, block)  # local rows; `lc + lo` is the global customer
-    lo = block.start
+    G, n_products = len(GROUPS), len(shelf.price)
+    cust = shoppers.cust  # local rows; `lc + lo` is the global customer
+    lo = shoppers.lo
     # baskets, customer-major (so the per-customer draws below hit memory in order)
-    visits = rng.poisson(_weekly_rate(cust, w.weeks))
+    visits = _visits(cust, shelf.weeks, rng)
     b_cust, b_week = np.nonzero(visits)
     reps = visits[b_cust, b_week]
     b_cust, b_week = np.repeat(b_cust, reps), np.repeat(b_week, reps).astype(np.int32)
     nb = len(b_cust)
-    peak = w.channels.customers["peak_hour"].to_numpy()[lo + b_cust]
+    peak = shoppers.peak_hour[b_cust]
     hour = np.clip(peak + rng.normal(0.0, 1.0, nb), 7, 22)
     b_sec = b_week * _WEEK_S + rng.integers(0, 7, nb) * 86400 + (hour * 3600).astype(np.int64)
     b_channel = np.where(
@@ -678,44 +750,49 @@ def _lines(
     basket = np.repeat(np.arange(nb), b_size)
     n = len(basket)
     lc = b_cust[basket]
-    prefs = w.prefs[block]
+    prefs = shoppers.prefs
     rows = np.repeat(np.arange(len(prefs)), G)
     taste = _Segments.build(rows, prefs.ravel(), np.tile(np.arange(G, dtype=np.int8), len(prefs)), len(prefs))
     group = taste.draw(lc, rng.random(n)).astype(np.int64)
     # a personal favourite ("buy again") with the persona's repeat rate, else a popularity draw (discovery)
     slot = np.searchsorted(np.cumsum(_FAVOURITE_SLOTS), rng.random(n) * _FAVOURITE_SLOTS.sum(), side="right")
     fav = rng.random(n) < cust["repeat"][lc]
-    u = np.where(fav, _hash_uniform(w.seed, lc + lo, group, slot), rng.random(n))
-    seg = w.profile[lc + lo] * G + group
-    product = w.items.draw(seg, u)
+    u = np.where(fav, _hash_uniform(shelf.seed, lc + lo, group, slot), rng.random(n))
+    seg = shoppers.profile[lc] * G + group
+    product = shelf.items.draw(seg, u)
+    del group, slot, fav, u  # a block's line arrays are large: free each as soon as it is used
     week = b_week[basket]
     if not isinstance(promo, np.ndarray):
         promo = np.where(
-            rng.random((n_products, w.weeks)) < promo,
-            rng.choice([0.1, 0.2, 0.3], (n_products, w.weeks)),
+            rng.random((n_products, shelf.weeks)) < promo,
+            rng.choice([0.1, 0.2, 0.3], (n_products, shelf.weeks)),
             0.0,
         )
     # deal seeking, in proportion to the trait: the line goes to a promoted alternative in the group when
     # one is on the shelf this week, else to a personal markdown/coupon on the usual product
     seek = np.flatnonzero(rng.random(n) < DEAL_LINE_SHARE * cust["deal"][lc])
-    alt = w.items.draw(seg[seek], rng.random(seek.size))
+    alt = shelf.items.draw(seg[seek], rng.random(seek.size))
     swap = (promo[product[seek], week[seek]] == 0) & (promo[alt, week[seek]] > 0)
     product[seek[swap]] = alt[swap]
+    del seg, alt, swap
     line_promo = promo[product, week]
     coupon = seek[line_promo[seek] == 0]
     line_promo[coupon] = rng.choice([0.1, 0.2, 0.3], coupon.size)
     quantity = 1.0 + rng.poisson(EXTRA_QUANTITY, n)
-    gross = w.cat["price"][product] * quantity
+    gross = shelf.price[product] * quantity
     discount = gross * line_promo
+    del week, seek, coupon, line_promo
 
     # one line per product and basket, as a till prints it: merge repeats of a product in a basket
     key = basket * n_products + product
     order = np.argsort(key, kind="stable")  # baskets are already ascending: only within-basket order moves
     key = key[order]
     head = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    del key
     quantity, gross, discount = (np.add.reduceat(a[order], head) for a in (quantity, gross, discount))
     lc, product, basket = lc[order[head]], product[order[head]], basket[order[head]]
     n, b_size = len(head), np.bincount(basket, minlength=nb)
+    del order, head
 
     # time order: baskets by timestamp, lines follow their basket
     border = np.argsort(b_sec, kind="stable")
@@ -801,10 +878,27 @@ BLOCK_CUSTOMERS = 10_000
 _BASKET_DIGITS = 10  # fixed width, so basket ids sort like their numbers whatever the block count
 
 
+def _basket_ids(numbers: np.ndarray) -> pa.Array:
+    """'B' + the number zero-padded to _BASKET_DIGITS: written digit by digit into one byte matrix when
+    every number fits the width (faster than Arrow's cast, pad and join, which handle the rest)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if numbers.size and (numbers.min() < 0 or numbers.max() >= 10**_BASKET_DIGITS):
+        digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), _BASKET_DIGITS, "0")
+        return pc.binary_join_element_wise("B", digits, "")
+    width = _BASKET_DIGITS + 1
+    chars = np.empty((numbers.size, width), dtype=np.uint8)
+    chars[:, 0] = ord("B")
+    rest = numbers.copy()
+    for col in range(width - 1, 0, -1):
+        rest, digit = np.divmod(rest, 10)
+        chars[:, col] = digit + ord("0")
+    offsets = np.arange(numbers.size + 1, dtype=np.int32) * width
+    return pa.StringArray.from_buffers(numbers.size, pa.py_buffer(offsets), pa.py_buffer(chars))
+
+
 def _interactions_table(
     part: dict[str, np.ndarray], basket_offset: int, customer_ids: pa.Array, product_ids: pa.Array, t0
 ) -> pd.DataFrame:
-    digits = pc.utf8_lpad(pa.array(part["basket"] + basket_offset).cast(pa.string()), _BASKET_DIGITS, "0")
     return pd.DataFrame(
         {
             "customer_id": _str(_take(customer_ids, part["customer"])),
@@ -814,7 +908,7 @@ def _interactions_table(
             "value": np.round(part["gross"] - part["discount"], 2),
             "discount": np.round(part["discount"], 2),
             "channel": _str(_take(list(CHANNELS), part["channel"])),
-            "basket_id": _str(pc.binary_join_element_wise("B", digits, "")),
+            "basket_id": _str(_basket_ids(part["basket"] + basket_offset)),
             "store_id": _str(_take([f"S{i + 1}" for i in range(_STORES)], part["store"])),
         }
     )
@@ -842,12 +936,23 @@ class _Synthesis:
         n = len(self.w.prefs)
         return [slice(lo, min(lo + self.block, n)) for lo in range(0, n, self.block)]
 
+    def basket_offsets(self) -> list[int]:
+        """Where each block's basket ids start, then the redemptions': the baskets drawn before it. A
+        block's baskets are its visits, the first draw of its own stream, so no line is drawn here."""
+        counts = [int(self.first["basket"].max()) + 1 if len(self.first["basket"]) else 0]
+        for i, blk in enumerate(self.blocks()[1:], start=1):
+            visits = _visits(
+                _customer_rows(self.w.cust, blk), self.w.weeks, np.random.default_rng([self.w.seed, i])
+            )
+            counts.append(int(visits.sum()))
+        return np.cumsum([0, *counts]).tolist()
+
     def interaction_parts(self) -> Iterator[pd.DataFrame]:
         """Purchase lines block by block (each in time order), then the offer redemptions."""
         offset = 0
         for i, blk in enumerate(self.blocks()):
             rng = np.random.default_rng([self.w.seed, i])
-            lines = self.first if i == 0 else _lines(self.w, rng, self.promo, blk)[0]
+            lines = self.first if i == 0 else _lines(self.w.shelf(), self.w.shoppers(blk), rng, self.promo)[0]
             yield _interactions_table(lines, offset, self.customer_ids, self.product_ids, self.t0)
             offset += int(lines["basket"].max()) + 1 if len(lines["basket"]) else 0
         yield _interactions_table(self.redemptions, offset, self.customer_ids, self.product_ids, self.t0)
@@ -898,7 +1003,7 @@ def _synthesise(
     products, truth_products = _products_table(cat, product_ids)
     customers, members, truth_customers = _customer_tables(cust, customer_ids)
     w = _world(seed, weeks, cat, cust, rng, customer_ids)
-    first, promo = _lines(w, rng, promo_share, slice(0, min(block, n_customers)))
+    first, promo = _lines(w.shelf(), w.shoppers(slice(0, min(block, n_customers))), rng, promo_share)
     noise = _ResponseNoise.draw(n_customers, G, response_noise, rng)
     off = _offers(w, noise, rng, offers_per_customer)
     truth_customers["visit_drop_end"] = _visit_drop(cust, weeks)[:, -1]
@@ -1010,7 +1115,7 @@ def _write(
     seed: int,
     tables: dict[str, pd.DataFrame],
     truth: dict[str, pd.DataFrame],
-    interactions: Iterable[pd.DataFrame],
+    interactions: Iterable[pd.DataFrame] | PartWriter,
     truth_parts: dict[str, Iterable[pd.DataFrame]],
 ) -> dict:
     from recsys.data.io import write_tables
@@ -1036,14 +1141,29 @@ def write_synthetic(data: SyntheticData, out: Path) -> dict:
 
 
 def write_synthetic_parts(
-    out: Path, n_customers: int, n_products: int, weeks: int, seed: int = 0, block: int = BLOCK_CUSTOMERS
+    out: Path,
+    n_customers: int,
+    n_products: int,
+    weeks: int,
+    seed: int = 0,
+    block: int = BLOCK_CUSTOMERS,
+    workers: int = 1,
 ) -> dict:
     """Generate and write block by block of `block` customers (the same data `generate` makes): purchase
     lines and the customer x group truth go to Parquet parts as they are drawn, so memory follows the
-    block, the catalog and the per-customer traits, not the number of purchase lines."""
+    block, the catalog and the per-customer traits, not the number of purchase lines.
+
+    `workers` > 1 draws, validates and writes the purchase-line blocks in that many worker processes
+    (`lab.synthetic_workers`); the files written are the same whatever the number."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     syn = _synthesise(n_customers, n_products, weeks, seed, block=block)
     parts = {"response": syn.response_parts(), "preferences": syn.preference_parts()}
-    return _write(out, seed, syn.tables, syn.truth, syn.interaction_parts(), parts)
+    if workers == 1:
+        return _write(out, seed, syn.tables, syn.truth, syn.interaction_parts(), parts)
+    from lab.synthetic_workers import interaction_writer
+
+    return _write(out, seed, syn.tables, syn.truth, interaction_writer(syn, workers), parts)
 
 
 def read_truth(data_dir: Path) -> dict[str, pd.DataFrame]:

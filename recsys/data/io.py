@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -19,7 +19,7 @@ import pandas as pd
 
 from recsys.atomic import staged_dir
 from recsys.data.schema import TABLES, Table
-from recsys.data.validation import Problem, ValidationError, validate_part, validated
+from recsys.data.validation import Problem, ValidationError, references, validate_part, validated
 
 MANIFEST = "manifest.json"
 PARTS = "part-*.parquet"
@@ -95,12 +95,20 @@ def table_stats(files: list[Path], table: Table) -> tuple[int, int]:
 def digest(data_dir: Path) -> str:
     """Digest of a data directory's canonical tables: a function of the written Parquet files only
     (row order and part layout do not matter), so two engines writing the same rows agree."""
+    return _digest(_all_stats(data_dir))
+
+
+def _all_stats(data_dir: Path) -> dict[str, tuple[int, int]]:
+    return {
+        name: table_stats(files, TABLES[name]) for name in TABLES if (files := table_files(data_dir, name))
+    }
+
+
+def _digest(stats: dict[str, tuple[int, int]]) -> str:
     h = hashlib.sha256()
-    for name in sorted(TABLES):
-        files = table_files(data_dir, name)
-        if files:
-            rows, total = table_stats(files, TABLES[name])
-            h.update(f"{name}:{rows}:{total};".encode())
+    for name in sorted(stats):
+        rows, total = stats[name]
+        h.update(f"{name}:{rows}:{total};".encode())
     return h.hexdigest()[:16]
 
 
@@ -120,38 +128,55 @@ def sql_list(files: list[Path]) -> str:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
+#: A table's parts written by their producer itself (in worker processes, say): called with the tables
+#: the parts refer to (`references`) and the directory for `part-NNNNN.parquet`, it writes every part
+#: through `write_part` and returns the problems found.
+PartWriter = Callable[[dict[str, pd.DataFrame], Path], list[Problem]]
+
+
+def write_part(name: str, block: pd.DataFrame, refs: dict[str, pd.DataFrame], path: Path) -> list[Problem]:
+    """Validate one block of table `name` against the tables it refers to (`references`) and write it
+    to `path` unless it has problems; returns them. What `write_tables` does with each part."""
+    part, found = validate_part(name, block, refs, f"{name}/{Path(path).name}")
+    if not found:
+        part.to_parquet(path, index=False)
+    return found
+
+
 def write_tables(
     tables: dict[str, pd.DataFrame],
     out: Path,
     manifest: dict | None = None,
     extra: dict[str, pd.DataFrame] | None = None,
     sources: dict[str, str] | None = None,
-    parts: dict[str, Iterable[pd.DataFrame]] | None = None,
+    parts: dict[str, Iterable[pd.DataFrame] | PartWriter] | None = None,
     extra_parts: dict[str, Iterable[pd.DataFrame]] | None = None,
 ) -> dict:
     """Validate, then write every table into `out` atomically (temp dir + rename).
 
     `parts` gives tables (without a primary key) as a stream of blocks, each validated against the
-    other tables and written as `<table>/part-NNNNN.parquet` as it comes, so memory holds one block;
-    `extra_parts` does the same under `extra/`. On any problem a ValidationError lists them all and
-    nothing is touched in `out`.
+    other tables and written as `<table>/part-NNNNN.parquet` as it comes, so memory holds one block,
+    or as a `PartWriter` that writes them itself; `extra_parts` does the same under `extra/`. On any
+    problem a ValidationError lists them all and nothing is touched in `out`.
     """
     out = Path(out)
     parts = parts or {}
     typed = validated(tables, sources, partitioned=tuple(parts))
     info = dict(manifest or {})
     with staged_dir(out) as tmp:
-        for name, df in typed.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
+        for name in typed:
+            typed[name].to_parquet(tmp / f"{name}.parquet", index=False)
+        refs_of = {name: references(name, typed) for name in parts}
+        del typed  # parts are checked against the key columns only: the typed copies are written
         problems: list[Problem] = []
         for name, blocks in parts.items():
             (tmp / name).mkdir()
+            refs = refs_of[name]
+            if callable(blocks):
+                problems.extend(blocks(refs, tmp / name))
+                continue
             for i, block in enumerate(blocks):
-                file = f"{name}/part-{i:05d}.parquet"
-                part, found = validate_part(name, block, typed, file)
-                problems.extend(found)
-                if not found:
-                    part.to_parquet(tmp / file, index=False)
+                problems.extend(write_part(name, block, refs, tmp / name / f"part-{i:05d}.parquet"))
         if problems:
             raise ValidationError(problems)
         if extra or extra_parts:
@@ -162,10 +187,9 @@ def write_tables(
             (tmp / "extra" / name).mkdir()
             for i, block in enumerate(blocks):
                 block.to_parquet(tmp / "extra" / name / f"part-{i:05d}.parquet", index=False)
-        info["tables"] = {
-            name: table_stats(files, TABLES[name])[0] for name in TABLES if (files := table_files(tmp, name))
-        }
-        info["digest"] = digest(tmp)
+        stats = _all_stats(tmp)  # one pass over each table gives the row counts and the digest
+        info["tables"] = {name: rows for name, (rows, _) in stats.items()}
+        info["digest"] = _digest(stats)
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, default=str))
     return info
 

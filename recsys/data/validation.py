@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.data.schema import TABLE_ORDER, TABLES, Column, Table
 
@@ -174,8 +176,18 @@ def _foreign_keys(df: pd.DataFrame, name: str, typed: dict[str, pd.DataFrame], o
             continue
         target = typed[fk.table][fk.target] if fk.target in typed[fk.table] else pd.Series(dtype=object)
         values = df[fk.column]
-        bad = values.notna().to_numpy() & ~values.isin(target.dropna()).to_numpy()
+        bad = values.notna().to_numpy() & ~_isin(values, target.dropna())
         out.rows(values, bad, fk.column, f"unknown {fk.table} {fk.target}")
+
+
+def _isin(values: pd.Series, target: pd.Series) -> np.ndarray:
+    """`values.isin(target)` as a bool array. Text columns go straight to Arrow: pandas' own isin of
+    a string column boxes every target value in Python, which costs seconds per call against a
+    million customer ids (and is called once per block of a table written in parts)."""
+    if pd.api.types.is_string_dtype(values) and pd.api.types.is_string_dtype(target):
+        as_arrow = [pa.array(s, type=pa.large_string(), from_pandas=True) for s in (values, target)]
+        return pc.is_in(as_arrow[0], value_set=as_arrow[1]).to_numpy(zero_copy_only=False)
+    return values.isin(target).to_numpy()
 
 
 def validate_tables(
@@ -222,6 +234,18 @@ def validate_part(
     result = _check_table(part, table, collector)
     _foreign_keys(result, name, typed, collector)
     return result, collector.problems
+
+
+def references(name: str, typed: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The columns of the validated tables that table `name`'s foreign keys point to: all that
+    `validate_part` reads of `typed`, small enough to send to a worker process."""
+    columns: dict[str, list[str]] = {}
+    for fk in TABLES[name].foreign_keys:
+        if fk.table in typed:
+            cols = columns.setdefault(fk.table, [])
+            if fk.target in typed[fk.table] and fk.target not in cols:
+                cols.append(fk.target)
+    return {table: typed[table][cols] for table, cols in columns.items()}
 
 
 def validated(

@@ -65,3 +65,10 @@ def test_argparse_misuse_exits_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_synthetic_workers_must_be_positive(capsys, tmp_path, workers):
+    argv = ["data", "prepare", "--source", "synthetic", "--out", str(tmp_path / "x"), "--workers", workers]
+    _one_line_error(capsys, argv, "--workers must be at least 1", workers)
+    assert not (tmp_path / "x").exists()

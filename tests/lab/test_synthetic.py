@@ -296,3 +296,33 @@ def test_written_in_blocks_is_what_generate_makes(tmp_path):
     pd.testing.assert_frame_equal(made.tables["customers"], one_block.tables["customers"])
     assert made.tables["interactions"]["basket_id"].is_unique is False  # lines share baskets
     assert made.tables["interactions"].groupby("basket_id")["customer_id"].nunique().max() == 1
+
+
+def test_worker_processes_write_the_same_files(tmp_path):
+    from recsys.data.io import read_manifest, read_tables
+
+    def write(workers: int):
+        out = tmp_path / f"w{workers}"
+        write_synthetic_parts(
+            out, n_customers=600, n_products=150, weeks=6, seed=2, block=200, workers=workers
+        )
+        return out
+
+    one, two = write(1), write(2)
+    assert read_manifest(one) == read_manifest(two)
+    files = sorted(p.relative_to(one) for p in one.rglob("*.parquet"))
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*.parquet"))
+    assert len([f for f in files if f.parts[0] == "interactions"]) == 4  # 3 blocks + redemptions
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+    tables = read_tables(two)
+    for name, df in read_tables(one).items():
+        pd.testing.assert_frame_equal(df, tables[name])
+    per_basket = tables["interactions"].groupby("basket_id")["customer_id"].nunique()
+    assert per_basket.max() == 1  # basket ids do not collide across blocks drawn apart
+
+
+@pytest.mark.parametrize("workers", [0, -2])
+def test_workers_must_be_positive(tmp_path, workers):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        write_synthetic_parts(tmp_path / "x", 10, 50, 4, workers=workers)
+    assert not (tmp_path / "x").exists()
