@@ -363,7 +363,9 @@ class Recommender:
             "item_popularity": self.item_popularity_,
         }
         arrays.update({f"state_{k}": v for k, v in self._get_state().items()})
-        np.savez_compressed(directory / "arrays.npz", **arrays)
+        # uncompressed: zlib on one core took minutes for a national program's scores and barely
+        # shrinks float arrays; loading reads either
+        np.savez(directory / "arrays.npz", **arrays)
         from recsys.models.model_dir import write_checksums  # (model_dir builds on this module)
 
         write_checksums(directory)
