@@ -119,6 +119,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lines_in(data: Path) -> int | None:
+    """Purchase lines of a prepared data directory, from its manifest (None when it does not say)."""
+    try:
+        return int(json.loads((Path(data) / "manifest.json").read_text())["tables"]["interactions"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _train_untracked(
     data: Path, until, model_name: str, params: dict, out: Path, basket_rerank: bool = False
 ) -> int:
@@ -128,7 +136,9 @@ def _train_untracked(
     model = make_model(model_name, params)
     # untracked is no excuse to keep erased customers; the lines from `until` on are never read;
     # models that learn from per-pair aggregates leave the lines on disk (out of core)
-    in_memory = basket_rerank or not model.fits_out_of_core
+    lines = _lines_in(data)
+    small = lines is not None and lines <= model.memory_lines  # an unknown size stays out of core
+    in_memory = basket_rerank or not model.fits_out_of_core or small
     unused = ("offers", "engagement", "campaign_products") + (
         () if in_memory or model.reads_promotions else ("promotions",)
     )

@@ -106,6 +106,7 @@ ALS_WARM_ITERATIONS = 3
 class GroceryRanker(Recommender):
     name = "grocery_ranker"
     fits_out_of_core = True
+    memory_lines = 30_000_000
     reads_promotions = True
 
     def __init__(
