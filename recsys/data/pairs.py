@@ -12,9 +12,11 @@ Rows come sorted by (user, item): a CSR matrix is built from them without a conv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -102,6 +104,13 @@ def _where(source: LineSource) -> str:
     return "WHERE " + " AND ".join(terms) if terms else ""
 
 
+def _opened(interactions: pd.DataFrame | None, source: LineSource | None) -> duckdb.DuckDBPyConnection:
+    """A fresh connection with the lines registered as `lines`."""
+    con = connect(PASS_MEMORY)
+    _relation(con, interactions, source)
+    return con
+
+
 def _csr(indptr: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """CSR from entries sorted by (row, column): the arrays are used as they are (int32 row
     pointers where they fit, so scipy does not copy the indices to a wider type)."""
@@ -137,20 +146,30 @@ def _customer_passes(con, lines: str, n_users: int) -> list[str]:
 
 
 def _fetch(
-    con, queries: list[str], n_users: int, dtypes: dict[str, type]
+    open_lines: Callable[[], duckdb.DuckDBPyConnection],
+    queries: list[str],
+    n_users: int,
+    dtypes: dict[str, type],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(CSR row pointers, the other columns as numpy arrays of the given types) of queries that
     return rows sorted by (user_idx, item_idx), one after the other, fetched in record batches; the
-    user column is counted per batch, never kept."""
+    user column is counted per batch, never kept. Each query (a pass) runs on its own connection
+    from `open_lines`, closed after it, and every batch is copied out of DuckDB's buffers: memory
+    DuckDB used for one pass is given back before the next, not kept beside the growing arrays."""
     rows = np.zeros(n_users, dtype=np.int64)
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
     for query in queries:
-        for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
-            rows += np.bincount(batch.column("user_idx").to_numpy(), minlength=n_users)
-            for name, dtype in dtypes.items():
-                chunks[name].append(
-                    batch.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-                )
+        con = open_lines()
+        try:
+            for batch in con.sql(query).fetch_record_batch(FETCH_ROWS):
+                rows += np.bincount(batch.column("user_idx").to_numpy(), minlength=n_users)
+                for name, dtype in dtypes.items():
+                    chunks[name].append(
+                        np.array(batch.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
+                    )
+                del batch
+        finally:
+            con.close()
     out = {}
     for name, dtype in dtypes.items():
         parts = chunks.pop(name)
@@ -165,17 +184,18 @@ def line_counts(
     """users x items float32 matrix of purchase lines per pair."""
     con = connect(PASS_MEMORY)
     lines = _relation(con, interactions, source)
+    passes = _customer_passes(con, lines, shape[0])
+    con.close()
     indptr, got = _fetch(
-        con,
+        lambda: _opened(interactions, source),
         [
             f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} {where}"
             " GROUP BY ALL ORDER BY user_idx, item_idx"
-            for where in _customer_passes(con, lines, shape[0])
+            for where in passes
         ],
         shape[0],
         {"item_idx": np.int32, "n": np.float32},
     )
-    con.close()
     return _csr(indptr, got["item_idx"], got["n"], shape)
 
 
@@ -198,21 +218,23 @@ def basket_stats(
         con.close()
         empty = sp.csr_matrix(shape, dtype=np.float32)
         return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
+    passes = _customer_passes(con, lines, shape[0])
+    con.close()
+    # FLOAT in the query (DOUBLE rounded to nearest, as numpy would): no float64 batches to convert
     indptr, got = _fetch(
-        con,
+        lambda: _opened(interactions, source),
         [
             f"""WITH b AS (
                 SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
                 FROM {lines} {where} GROUP BY user_idx, item_idx, basket_id)
-            SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t) AS first, max(t) AS last,
-                sum(pow(0.5, -t / {float(half_life_days)})) AS w
+            SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t)::FLOAT AS first,
+                max(t)::FLOAT AS last, sum(pow(0.5, -t / {float(half_life_days)}))::FLOAT AS w
             FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
-            for where in _customer_passes(con, lines, shape[0])
+            for where in passes
         ],
         shape[0],
         {"item_idx": np.int32, "n": np.float32, "first": np.float32, "last": np.float32, "w": np.float32},
     )  # fmt: skip
-    con.close()
     # days relative to the latest line, small numbers: float32 keeps them to a few seconds
     shift = float(got["last"].max())  # now - ref (<= 0)
     got["first"] -= shift
