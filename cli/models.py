@@ -121,8 +121,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _lines_in(data: Path) -> int | None:
     """Purchase lines of a prepared data directory, from its manifest (None when it does not say)."""
+    from recsys.data.io import read_manifest
+
     try:
-        return int(json.loads((Path(data) / "manifest.json").read_text())["tables"]["interactions"])
+        return int(read_manifest(data)["tables"]["interactions"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

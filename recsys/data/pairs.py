@@ -13,6 +13,7 @@ Rows come sorted by (user, item): a CSR matrix is built from them without a conv
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _relation(
 ) -> str:
     """Register the lines as the view `lines` (user_idx, item_idx, basket_id, timestamp[, store_id])."""
     if interactions is not None:
-        con.register("frame", interactions[list(LINE_COLUMNS)])
+        con.register("frame", interactions[list(LINE_COLUMNS) + (["store_id"] if with_store else [])])
         con.execute("CREATE VIEW lines AS SELECT * FROM frame")
         return "lines"
     assert source is not None
@@ -104,11 +105,19 @@ def _where(source: LineSource) -> str:
     return "WHERE " + " AND ".join(terms) if terms else ""
 
 
-def _opened(interactions: pd.DataFrame | None, source: LineSource | None) -> duckdb.DuckDBPyConnection:
-    """A fresh connection with the lines registered as `lines`."""
+def _opened(
+    interactions: pd.DataFrame | None, source: LineSource | None, with_store: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A fresh connection with the lines registered as the view `lines` (close it after use)."""
     con = connect(PASS_MEMORY)
-    _relation(con, interactions, source)
+    _relation(con, interactions, source, with_store)
     return con
+
+
+def _scalar(interactions: pd.DataFrame | None, source: LineSource | None, query: str):
+    """The single value of a query over `lines`."""
+    with closing(_opened(interactions, source)) as con:
+        return con.sql(query).fetchall()[0][0]
 
 
 def _csr(indptr: np.ndarray, item_idx: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -133,9 +142,8 @@ LINES_PER_PASS = 30_000_000
 PASS_MEMORY = "1500MB"
 
 
-def _customer_passes(con, lines: str, n_users: int) -> list[str]:
-    """WHERE clauses splitting the lines into passes of about LINES_PER_PASS by customer index."""
-    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
+def _customer_passes(total: int, n_users: int) -> list[str]:
+    """WHERE clauses splitting `total` lines into passes of about LINES_PER_PASS by customer index."""
     passes = max(1, -(-int(total) // LINES_PER_PASS))
     if passes == 1:
         return [""]
@@ -182,14 +190,11 @@ def line_counts(
     interactions: pd.DataFrame | None, source: LineSource | None, shape: tuple[int, int]
 ) -> sp.csr_matrix:
     """users x items float32 matrix of purchase lines per pair."""
-    con = connect(PASS_MEMORY)
-    lines = _relation(con, interactions, source)
-    passes = _customer_passes(con, lines, shape[0])
-    con.close()
+    passes = _customer_passes(line_total(interactions, source), shape[0])
     indptr, got = _fetch(
         lambda: _opened(interactions, source),
         [
-            f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM {lines} {where}"
+            f"SELECT user_idx, item_idx, count(*)::FLOAT AS n FROM lines {where}"
             " GROUP BY ALL ORDER BY user_idx, item_idx"
             for where in passes
         ],
@@ -211,22 +216,18 @@ def basket_stats(
     cheap scan) inside the aggregate and rescaled to the latest basket afterwards, exactly:
     0.5 ** ((now - t) / h) = 0.5 ** ((ref - t) / h) * 0.5 ** ((now - ref) / h).
     """
-    con = connect(PASS_MEMORY)
-    lines = _relation(con, interactions, source)
-    ref = con.sql(f"SELECT epoch_ns(max(timestamp)) / {DAY_NS} FROM {lines}").fetchall()[0][0]
+    ref = _scalar(interactions, source, f"SELECT epoch_ns(max(timestamp)) / {DAY_NS} FROM lines")
     if ref is None:
-        con.close()
         empty = sp.csr_matrix(shape, dtype=np.float32)
         return BasketStats(empty, *(np.zeros(0, np.float32) for _ in range(3)), now=0.0)
-    passes = _customer_passes(con, lines, shape[0])
-    con.close()
+    passes = _customer_passes(line_total(interactions, source), shape[0])
     # FLOAT in the query (DOUBLE rounded to nearest, as numpy would): no float64 batches to convert
     indptr, got = _fetch(
         lambda: _opened(interactions, source),
         [
             f"""WITH b AS (
                 SELECT user_idx, item_idx, epoch_ns(min(timestamp)) / {DAY_NS} - {ref} AS t
-                FROM {lines} {where} GROUP BY user_idx, item_idx, basket_id)
+                FROM lines {where} GROUP BY user_idx, item_idx, basket_id)
             SELECT user_idx, item_idx, count(*)::FLOAT AS n, min(t)::FLOAT AS first,
                 max(t)::FLOAT AS last, sum(pow(0.5, -t / {float(half_life_days)}))::FLOAT AS w
             FROM b GROUP BY ALL ORDER BY user_idx, item_idx"""
@@ -260,15 +261,12 @@ def basket_sample(
 ) -> pd.DataFrame:
     """basket_id (a 64-bit hash of it), item_idx of a uniform sample of whole baskets holding about
     `max_lines` lines, or of every line when there are no more."""
-    con = connect(PASS_MEMORY)
-    lines = _relation(con, interactions, source)
-    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
+    total = line_total(interactions, source)
     share = 1.0 if total <= max_lines else max_lines / total
     buckets = 1_000_000
     keep = "" if share >= 1.0 else f"WHERE hash(basket_id) % {buckets} < {int(share * buckets)}"
-    frame = con.sql(f"SELECT hash(basket_id) AS basket_id, item_idx FROM {lines} {keep}").df()
-    con.close()
-    return frame
+    with closing(_opened(interactions, source)) as con:
+        return con.sql(f"SELECT hash(basket_id) AS basket_id, item_idx FROM lines {keep}").df()
 
 
 @dataclass(frozen=True)
@@ -285,17 +283,10 @@ class CustomerStats:
 def customer_stats(
     interactions: pd.DataFrame | None, source: LineSource | None, n_users: int, with_store: bool = False
 ) -> CustomerStats:
-    con = connect(PASS_MEMORY)
-    if interactions is not None:
-        # the frame's store column (a categorical) is only registered when asked for
-        columns = list(LINE_COLUMNS) + (["store_id"] if with_store else [])
-        con.register("frame", interactions[columns])
-        lines = "frame"
-    else:
-        lines = _relation(con, None, source, with_store=with_store)
+    con = _opened(interactions, source, with_store)
     got = con.sql(
         "SELECT user_idx, count(DISTINCT basket_id) AS baskets, epoch_ns(max(timestamp)) AS last"
-        f" FROM {lines} GROUP BY user_idx"
+        " FROM lines GROUP BY user_idx"
     ).df()
     baskets, last = np.zeros(n_users), np.full(n_users, np.datetime64("NaT"), dtype="datetime64[ns]")
     users = got["user_idx"].to_numpy(np.int64)
@@ -304,11 +295,11 @@ def customer_stats(
     store = None
     if with_store:
         store = con.sql(
-            f"""WITH visits AS (
-                SELECT user_idx, arg_min(store_id::VARCHAR, timestamp) AS store_id FROM {lines}
+            """WITH visits AS (
+                SELECT user_idx, arg_min(store_id::VARCHAR, timestamp) AS store_id FROM lines
                 WHERE store_id IS NOT NULL GROUP BY user_idx, basket_id),
             counts AS (SELECT user_idx, store_id, count(*) AS n FROM visits GROUP BY ALL),
-            seen AS (SELECT store_id::VARCHAR AS store_id, min(timestamp) AS t FROM {lines} GROUP BY ALL)
+            seen AS (SELECT store_id::VARCHAR AS store_id, min(timestamp) AS t FROM lines GROUP BY ALL)
             SELECT user_idx, store_id FROM counts JOIN seen USING (store_id)
             QUALIFY row_number() OVER (PARTITION BY user_idx ORDER BY n DESC, t, store_id) = 1
             ORDER BY user_idx"""
@@ -319,19 +310,12 @@ def customer_stats(
 
 def line_total(interactions: pd.DataFrame | None, source: LineSource | None) -> int:
     """Number of lines (of the known customers and products, in the window)."""
-    con = connect(PASS_MEMORY)
-    lines = _relation(con, interactions, source)
-    total = con.sql(f"SELECT count(*) FROM {lines}").fetchall()[0][0]
-    con.close()
-    return int(total)
+    return int(_scalar(interactions, source, "SELECT count(*) FROM lines"))
 
 
 def latest(interactions: pd.DataFrame | None, source: LineSource | None) -> pd.Timestamp | None:
     """Time of the latest line, None without lines."""
-    con = connect(PASS_MEMORY)
-    lines = _relation(con, interactions, source)
-    value = con.sql(f"SELECT epoch_ns(max(timestamp)) FROM {lines}").fetchall()[0][0]
-    con.close()
+    value = _scalar(interactions, source, "SELECT epoch_ns(max(timestamp)) FROM lines")
     return None if value is None else pd.Timestamp(int(value), unit="ns")
 
 

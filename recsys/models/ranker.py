@@ -541,7 +541,7 @@ class _History:
 
     def _take_items(self, items: _ItemSide) -> None:
         for name in ITEM_SIDE:
-            setattr(self, name, getattr(items, name))
+            setattr(self, name, items.values[name])
 
     def _fit_items(
         self,
@@ -768,12 +768,6 @@ class _ItemSide:
     def of(cls, history: _History) -> _ItemSide:
         values = {name: getattr(history, name) for name in ITEM_SIDE}
         return cls(history.now, float(history.buy_again.now_[0]), values)
-
-    def __getattr__(self, name: str):
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def _score_block(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
