@@ -651,9 +651,8 @@ class _History:
         Repeat candidates: every product the customer bought that is in the universe (the trees
         decide the order); discovery: the ALS and kNN top `n_discovery` (kNN: products with a
         positive score only) and the first `n_popular` of the popular pool the customer has not
-        bought."""
-        from implicit.cpu.topk import topk
-
+        bought. ALS scores the whole universe once (one matrix product serves the discovery top,
+        the best score and the candidates' scores)."""
         ranker = self.ranker
         n_u = len(self.universe)
         seen_rows = self.seen[batch]
@@ -662,19 +661,13 @@ class _History:
         inside = pos >= 0
         seen = np.zeros((len(batch), n_u), dtype=bool)
         seen[row_of[inside], pos[inside]] = True
-        factors = np.ascontiguousarray(self.user_factors[batch])
+        als = self.user_factors[batch] @ self.item_factors.T  # (batch, universe)
         knn_rows = self.knn_users[batch] @ self.knn_sim  # sparse: only scored products are stored
         knn = knn_rows.toarray()
         keys = [row_of[inside] * n_u + pos[inside]]  # (row, universe position) of each candidate
         if ranker.n_discovery > 0 and n_u:
             n = min(int(ranker.n_discovery), n_u)
-            seen_csr = sp.csr_matrix(
-                (np.ones(int(inside.sum()), dtype=np.float32), (row_of[inside], pos[inside])),
-                shape=seen.shape,
-            )
-            found, _ = topk(self.item_factors, factors, n, filter_query_items=seen_csr, num_threads=1)
-            r, c = np.nonzero(found >= 0)
-            keys.append(r * n_u + found[r, c])
+            keys.append(_top_outside(als, seen, n))
             keys.append(_top_per_row(knn_rows, n, seen))
         if ranker.n_popular > 0 and n_u:
             pool = self.popular_pool
@@ -684,10 +677,9 @@ class _History:
             keys.append(r * n_u + pool[c])
         keys = np.unique(np.concatenate(keys))  # sorted by (row, item): one row per candidate
         rows, pos = keys // max(n_u, 1), keys % max(n_u, 1)
-        als = np.einsum("ij,ij->i", factors[rows], self.item_factors[pos])
-        als_top = topk(self.item_factors, factors, 1, num_threads=1)[1][:, 0] if n_u else np.zeros(len(batch))
+        als_top = als.max(axis=1) if n_u else np.zeros(len(batch))
         knn_top = knn.max(axis=1) if n_u else np.zeros(len(batch))
-        return rows, pos, seen[rows, pos], (als, als_top), (knn[rows, pos], knn_top)
+        return rows, pos, seen[rows, pos], (als[rows, pos], als_top), (knn[rows, pos], knn_top)
 
     def _features(self, batch: np.ndarray, rows: np.ndarray, pos: np.ndarray, als, knn) -> np.ndarray:
         users = batch[rows]
@@ -831,6 +823,19 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
     hit = keys[at] == query
     out[hit] = values[at[hit]]
     return out
+
+
+def _top_outside(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
+    """row * n_cols + col of each dense row's n largest scores outside the boolean `exclude`
+    (unordered; fewer where a row has fewer than n columns left)."""
+    n_rows, n_cols = scores.shape
+    n = min(n, n_cols)
+    masked = np.where(exclude, -np.inf, scores)
+    top = np.argpartition(masked, n_cols - n, axis=1)[:, n_cols - n :]
+    rows = np.repeat(np.arange(n_rows), n)
+    cols = top.ravel()
+    keep = np.isfinite(masked[rows, cols])
+    return rows[keep].astype(np.int64) * n_cols + cols[keep]
 
 
 def _top_per_row(scores: sp.csr_matrix, n: int, exclude: np.ndarray) -> np.ndarray:

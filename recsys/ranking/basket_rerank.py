@@ -210,8 +210,6 @@ class BasketReranker:
             for r, (u, b) in enumerate(zip(users, baskets, strict=True))
         ]
         X = np.concatenate([x for _, x in parts]) if parts else np.zeros((0, len(FEATURES)))
-        # every tree at once in numpy: a request's few hundred rows would pay the compiled kernel's
-        # per-tree call overhead (`predict_logit_fast` is for many rows)
         p = 1.0 / (1.0 + np.exp(-predict_logit(self.trees, X))) if len(X) else np.zeros(0)
         lo = 0
         for r, (cands, x) in enumerate(parts):

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.models import GroceryRanker, NotFittedError
 from recsys.models.base import Recommender
-from recsys.models.ranker import FEATURES, PROMO_FEATURES
+from recsys.models.ranker import FEATURES, PROMO_FEATURES, _top_outside
 from tests.models.conftest import block_rows, make_dataset
 
 FAST = {"als_factors": 8, "knn_neighbours": 10, "n_discovery": 5, "n_popular": 3, "max_iter": 10}
@@ -191,3 +191,11 @@ def test_the_ranker_fits_the_same_from_disk(program):
         a.candidate_scores_,
         GroceryRanker(label_windows=2, window_stride_days=7.0, **FAST).fit(disk).candidate_scores_,
     )
+
+
+def test_discovery_top_skips_excluded_products_and_short_rows():
+    scores = np.array([[3.0, 1.0, 2.0, 5.0], [0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
+    exclude = np.array([[False, False, False, True], [True, True, False, True]])
+    keys = np.sort(_top_outside(scores, exclude, 2))
+    # row 0: the best two of the products not excluded; row 1 has only one product left
+    assert keys.tolist() == [0 * 4 + 0, 0 * 4 + 2, 1 * 4 + 2]
