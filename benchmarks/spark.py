@@ -1,7 +1,7 @@
 """Spark engine vs the local engine on Complete Journey: same tables, same lists, ALS quality, wall time.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/spark.py [--data data/cj] [--seeds 0 1 2]
-        [--master local[2]] [--work /tmp/recsys-spark-bench]
+        [--master local[2]] [--work /tmp/recsys-spark-bench] [--steps prepare batch als]
 
 1. prepare: `recsys.prepare.prepare_completejourney` vs `training.spark.prepare` into --work; row
    counts and manifest digests compared (both computed through recsys.data.io).
@@ -11,7 +11,9 @@
 3. ALS: the project's `als` model fitted by implicit and by MLlib (`training.spark.als`) for each
    seed, NDCG@10 and recall@10 on the all-purchases track by recsys.metrics.evaluation.evaluate; the
    seed spread of each is the noise band.
-Writes benchmarks/results/spark.{md,csv} and logs an MLflow run in `benchmark-spark`.
+Writes benchmarks/results/spark.{md,csv} and logs an MLflow run in `benchmark-spark`. `--steps`
+re-runs only the named steps and keeps the other steps' rows of the existing results file (the md
+says which rows come from which run).
 """
 
 from __future__ import annotations
@@ -58,7 +60,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--master", default="local[2]", help="Spark master (local mode on this machine)")
     ap.add_argument("--work", default="/tmp/recsys-spark-bench", help="scratch directory (replaced)")
+    ap.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        help="steps to run; the others keep their rows of the existing results file",
+    )
     args = ap.parse_args()
+    steps_run = [s for s in STEPS if s in args.steps]
+    kept, kept_note = previous_rows([s for s in STEPS if s not in steps_run])
     os.environ["RECSYS_SPARK_MASTER"] = args.master
     from training.spark.als import fit_with_spark
     from training.spark.prepare import prepare_completejourney_spark
@@ -71,16 +82,113 @@ def main() -> None:
     rows = []
     _, startup = timed(lambda: spark_session("recsys-bench"))
 
-    _, local_s = timed(lambda: prepare_completejourney(work / "local"))
-    _, spark_s = timed(lambda: prepare_completejourney_spark(work / "spark"))
-    local_m, spark_m = read_manifest(work / "local"), read_manifest(work / "spark")
-    same_tables = local_m["tables"] == spark_m["tables"] and local_m["digest"] == spark_m["digest"]
-    rows.append(
-        ("prepare Complete Journey", local_s, spark_s, f"digest {spark_m['digest']}: same={same_tables}")
+    if "prepare" in steps_run:
+        _, local_s = timed(lambda: prepare_completejourney(work / "local"))
+        _, spark_s = timed(lambda: prepare_completejourney_spark(work / "spark"))
+        local_m, spark_m = read_manifest(work / "local"), read_manifest(work / "spark")
+        same_tables = local_m["tables"] == spark_m["tables"] and local_m["digest"] == spark_m["digest"]
+        rows.append(
+            ("prepare Complete Journey", local_s, spark_s, f"digest {spark_m['digest']}: same={same_tables}")
+        )
+
+    if "batch" in steps_run or "als" in steps_run:
+        dataset = Dataset.load(Path(args.data))
+        split = temporal_split(dataset, completejourney_cutoff())
+    if "batch" in steps_run:
+        rows.append(batch_row(split, dataset, work, recommend_spark))
+    quality = als_rows(split, args.seeds, fit_with_spark) if "als" in steps_run else []
+
+    fresh = pd.DataFrame(rows, columns=["step", "local s", "spark s", "check"])
+    fresh["spark / local"] = fresh["spark s"] / fresh["local s"]
+    steps = pd.concat([fresh, kept["step"]], ignore_index=True) if len(kept["step"]) else fresh
+    steps = steps.sort_values("step", key=lambda c: c.map(step_order), kind="stable", ignore_index=True)
+    q = pd.DataFrame(quality) if quality else kept["als"]
+    band = q.groupby("engine").agg(
+        ndcg_mean=("ndcg@10", "mean"),
+        ndcg_min=("ndcg@10", "min"),
+        ndcg_max=("ndcg@10", "max"),
+        recall_mean=("recall@10", "mean"),
+        recall_min=("recall@10", "min"),
+        recall_max=("recall@10", "max"),
+        fit_s=("fit s", "mean"),
     )
 
-    dataset = Dataset.load(Path(args.data))
-    split = temporal_split(dataset, completejourney_cutoff())
+    steps_flag = "" if steps_run == list(STEPS) else f" --steps {' '.join(steps_run)}"
+    md = [
+        "# Spark engine vs local engine (Complete Journey)",
+        "",
+        f"`benchmarks/spark.py --data {args.data} --master {args.master}{steps_flag}`; {machine_note()}",
+        "(the machine was shared with other jobs: timings are only comparable within a row).",
+        f"Spark session start (JVM): {startup:.1f} s, not counted below.",
+    ]
+    if kept_note:
+        md += [
+            "",
+            f"Steps not re-run here ({', '.join(s for s in STEPS if s not in steps_run)}) keep their rows "
+            f"from the previous run: {kept_note}",
+        ]
+    md += [
+        "",
+        markdown_table(steps, "{:.2f}"),
+        "",
+        "ALS (default params, train weeks < 50, test weeks 50-53, all purchases, k = 10), "
+        f"seeds {sorted(q['seed'].astype(int).unique().tolist())}:",
+        "",
+        markdown_table(band.reset_index()),
+        "",
+        "MLlib fits implicit's loss through `training.spark.als`: ratings = implicit's confidence - 1",
+        "(alpha 1; a purchase whose confidence is below 1 gets 1), regParam = regularization x rows /",
+        "(2 x cells), so that MLlib's count-scaled (ALS-WR) regularisation equals implicit's on average.",
+    ]
+    table = pd.concat([steps.assign(kind="step"), q.assign(kind="als")], ignore_index=True)
+    write_results("spark", "\n".join(md), table)
+    log_run(
+        "spark",
+        {"master": args.master, "seeds": args.seeds, "steps": steps_run},
+        {
+            **{
+                f"{key}_ratio": float(steps.loc[steps["step"].map(step_order) == i, "spark / local"].iloc[0])
+                for i, key in enumerate(("prepare", "batch"))
+                if (steps["step"].map(step_order) == i).any()
+            },
+            **{f"ndcg10_{e}": float(v) for e, v in band["ndcg_mean"].items()},
+        },
+    )
+
+
+STEPS = ("prepare", "batch", "als")
+
+
+def step_order(step: str) -> int:
+    """Index in STEPS of a steps-table row (by the start of its name)."""
+    return 0 if step.startswith("prepare") else 1
+
+
+def previous_rows(steps: list[str]) -> tuple[dict[str, pd.DataFrame], str]:
+    """The rows of `steps` in the existing results file ({"step": ..., "als": ...}) and the line of
+    its md that says how it was run; empty when no step is kept."""
+    from benchmarks.report import RESULTS
+
+    kept = {"step": pd.DataFrame(), "als": pd.DataFrame()}
+    if not steps:
+        return kept, ""
+    csv, md = RESULTS / "spark.csv", RESULTS / "spark.md"
+    if not csv.exists():
+        raise SystemExit(f"--steps without {', '.join(steps)} needs their rows in {csv}; run them once")
+    old = pd.read_csv(csv)
+    table_steps = old[old["kind"] == "step"]
+    keep = table_steps["step"].map(step_order).map(lambda i: STEPS[i] in steps)
+    kept["step"] = table_steps[keep][["step", "local s", "spark s", "check", "spark / local"]]
+    if "als" in steps:
+        kept["als"] = old[old["kind"] == "als"][["engine", "seed", "ndcg@10", "recall@10", "fit s"]].astype(
+            {"seed": int}
+        )
+    note = next((line for line in md.read_text().splitlines() if line.startswith("`benchmarks/")), "")
+    return kept, note.split(" (the machine")[0]
+
+
+def batch_row(split, dataset, work, recommend_spark) -> tuple:
+    """Step 2: buy-again lists of every customer, local selection path vs Spark, and the timings."""
     model_dir = save_model_dir(
         BuyAgain().fit(split.train), dataset.items_table, work / "buy_again", split.train.interactions
     )
@@ -92,17 +200,18 @@ def main() -> None:
     )
     got, batch_spark = timed(lambda: recommend_spark(model_dir, users, query, profile).toPandas())
     same_lists = got.astype({"rank": "int64"}).equals(expected.astype({"rank": "int64"}))
-    rows.append(
-        (
-            f"batch buy-again, {len(users):,} customers, gluten-free",
-            batch_local,
-            batch_spark,
-            f"same lists={same_lists}",
-        )
+    return (
+        f"batch buy-again, {len(users):,} customers, gluten-free",
+        batch_local,
+        batch_spark,
+        f"same lists={same_lists}",
     )
 
+
+def als_rows(split, seeds: list[int], fit_with_spark) -> list[dict]:
+    """Step 3: the project's ALS fitted by implicit and by MLlib per seed, quality and fit time."""
     quality = []
-    for seed in args.seeds:
+    for seed in seeds:
         for engine in ("implicit", "MLlib"):
             model = ALS(random_state=seed)
             fit = (
@@ -121,45 +230,7 @@ def main() -> None:
                     "fit s": seconds,
                 }
             )
-    q = pd.DataFrame(quality)
-    band = q.groupby("engine").agg(
-        ndcg_mean=("ndcg@10", "mean"),
-        ndcg_min=("ndcg@10", "min"),
-        ndcg_max=("ndcg@10", "max"),
-        recall_mean=("recall@10", "mean"),
-        recall_min=("recall@10", "min"),
-        recall_max=("recall@10", "max"),
-        fit_s=("fit s", "mean"),
-    )
-
-    steps = pd.DataFrame(rows, columns=["step", "local s", "spark s", "check"])
-    steps["spark / local"] = steps["spark s"] / steps["local s"]
-    md = [
-        "# Spark engine vs local engine (Complete Journey)",
-        "",
-        f"`benchmarks/spark.py --data {args.data} --master {args.master}`; {machine_note()}.",
-        f"Spark session start (JVM): {startup:.1f} s, not counted below.",
-        "",
-        markdown_table(steps, "{:.2f}"),
-        "",
-        f"ALS (default params, train weeks < 50, test weeks 50-53, all purchases, k = 10), seeds {args.seeds}:",
-        "",
-        markdown_table(band.reset_index()),
-        "",
-        "MLlib scales regularisation by each row's rating count (ALS-WR), implicit does not: same params,",
-        "different effective regularisation.",
-    ]
-    table = pd.concat([steps.assign(kind="step"), q.assign(kind="als")], ignore_index=True)
-    write_results("spark", "\n".join(md), table)
-    log_run(
-        "spark",
-        {"master": args.master, "seeds": args.seeds},
-        {
-            "prepare_ratio": float(steps["spark / local"].iloc[0]),
-            "batch_ratio": float(steps["spark / local"].iloc[1]),
-            **{f"ndcg10_{e}": float(v) for e, v in band["ndcg_mean"].items()},
-        },
-    )
+    return quality
 
 
 if __name__ == "__main__":

@@ -159,6 +159,48 @@ def test_mllib_als_fits_the_project_model(spark, tiny_dir, tmp_path):
         fit_with_spark(BuyAgain(), dataset)
 
 
+def test_mllib_ratings_and_reg_param_map_implicits_loss():
+    import scipy.sparse as sp
+
+    from training.spark.als import MIN_RATING, mllib_ratings, mllib_reg_param
+
+    confidence = np.array([3.5, 1.0, 0.4, -2.5, -0.5])
+    # MLlib's confidence 1 + |r|, preference 1 only for r > 0: implicit's where implicit's is >= 1,
+    # the nearest a purchase can get below that, and "not bought" stays "not bought"
+    np.testing.assert_allclose(mllib_ratings(confidence), [2.5, MIN_RATING, MIN_RATING, -1.5, 0.0], rtol=1e-6)
+    # 2 users and 3 items with purchases, 4 cells: regParam x count averages to the regularisation
+    matrix = sp.csr_matrix(np.array([[1.0, 2.0, 0.0, 0.0], [0.0, 3.0, 4.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert mllib_reg_param(0.1, matrix) == pytest.approx(0.1 * 5 / 8)
+
+
+def test_mllib_fits_implicits_loss_where_it_can(spark):
+    """Where the mapping is exact (every user and item bought the same number of items, every
+    confidence at least 1), MLlib's fit scores like implicit's, and the skipped item of each
+    customer's own group comes first (the known answer)."""
+    import scipy.sparse as sp
+
+    from recsys.models.implicit_models import ALS
+    from training.spark.als import mllib_factorize
+
+    groups, size = 3, 4  # in each group of 4 customers x 4 items, customer u skips item u
+    cells = [
+        (g * size + u, g * size + i)
+        for g in range(groups)
+        for u in range(size)
+        for i in range(size)
+        if i != u
+    ]
+    rows, cols = np.array(cells).T
+    weights = np.random.default_rng(0).uniform(1.5, 4.0, len(cells))
+    matrix = sp.csr_matrix((weights, (rows, cols)), shape=(groups * size,) * 2, dtype=np.float32)
+    model = ALS(factors=groups, iterations=15, regularization=1.0)
+    users, items = model.factorize(matrix)
+    mllib_users, mllib_items = mllib_factorize(spark, model, matrix)
+    np.testing.assert_allclose(mllib_users @ mllib_items.T, users @ items.T, atol=1e-4)
+    unseen = np.where(matrix.toarray() > 0, -np.inf, mllib_users @ mllib_items.T)
+    np.testing.assert_array_equal(unseen.argmax(axis=1), np.arange(groups * size))
+
+
 def test_config_engine(tiny_dir):
     from training.config import ConfigError, parse_config
 
