@@ -190,16 +190,18 @@ def report(rows: pd.DataFrame) -> str:
         "`benchmarks/scale.py`: each step is the `recsys` command line in its own process; peak RSS is",
         "the process tree's, sampled every 0.2 s. 30,000 products, 52 weeks; `code` new = this branch,",
         "old = the baseline checkout in the same run. Targets (issue 19, at 1M customers): <= 8 GB per",
-        "step, prepare <= 15 min, each train <= 20 min, recommend <= 30 min.",
+        "step, prepare <= 15 min, each train <= 20 min, recommend <= 30 min. Rows come from different",
+        "runs (and machines of the same size): `note` says what shared the machine, and ratios between",
+        "rows of different runs mix machine speeds.",
         "",
-        "| code | customers | lines | step | wall s | CPU s | peak GB | status |",
-        "|---|---:|---:|---|---:|---:|---:|---|",
+        "| code | customers | lines | step | wall s | CPU s | peak GB | status | note |",
+        "|---|---:|---:|---|---:|---:|---:|---|---|",
     ]
     for r in rows.itertuples():
         lines_txt = f"{int(r.lines):,}" if pd.notna(r.lines) else ""
         lines.append(
             f"| {r.code} | {int(r.customers):,} | {lines_txt} | {r.step} | {r.seconds:.1f} | {r.cpu_seconds:.1f} |"
-            f" {r.peak_gb:.2f} | {r.status} |"
+            f" {r.peak_gb:.2f} | {r.status} | {r.note if pd.notna(r.note) else ''} |"
         )
     ok = new[new["status"] == "ok"]
     sizes = sorted(ok["customers"].unique())
