@@ -106,8 +106,9 @@ class Runtime:
         return self.selector.item_index(item_ids)
 
     def warm(self) -> None:
-        """Build the lazy parts (recipes, item similarity, the fold-in solver, the per-diet selection
-        indexes the replaced snapshot was serving) ahead of the first request that needs them."""
+        """Build the lazy parts (recipes, item similarity, the fold-in solver, the basket re-ranker's
+        compiled trees, the per-diet selection indexes the replaced snapshot was serving) ahead of
+        the first request that needs them."""
         previous, self._replaces = self._replaces, None  # then let the old selector go
         steps = {
             "selection indexes": lambda: self.selector.warm_like(previous),
@@ -117,6 +118,11 @@ class Runtime:
             ),
             "fold-in": lambda: (
                 self.model.supports_basket and self.model.score_basket(np.zeros(1, dtype=np.int64))
+            ),
+            "basket re-ranker": lambda: (
+                self.selector.baskets is not None
+                and self.selector.baskets.reranker is not None
+                and self.selector.baskets.reranker.warm()
             ),
         }
         for name, step in steps.items():

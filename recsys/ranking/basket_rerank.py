@@ -153,6 +153,11 @@ class BasketReranker:
         self.category_codes = np.asarray(category_codes, dtype=np.int64)
         self.candidates = int(candidates)
 
+    def warm(self) -> None:
+        """Load the compiled tree kernel now (from numba's disk cache, or compile it): the first
+        prediction in a process otherwise pays it inside a request."""
+        predict_logit(self.trees, np.zeros((1, len(FEATURES))))
+
     # ---- features -----------------------------------------------------------------------------
     def features(
         self,

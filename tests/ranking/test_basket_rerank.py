@@ -264,3 +264,14 @@ def test_save_model_dir_fits_the_reranker_on_request_and_checksums_it(dataset, t
     assert (loaded.reranker is not None) == (out / RERANK_FILE).exists()
     plain = save_model_dir(model, dataset.items_table, tmp_path / "plain", dataset.interactions)
     assert not (plain / RERANK_FILE).exists()  # off unless asked
+
+
+def test_warm_compiles_the_tree_kernel_for_feature_rows(fitted):
+    """Serving warms the re-ranker before traffic: afterwards the kernel holds a compiled version for
+    float64 feature rows, so no request pays numba's compile or cache load."""
+    from recsys.models import tree_kernel
+
+    _, completer = fitted
+    completer.reranker.warm()
+    compiled = [sig[0] for sig in tree_kernel.sum_of_trees.signatures]
+    assert any(t.dtype.name == "float64" and t.ndim == 2 for t in compiled)
