@@ -667,7 +667,9 @@ class _History:
         keys = [row_of[inside] * n_u + pos[inside]]  # (row, universe position) of each candidate
         if ranker.n_discovery > 0 and n_u:
             n = min(int(ranker.n_discovery), n_u)
-            keys.append(_top_outside(als, seen, n))
+            from recsys.models.topn_kernel import top_outside  # numba: loaded on first use
+
+            keys.append(top_outside(als, seen, n))
             keys.append(_top_per_row(knn_rows, n, seen))
         if ranker.n_popular > 0 and n_u:
             pool = self.popular_pool
@@ -823,19 +825,6 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
     hit = keys[at] == query
     out[hit] = values[at[hit]]
     return out
-
-
-def _top_outside(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
-    """row * n_cols + col of each dense row's n largest scores outside the boolean `exclude`
-    (unordered; fewer where a row has fewer than n columns left)."""
-    n_rows, n_cols = scores.shape
-    n = min(n, n_cols)
-    masked = np.where(exclude, -np.inf, scores)
-    top = np.argpartition(masked, n_cols - n, axis=1)[:, n_cols - n :]
-    rows = np.repeat(np.arange(n_rows), n)
-    cols = top.ravel()
-    keep = np.isfinite(masked[rows, cols])
-    return rows[keep].astype(np.int64) * n_cols + cols[keep]
 
 
 def _top_per_row(scores: sp.csr_matrix, n: int, exclude: np.ndarray) -> np.ndarray:

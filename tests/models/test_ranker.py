@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.models import GroceryRanker, NotFittedError
 from recsys.models.base import Recommender
-from recsys.models.ranker import FEATURES, PROMO_FEATURES, _top_outside
+from recsys.models.ranker import FEATURES, PROMO_FEATURES
+from recsys.models.topn_kernel import top_outside
 from tests.models.conftest import block_rows, make_dataset
 
 FAST = {"als_factors": 8, "knn_neighbours": 10, "n_discovery": 5, "n_popular": 3, "max_iter": 10}
@@ -196,6 +197,23 @@ def test_the_ranker_fits_the_same_from_disk(program):
 def test_discovery_top_skips_excluded_products_and_short_rows():
     scores = np.array([[3.0, 1.0, 2.0, 5.0], [0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
     exclude = np.array([[False, False, False, True], [True, True, False, True]])
-    keys = np.sort(_top_outside(scores, exclude, 2))
+    keys = np.sort(top_outside(scores, exclude, 2))
     # row 0: the best two of the products not excluded; row 1 has only one product left
     assert keys.tolist() == [0 * 4 + 0, 0 * 4 + 2, 1 * 4 + 2]
+
+
+def test_discovery_top_equals_a_full_sort():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((40, 300)).astype(np.float32)
+    exclude = rng.random((40, 300)) < 0.3
+    exclude[5, :295] = True  # a row with fewer than n products left
+    scores[7, :10] = -np.inf  # never a candidate
+    expected = []
+    for r in range(40):
+        cols = [
+            c
+            for c in np.argsort(-scores[r], kind="stable")
+            if not exclude[r, c] and np.isfinite(scores[r, c])
+        ]
+        expected += [r * 300 + c for c in cols[:20]]
+    assert np.sort(top_outside(scores, exclude, 20)).tolist() == sorted(expected)
