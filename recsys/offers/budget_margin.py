@@ -10,7 +10,12 @@ two one-sided bounds at z(1 - risk) (a chance constraint):
   on customer-bootstrap resamples of the logged offers prices the plan's chosen offers; their spread
   (parameter uncertainty) and the Bernoulli spread of the redemptions give the distribution of the
   plan's cost over its predicted cost. It sees the plan's own selection and widens by itself where
-  the base is small;
+  the base is small. The refits share the model's form, though, and a plan also buys where the form
+  itself is wrong: the smallest discounts of the most deal-prone customers, whose curves rise faster
+  than the first basis curve allows and which the logged offers barely tell apart from the model's.
+  So the plan is also priced under the response forms in ALTERNATIVE_HALVES, fitted on the same
+  offers, and the bound is widened by the largest ratio of their cost to the model's
+  (`form_cost_ratio`): uncertainty about the form on top of uncertainty about the parameters;
 - realised / predicted discount cost on logged offers the model did not see, among those a plan of
   the same size would buy (`promise_factor`).
 
@@ -54,6 +59,10 @@ MIN_SELECTED = 50
 
 #: Response-model refits on customer-bootstrap resamples behind the plan's cost distribution.
 BOOTSTRAP_FITS = 20
+
+#: Basis half-saturations of the response forms the plan is also priced under (`form_curves`): lower
+#: first curves, which the logged offers barely tell apart from the model's own (0.07, 0.25).
+ALTERNATIVE_HALVES: tuple[tuple[float, ...], ...] = ((0.05, 0.25), (0.04, 0.25), (0.04, 0.07, 0.25))
 
 #: A plan is re-priced with its own cost bound until the bound moves less than this (or after
 #: PROMISE_ROUNDS re-plans): a larger factor buys a different, usually safer, selection.
@@ -310,3 +319,39 @@ def plan_cost_bound(
         "redemption_sd": redemption_sd,
         "upper": mean + z * float(np.hypot(sd, redemption_sd)),
     }
+
+
+def form_curves(
+    model: StructuralResponse,
+    frame: pd.DataFrame,
+    features: pd.DataFrame,
+    levels: np.ndarray,
+    halves: tuple[tuple[float, ...], ...] = ALTERNATIVE_HALVES,
+) -> np.ndarray:
+    """forms x rows x levels: the candidates' curves under each response form in `halves`, fitted on
+    the same logged offers `frame` with the fitted `model`'s baseline calibration (plug-in fits, to be
+    compared with the model's own plug-in curves, not with the bagged ones)."""
+    out = np.empty((len(halves), len(features), len(levels)), dtype=np.float32)
+    level, bought, propensity = frame["level"], frame["bought"], frame["propensity"]
+    for i, h in enumerate(halves):
+        form = clone(model).set_params(halves=tuple(h))
+        form.calibration_, form.base_columns_ = model.calibration_, model.base_columns_
+        out[i] = form.refit(frame, level, bought, propensity).predict_curve(features, levels)
+    return out
+
+
+def form_cost_ratio(
+    choice: np.ndarray, plugin: np.ndarray, forms: np.ndarray, levels: np.ndarray, value: np.ndarray
+) -> float:
+    """The largest ratio, over the response forms `forms` (forms x rows x levels), of the plan's
+    expected discount cost under the form to its cost under the model's plug-in curves `plugin`;
+    floored at 1 (a form that prices the plan lower does not loosen the promise)."""
+    rows = np.flatnonzero(choice >= 0)
+    if rows.size == 0 or len(forms) == 0:
+        return 1.0
+    col = choice[rows]
+    unit = np.asarray(levels, dtype=float)[col] * np.asarray(value, dtype=float)[rows]
+    base = float(np.sum(unit * plugin[rows, col]))
+    if base <= 0:
+        return 1.0
+    return max(1.0, float(np.max(forms[:, rows, col].astype(float) @ unit)) / base)

@@ -29,6 +29,8 @@ from recsys.offers.budget_margin import (
     PROMISE_TOLERANCE,
     bootstrap_curves,
     cost_checks,
+    form_cost_ratio,
+    form_curves,
     plan_cost_bound,
     promise_factor,
 )
@@ -132,6 +134,7 @@ class DiscountPlanner(BaseEstimator):
         self.customer_codes_ = pd.factorize(self.candidates_["customer_id"])[0]
         self.cost_checks_ = None
         self.bootstrap_curves_ = None
+        self.plugin_curves_, self.form_curves_ = self.curves_, None
         if isinstance(self.response_, StructuralResponse):
             self.cost_checks_ = cost_checks(
                 self.response_,
@@ -148,6 +151,9 @@ class DiscountPlanner(BaseEstimator):
                 np.asarray(self.levels, dtype=float),
                 self.baseline_frame_,
             )
+            self.form_curves_ = form_curves(
+                self.response_, self.training_frame_, self.features_, np.asarray(self.levels, dtype=float)
+            )
             # plan on the mean over the refits (bagging), not the plug-in fit: the heights are convex
             # in the parameters, so the plug-in understates the uplift where the model is least sure
             # (the most deal-prone customers, whose offers a plan buys first)
@@ -160,8 +166,10 @@ class DiscountPlanner(BaseEstimator):
     def _price(self, budget: float, cap: int | None = None) -> None:
         """The budget promise for `budget` (`cost_factor_`, `cost_ratio_`, `cost_bound_`,
         `budget_promise_`) and the options priced with it (`options_`): the held-out check's factor,
-        raised to the bound on the plan's own cost (`plan_cost_bound`) and re-planned until that bound
-        holds. Without enough held-out evidence both are scaled up alike (the check's caution)."""
+        raised to the bound on the plan's own cost (`plan_cost_bound`) widened by the costliest other
+        response form (`form_cost_ratio`), and re-planned until that bound holds. Without enough
+        held-out evidence the check's factor is scaled up by its caution, and the plan's bound by the
+        larger of the caution and the form ratio."""
         self.cost_bound_ = None
         if self.cost_checks_ is None:  # no logged levels to measure the margin on
             self.cost_factor_, self.cost_ratio_ = FIXED_COST_FACTOR, None
@@ -179,7 +187,15 @@ class DiscountPlanner(BaseEstimator):
                 self.cost_bound_ = plan_cost_bound(
                     alloc.choice, self.curves_, self.bootstrap_curves_, levels, value, self.budget_risk
                 )
-                needed = self.cost_bound_["upper"] * caution
+                form = 1.0
+                if self.form_curves_ is not None:
+                    form = form_cost_ratio(
+                        alloc.choice, self.plugin_curves_, self.form_curves_, levels, value
+                    )
+                self.cost_bound_["form_ratio"] = form
+                # the small base's caution and the other forms stand for the same doubt (the shape of
+                # the curves where a tight plan spends), so the larger of the two widens the bound
+                needed = self.cost_bound_["upper"] * max(form, caution)
                 if needed <= self.cost_factor_ * (1.0 + PROMISE_TOLERANCE):
                     break
                 self.cost_factor_ = needed
@@ -196,7 +212,8 @@ class DiscountPlanner(BaseEstimator):
             "plan_cost_bound": None if self.cost_bound_ is None else dict(self.cost_bound_),
             "statement": (
                 f"P(true discount cost > budget) <= {self.budget_risk:.0%} by the model's own uncertainty "
-                f"({ratio.get('evidence', 0):,} held-out offers, {len(self.bootstrap_curves_)} bootstrap refits)"
+                f"({ratio.get('evidence', 0):,} held-out offers, {len(self.bootstrap_curves_)} bootstrap refits, "
+                f"{0 if self.form_curves_ is None else len(self.form_curves_)} other response forms)"
                 if supported
                 else "no promise: the cost check rests on "
                 f"{ratio.get('evidence', 0):,} offers (fewer than the {budget_margin.MIN_COST_CHECK_OFFERS:,} a promise needs); the plan "

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from recsys.offers.budget_margin import CostChecks, HeldOutCheck, plan_cost_bound, promise_factor, ratio_bound
+from recsys.offers.budget_margin import (
+    CostChecks,
+    HeldOutCheck,
+    form_cost_ratio,
+    plan_cost_bound,
+    promise_factor,
+    ratio_bound,
+)
 
 
 def _check(n: int, bought: np.ndarray, return_on_cost: np.ndarray | None = None) -> HeldOutCheck:
@@ -68,3 +75,17 @@ def test_the_plan_cost_bound_adds_parameter_and_redemption_spread():
     spread = np.hypot(b["parameter_sd"], b["redemption_sd"])
     assert b["upper"] == pytest.approx(1.0 + norm.ppf(0.98) * spread, rel=1e-5)
     assert plan_cost_bound(np.full(3, -1), curves, boots, levels, value)["upper"] == 1.0  # no offers
+
+
+def test_the_form_ratio_is_the_costliest_form_over_the_plug_in():
+    levels = np.array([0.0, 0.1, 0.2])
+    plugin = np.array([[0.1, 0.5, 0.6], [0.2, 0.4, 0.5], [0.3, 0.5, 0.8]])
+    choice = np.array([1, -1, 2])
+    value = np.array([10.0, 10.0, 5.0])  # unit costs 1.0 and 1.0: plug-in cost 0.5 + 0.8 = 1.3
+    cheaper, dearer = plugin * 0.8, plugin.copy()
+    dearer[0, 1] = 0.7  # the first offer redeems more under this form: cost 0.7 + 0.8 = 1.5
+    forms = np.stack([cheaper, dearer]).astype(np.float32)
+    assert form_cost_ratio(choice, plugin, forms, levels, value) == pytest.approx(1.5 / 1.3, rel=1e-6)
+    # a form that prices the plan lower does not loosen the promise; no plan, no ratio
+    assert form_cost_ratio(choice, plugin, forms[:1], levels, value) == 1.0
+    assert form_cost_ratio(np.full(3, -1), plugin, forms, levels, value) == 1.0

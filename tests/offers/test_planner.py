@@ -69,10 +69,14 @@ def test_the_plan_is_priced_so_its_own_cost_bound_holds(planner):
     boots = planner.bootstrap_curves_
     assert boots.shape[1:] == planner.curves_.shape and len(boots) >= 2
     assert np.allclose(planner.curves_, boots.mean(axis=0, dtype=float))  # plans on the bagged curves
-    bound = planner.cost_bound_["upper"] * planner.cost_ratio_["caution"]
+    widen = max(planner.cost_bound_["form_ratio"], planner.cost_ratio_["caution"])
+    bound = planner.cost_bound_["upper"] * widen
     assert planner.cost_factor_ >= max(1.0, planner.cost_ratio_["upper"])
     assert planner.cost_factor_ * (1 + budget_margin.PROMISE_TOLERANCE) >= bound
     assert planner.budget_promise_["plan_cost_bound"]["parameter_sd"] > 0
+    # the plan is also priced under the other response forms; the bound carries their largest ratio
+    assert planner.form_curves_.shape == (len(budget_margin.ALTERNATIVE_HALVES), *planner.curves_.shape)
+    assert planner.cost_bound_["form_ratio"] >= 1.0
 
 
 def test_without_logged_levels_the_prior_plans(data):
