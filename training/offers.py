@@ -199,6 +199,7 @@ def plan_artifact(
         "adult_age": int(config.age_rule.adult_age),
         "response_model": type(planner.response_).__name__,
         "cost_factor": float(planner.cost_factor_),
+        "form_cost_ratio": float((planner.cost_bound_ or {}).get("form_ratio", 1.0)),
         "cost_check_offers": int(ratio.get("offers", 0)),
         "budget_risk": float(planner.budget_risk),
         "budget_promise": str(planner.budget_promise_["statement"]),
@@ -271,6 +272,7 @@ def _metrics(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, float]:
         {
             "candidate_customers": float(meta["candidate_customers"]),
             "cost_factor": float(meta["cost_factor"]),
+            "form_cost_ratio": float(meta.get("form_cost_ratio", 1.0)),
             "shadow_price": float(meta["shadow_price"]),
         }
     )
