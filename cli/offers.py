@@ -96,7 +96,7 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         print(
             f"budget promise: planned cost = expected cost x {planner.cost_factor_:.3f}, the larger of the "
             f"plan's own cost bound {own.get('upper', float('nan')):.3f} (bootstrap refits and redemptions) "
-            f"x {max(own.get('form_ratio', 1.0), ratio['caution']):.3f} (the costliest other response "
+            f"x {own.get('widening', 1.0):.3f} (the costliest other response "
             "form, or the small base's caution when larger) "
             f"and realised / predicted discount cost {ratio['ratio']:.3f} +- {ratio['se']:.3f} on "
             f"{ratio['offers']:,} {ratio['source']}; {promise['statement']}"

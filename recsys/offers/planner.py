@@ -187,15 +187,11 @@ class DiscountPlanner(BaseEstimator):
                 self.cost_bound_ = plan_cost_bound(
                     alloc.choice, self.curves_, self.bootstrap_curves_, levels, value, self.budget_risk
                 )
-                form = 1.0
-                if self.form_curves_ is not None:
-                    form = form_cost_ratio(
-                        alloc.choice, self.plugin_curves_, self.form_curves_, levels, value
-                    )
-                self.cost_bound_["form_ratio"] = form
+                form = form_cost_ratio(alloc.choice, self.plugin_curves_, self.form_curves_, levels, value)
                 # the small base's caution and the other forms stand for the same doubt (the shape of
                 # the curves where a tight plan spends), so the larger of the two widens the bound
-                needed = self.cost_bound_["upper"] * max(form, caution)
+                self.cost_bound_.update(form_ratio=form, widening=max(form, caution))
+                needed = self.cost_bound_["upper"] * self.cost_bound_["widening"]
                 if needed <= self.cost_factor_ * (1.0 + PROMISE_TOLERANCE):
                     break
                 self.cost_factor_ = needed
@@ -213,7 +209,7 @@ class DiscountPlanner(BaseEstimator):
             "statement": (
                 f"P(true discount cost > budget) <= {self.budget_risk:.0%} by the model's own uncertainty "
                 f"({ratio.get('evidence', 0):,} held-out offers, {len(self.bootstrap_curves_)} bootstrap refits, "
-                f"{0 if self.form_curves_ is None else len(self.form_curves_)} other response forms)"
+                f"{len(self.form_curves_)} other response forms)"
                 if supported
                 else "no promise: the cost check rests on "
                 f"{ratio.get('evidence', 0):,} offers (fewer than the {budget_margin.MIN_COST_CHECK_OFFERS:,} a promise needs); the plan "
